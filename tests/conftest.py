@@ -1,0 +1,53 @@
+"""Shared fixtures: real checkouts built once per session from PyPI releases, and a subprocess runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from yamlforge.scratch import YOLOV9_RELEASE, make_checkout, pristine_checkout
+
+ULTRALYTICS_VERSIONS = ("8.0.227", "8.1.47", "8.2.103", "8.3.40", "8.3.228", "8.4.190")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def checkout_factory(tmp_path_factory):
+    """``checkout_factory("ultralytics", "8.4.190")`` -> a fresh, writable copy of that release's checkout."""
+
+    def make(kind: str, version: str) -> Path:
+        dest = tmp_path_factory.mktemp(f"{kind}-{version}") / "repo"
+        return make_checkout(kind, version, dest)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pristine():
+    """``pristine("ultralytics", "8.4.190")`` -> the cached read-only checkout (do not modify it)."""
+    return pristine_checkout
+
+
+@pytest.fixture
+def yolov9_checkout(checkout_factory):
+    return checkout_factory("yolov9", YOLOV9_RELEASE)
+
+
+def run_in_checkout(root: Path, code: str, *, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with the checkout first on sys.path; raise with its output on failure."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root)
+    env.setdefault("YOLO_CONFIG_DIR", str(root.parent / "ultralytics-config"))
+    env["YOLO_OFFLINE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1])\n" + textwrap.dedent(code), str(root)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode:
+        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result

@@ -1,0 +1,41 @@
+"""Locates the data that ships with yamlforge (templates, module specs) and renders templates."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """``templates`` or ``module_specs``: inside the package in a wheel, at the repo top in a checkout."""
+    packaged = _PACKAGE / name
+    return packaged if packaged.is_dir() else _PACKAGE.parent / name
+
+
+TEMPLATES_DIR = data_dir("templates")
+SPECS_DIR = data_dir("module_specs")
+
+
+@lru_cache(maxsize=1)
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(template: str, **context) -> str:
+    """Render ``templates/<template>`` with ``context``."""
+    return _environment().get_template(template).render(**context)
+
+
+def render_string(source: str, **context) -> str:
+    """Render a template given as text (a spec's ``custom`` branch body)."""
+    return _environment().from_string(source).render(**context)

@@ -1,0 +1,252 @@
+"""Loads and validates declarative module specs (``module_specs/*.yaml`` and user ``--spec`` files)."""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode
+
+from .errors import YamlforgeError
+from .resources import SPECS_DIR
+
+ROLES = ("layer", "backbone")
+CHANNEL_RULES = ("keep", "in_out", "custom")
+REPEATS = ("none", "fold")
+
+# field name -> (required, python types accepted, one-line meaning used in error messages)
+FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
+    "name": (True, (str,), "the name used in model YAMLs and on the command line"),
+    "summary": (True, (str,), "one line saying what the module does"),
+    "paper": (True, (str,), "the paper the design comes from"),
+    "source": (True, (str,), "implementation file, relative to the spec"),
+    "exports": (True, (list,), "class (or factory) names the target must know"),
+    "role": (True, (str,), "layer | backbone"),
+    "channels": (True, (str,), "keep | in_out | custom"),
+    "repeats": (False, (str,), "none | fold (in_out only: insert n into args like C2f)"),
+    "branch": (False, (str,), "jinja2 parse_model branch body (channels: custom)"),
+    "stride": (False, (int, list), "spatial reduction (layer) or output strides (backbone)"),
+    "args": (False, (list,), "YAML args after those the channel rule fills in"),
+    "requires": (False, (list,), "extra pip requirements"),
+}
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One YAML argument of a module (after the channel arguments parse_model fills in)."""
+
+    name: str
+    default: Any = REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A validated module spec; ``source`` is an absolute path inside the spec's folder."""
+
+    name: str
+    summary: str
+    paper: str
+    source: Path
+    exports: tuple[str, ...]
+    role: str
+    channels: str
+    spec_path: Path
+    repeats: str = "none"
+    branch: str | None = None
+    stride: int | tuple[int, ...] = 1
+    args: tuple[Arg, ...] = ()
+    requires: tuple[str, ...] = ()
+    bundled: bool = field(default=False, compare=False)
+
+    @property
+    def file_stem(self) -> str:
+        """Name of the module file placed in the target (``shsa`` for ``shsa.py``)."""
+        return self.source.stem
+
+    def source_text(self) -> str:
+        return self.source.read_text(encoding="utf-8")
+
+    def digest(self) -> str:
+        """sha256 of the spec and its implementation: what the manifest records."""
+        h = hashlib.sha256(self.spec_path.read_bytes())
+        h.update(self.source.read_bytes())
+        return h.hexdigest()
+
+    @property
+    def output_strides(self) -> tuple[int, ...]:
+        """Backbone output strides (``(4, 8, 16, 32)``); a layer has one entry, its own stride."""
+        return self.stride if isinstance(self.stride, tuple) else (self.stride,)
+
+
+def _line_of(node: MappingNode | None, key: str | None) -> int:
+    if node is None:
+        return 1
+    for k, v in node.value:
+        if key is not None and k.value == key:
+            return v.start_mark.line + 1
+    return node.start_mark.line + 1
+
+
+def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
+    """Read one spec file; any problem is a YamlforgeError naming ``file:line`` and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise YamlforgeError(f"cannot read module spec: {exc.strerror}", where=str(path)) from None
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        node = yaml.compose(text)
+        data = yaml.load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise YamlforgeError(f"malformed YAML in module spec: {problem}", where=f"{path}:{line}") from None
+    if not isinstance(data, dict) or not isinstance(node, MappingNode):
+        raise YamlforgeError("a module spec must be a mapping of fields", where=f"{path}:1")
+
+    def fail(key: str | None, message: str) -> YamlforgeError:
+        return YamlforgeError(message, where=f"{path}:{_line_of(node, key)}")
+
+    for key in data:
+        if key not in FIELDS:
+            raise fail(key, f"unknown field '{key}' (known: {', '.join(FIELDS)})")
+    for key, (required, types, meaning) in FIELDS.items():
+        if key not in data:
+            if required:
+                raise fail(None, f"missing field '{key}': {meaning}")
+            continue
+        value = data[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            kinds = " or ".join(t.__name__ for t in types)
+            raise fail(key, f"field '{key}' must be a {kinds}, got {type(value).__name__}: {meaning}")
+
+    name = data["name"]
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise fail("name", f"field 'name': '{name}' is not a Python identifier")
+    exports = data["exports"]
+    if not exports:
+        raise fail("exports", "field 'exports' must list at least one class name")
+    for export in exports:
+        if not isinstance(export, str) or not export.isidentifier() or keyword.iskeyword(export):
+            raise fail("exports", f"field 'exports': {export!r} is not a Python identifier")
+    if len(set(exports)) != len(exports):
+        raise fail("exports", "field 'exports' lists a name twice")
+
+    role, channels = data["role"], data["channels"]
+    repeats = data.get("repeats", "none")
+    if role not in ROLES:
+        raise fail("role", f"field 'role': '{role}' is not one of {', '.join(ROLES)}")
+    if channels not in CHANNEL_RULES:
+        raise fail("channels", f"field 'channels': '{channels}' is not one of {', '.join(CHANNEL_RULES)}")
+    if repeats not in REPEATS:
+        raise fail("repeats", f"field 'repeats': '{repeats}' is not one of {', '.join(REPEATS)}")
+    if repeats == "fold" and channels != "in_out":
+        raise fail("repeats", "field 'repeats': 'fold' needs channels: in_out (it joins the target's repeat modules)")
+    branch = data.get("branch")
+    if channels == "custom" and not branch:
+        raise fail("channels", "channels: custom needs a 'branch' field with the parse_model branch body")
+    if branch and channels != "custom":
+        raise fail("branch", "field 'branch' is only used with channels: custom")
+    if branch:
+        import jinja2
+
+        try:
+            jinja2.Environment().parse(branch)
+        except jinja2.TemplateSyntaxError as exc:
+            raise fail("branch", f"field 'branch' is not a valid jinja2 template: {exc.message}") from None
+
+    stride = data.get("stride", 1)
+    if role == "backbone":
+        if not isinstance(stride, list) or not stride or not all(isinstance(s, int) and s > 0 for s in stride):
+            raise fail("stride", "a backbone spec needs 'stride': the list of its output strides, e.g. [4, 8, 16, 32]")
+        stride = tuple(stride)
+    elif not isinstance(stride, int) or stride < 1:
+        raise fail("stride", "field 'stride' of a layer must be a positive whole number (1: resolution kept)")
+
+    args = []
+    for item in data.get("args", []):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "default", "doc"}:
+            raise fail("args", "each entry of 'args' is a mapping with 'name' and optional 'default' and 'doc'")
+        args.append(Arg(item["name"], item.get("default", REQUIRED), item.get("doc", "")))
+
+    requires = data.get("requires", [])
+    if not all(isinstance(r, str) and r.strip() for r in requires):
+        raise fail("requires", "field 'requires' must list pip requirement strings")
+
+    folder = path.resolve().parent
+    source = (folder / data["source"]).resolve()
+    if not source.is_relative_to(folder):
+        raise fail("source", f"field 'source': '{data['source']}' points outside the spec's folder {folder}")
+    if source.suffix != ".py" or not source.stem.isidentifier():
+        raise fail("source", f"field 'source': '{data['source']}' must be a .py file with an importable name")
+    if not source.is_file():
+        raise fail("source", f"field 'source': implementation file '{data['source']}' does not exist")
+
+    return ModuleSpec(
+        name=name,
+        summary=data["summary"],
+        paper=data["paper"],
+        source=source,
+        exports=tuple(exports),
+        role=role,
+        channels=channels,
+        spec_path=path.resolve(),
+        repeats=repeats,
+        branch=branch,
+        stride=stride,
+        args=tuple(args),
+        requires=tuple(requires),
+        bundled=bundled,
+    )
+
+
+def bundled_specs() -> list[ModuleSpec]:
+    """Every spec shipped in ``module_specs/``, sorted by name."""
+    return sorted((load_spec(p, bundled=True) for p in SPECS_DIR.glob("*.yaml")), key=lambda s: s.name)
+
+
+class SpecRegistry:
+    """Bundled specs plus the user's ``--spec`` files (a user spec overrides a bundled one of the same name)."""
+
+    def __init__(self, extra: list[Path] | tuple[Path, ...] = ()):
+        self._specs: dict[str, ModuleSpec] = {s.name: s for s in bundled_specs()}
+        for path in extra:
+            spec = load_spec(path)
+            self._specs[spec.name] = spec
+
+    def __iter__(self):
+        return iter(sorted(self._specs.values(), key=lambda s: s.name))
+
+    def find(self, name: str) -> ModuleSpec | None:
+        """The spec named ``name`` or exporting ``name`` (``revcol_tiny`` finds the RevCol spec)."""
+        if name in self._specs:
+            return self._specs[name]
+        return next((s for s in self._specs.values() if name in s.exports), None)
+
+    def get(self, name: str, *, option: str = "--module") -> ModuleSpec:
+        spec = self.find(name)
+        if spec is None:
+            import difflib
+
+            names = sorted({*self._specs, *(e for s in self._specs.values() for e in s.exports)})
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+            raise YamlforgeError(
+                f"unknown module '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""),
+                where=option,
+                hint="yamlforge list  # shows every bundled module; --spec PATH adds your own",
+            )
+        return spec
