@@ -45,6 +45,151 @@ SpecOption = typer.Option([], "--spec", help="Your own module spec YAML (repeata
 
 # ---------------------------------------------------------------- apply / revert / list / show
 
+STATE_PREFIX = ".yamlforge/"
+
+
+def _print_diff(text: str) -> None:
+    """Diff on stdout, coloured only on a terminal."""
+    if not text:
+        return
+    if not sys.stdout.isatty():
+        sys.stdout.write(text)
+        return
+    colours = {"+": "green", "-": "red", "@": "cyan"}
+    for line in text.splitlines(keepends=True):
+        colour = None if line.startswith(("+++", "---")) else colours.get(line[:1])
+        typer.secho(line, fg=colour, nl=False, bold=line.startswith(("+++", "---")))
+
+
+STATUS_WORDS = {
+    "apply": {"create": "create", "patch": "patch", "delete": "remove"},
+    "revert": {"create": "restore", "patch": "revert", "delete": "remove"},
+}
+PAST = {"create": "created", "patch": "patched", "remove": "removed", "restore": "restored", "revert": "reverted"}
+
+
+def _report(plan, *, verb: str, dry_run: bool, target) -> None:
+    """copier-style status words on stderr (``patch ultralytics/nn/tasks.py``), then one summary line."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for change in plan.changeset.effective:
+        if change.path.startswith(STATE_PREFIX) and not change.path.endswith("manifest.json"):
+            continue  # pristine copies are bookkeeping, not news
+        word = STATUS_WORDS[verb][change.status]
+        counts[word] += 1
+        _stderr(f"{'would ' if dry_run else ''}{word:<8} {change.path}")
+    for note in plan.notes:
+        _stderr(f"note: {note}")
+    names = ", ".join(plan.modules) or "nothing"
+    if not counts:
+        _stderr(f"{names}: already {PAST[verb]}, nothing to do ({target.label})")
+        return
+    files = ", ".join(f"{n} {PAST[w]}" for w, n in counts.items())
+    _stderr(f"{names}: {'would be ' if dry_run else ''}{PAST[verb]} on {target.label} ({files})")
+
+
+def _code_diff(plan) -> str:
+    return "".join(c.diff() for c in plan.changeset.effective if not c.path.startswith(STATE_PREFIX))
+
+
+@app.command()
+@handle_errors
+def apply(
+    repo: Path = RepoOption,
+    module: List[str] = typer.Option([], "--module", "-m", help="Module to apply (repeatable); see `yamlforge list`."),
+    spec: List[Path] = SpecOption,
+    fix: List[str] = typer.Option([], "--fix", help="Stand-alone fix to apply: flops (GFLOPs for RT-DETR / backbones)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; write nothing."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if changes are needed."),
+    diff: bool = typer.Option(False, "--diff", help="Also print the diff of what is written."),
+):
+    """Place module code in the checkout and register it (imports, parse_model), recording it for revert."""
+    from .plan import plan_apply
+    from .specs import SpecRegistry, load_spec
+    from .targets import detect_target
+    from .writer import write_changeset
+
+    target = detect_target(repo)
+    registry = SpecRegistry(spec)
+    names = list(module) or [load_spec(p).name for p in spec]
+    if not names and not fix:
+        raise YamlforgeError("nothing to apply", where="--module", hint="yamlforge apply --repo PATH --module SHSA")
+    plan = plan_apply(target, [registry.get(n) for n in names], registry, fixes=fix)
+    if dry_run or check:
+        plan.changeset.validate()
+        _print_diff(_code_diff(plan))
+        _report(plan, verb="apply", dry_run=True, target=target)
+        if check and plan.changeset.effective:
+            raise typer.Exit(1)
+        return
+    write_changeset(plan.changeset)
+    if diff:
+        _print_diff(_code_diff(plan))
+    _report(plan, verb="apply", dry_run=False, target=target)
+
+
+@app.command()
+@handle_errors
+def revert(
+    repo: Path = RepoOption,
+    module: List[str] = typer.Option([], "--module", "-m", help="Revert only these modules (default: everything)."),
+    spec: List[Path] = SpecOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; write nothing."),
+):
+    """Undo yamlforge's edits: byte-identical originals, created files removed, your own edits kept."""
+    from .plan import plan_revert
+    from .specs import SpecRegistry
+    from .targets import detect_target
+    from .writer import write_changeset
+
+    target = detect_target(repo)
+    plan = plan_revert(target, SpecRegistry(spec), list(module) or None)
+    if dry_run:
+        _print_diff(_code_diff(plan))
+    else:
+        write_changeset(plan.changeset)
+    _report(plan, verb="revert", dry_run=dry_run, target=target)
+
+
+@app.command("list")
+@handle_errors
+def list_modules(
+    spec: List[Path] = SpecOption,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+):
+    """List the bundled modules (and your --spec ones)."""
+    from .catalog import spec_rows
+    from .specs import SpecRegistry
+
+    rows = spec_rows(SpecRegistry(spec))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "role", "channels", "stride", "exports", "summary", box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(row["name"], row["role"], row["channels"], ",".join(map(str, row["stride"])),
+                      ", ".join(row["exports"]), row["summary"])
+    Console(soft_wrap=True).print(table)
+
+
+@app.command()
+@handle_errors
+def show(
+    name: str = typer.Argument(..., help="Module name (or one of its exports)."),
+    spec: List[Path] = SpecOption,
+):
+    """Show a module's spec, arguments, the YAML line to use it and the parse_model branch it adds."""
+    from .catalog import describe
+    from .specs import SpecRegistry
+
+    typer.echo(describe(SpecRegistry(spec).get(name, option="NAME")), nl=False)
+
 
 # ---------------------------------------------------------------- gen-yaml
 

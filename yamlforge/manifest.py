@@ -11,7 +11,8 @@ from .errors import YamlforgeError
 
 STATE_DIR = ".yamlforge"
 MANIFEST = f"{STATE_DIR}/manifest.json"
-ORIGINALS = f"{STATE_DIR}/originals"
+ORIGINALS = f"{STATE_DIR}/originals"  # pristine copies of patched files
+APPLIED = f"{STATE_DIR}/applied"  # what yamlforge left in them, to replay edits onto user changes
 FORMAT = 1
 
 
@@ -79,8 +80,3 @@ def read_manifest(root: Path) -> Manifest | None:
     if not path.is_file():
         return None
     return Manifest.from_text(path.read_text(encoding="utf-8"), str(path))
-
-
-def original_path(relpath: str) -> str:
-    """Where the pristine copy of a patched file is kept, relative to the checkout root."""
-    return f"{ORIGINALS}/{relpath}"

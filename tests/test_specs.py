@@ -1,0 +1,81 @@
+"""Spec loading: every malformed spec is one error naming file, line and field."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from yamlforge.errors import YamlforgeError
+from yamlforge.specs import SpecRegistry, load_spec
+
+GOOD = """\
+name: Toy
+summary: a toy layer
+paper: "Nobody, 2026"
+source: toy.py
+exports: [Toy]
+role: layer
+channels: keep
+args:
+  - {name: k, default: 3}
+"""
+
+
+def write_spec(tmp_path, text, source="class Toy:\n    pass\n"):
+    (tmp_path / "toy.py").write_text(source)
+    path = tmp_path / "toy.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_spec_loads(tmp_path):
+    spec = load_spec(write_spec(tmp_path, GOOD))
+    assert (spec.name, spec.exports, spec.channels, spec.stride) == ("Toy", ("Toy",), "keep", 1)
+    assert spec.args[0].name == "k" and spec.args[0].default == 3 and not spec.args[0].required
+
+
+BAD = [
+    ("malformed-yaml", GOOD + "exports: [Toy\n", "malformed YAML", 11),
+    ("not-a-mapping", "- just\n- a list\n", "must be a mapping", 1),
+    ("unknown-field", GOOD + "colour: red\n", "unknown field 'colour'", 10),
+    ("missing-field", GOOD.replace("paper: \"Nobody, 2026\"\n", ""), "missing field 'paper'", 1),
+    ("wrong-type", GOOD.replace("exports: [Toy]", "exports: Toy"), "field 'exports' must be a list", 5),
+    ("bad-role", GOOD.replace("role: layer", "role: neck"), "'neck' is not one of layer, backbone", 6),
+    ("bad-channels", GOOD.replace("channels: keep", "channels: grow"), "'grow' is not one of", 7),
+    ("non-identifier-export", GOOD.replace("[Toy]", "[My-Toy]"), "'My-Toy' is not a Python identifier", 5),
+    ("keyword-name", GOOD.replace("name: Toy", "name: class"), "'class' is not a Python identifier", 1),
+    ("source-escapes", GOOD.replace("source: toy.py", "source: ../toy.py"), "points outside the spec's folder", 4),
+    ("source-missing", GOOD.replace("source: toy.py", "source: other.py"), "does not exist", 4),
+    ("custom-without-branch", GOOD.replace("channels: keep", "channels: custom"), "needs a 'branch'", 7),
+    ("fold-needs-in-out", GOOD + "repeats: fold\n", "'fold' needs channels: in_out", 10),
+    ("backbone-without-strides", GOOD.replace("role: layer", "role: backbone"), "output strides", 1),
+    ("bad-stride", GOOD + "stride: 0\n", "positive whole number", 10),
+    ("bad-args-entry", GOOD.replace("{name: k, default: 3}", "{nome: k}"), "each entry of 'args'", 9),
+    ("bad-branch-template", GOOD.replace("channels: keep", "channels: custom") + "branch: '{{ x '\n",
+     "not a valid jinja2 template", 10),
+]
+
+
+@pytest.mark.parametrize("text,message,line", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_spec_is_one_clear_line(tmp_path, text, message, line):
+    path = write_spec(tmp_path, text)
+    with pytest.raises(YamlforgeError) as info:
+        load_spec(path)
+    error = str(info.value)
+    assert message in error
+    assert error.endswith(f"({path}:{line})") or f"{path}:{line}" in error
+    assert "\n" not in error
+
+
+def test_unknown_module_suggests_close_names(tmp_path):
+    registry = SpecRegistry([write_spec(tmp_path, GOOD)])
+    with pytest.raises(YamlforgeError, match="unknown module 'Tooy'; did you mean Toy"):
+        registry.get("Tooy")
+
+
+def test_user_spec_overrides_bundled_and_export_lookup(tmp_path):
+    path = write_spec(tmp_path, GOOD.replace("name: Toy", "name: SHSA"))
+    registry = SpecRegistry([path])
+    assert registry.get("SHSA").spec_path == path.resolve()
+    assert registry.find("Toy").name == "SHSA"

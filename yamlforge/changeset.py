@@ -1,0 +1,100 @@
+"""An in-memory set of file changes: status words, validation before writing, and git-compatible diffs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import YamlforgeError
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file's old and new text (``None``: the file does not exist on that side)."""
+
+    path: str  # relative to the checkout root, posix separators
+    old: str | None
+    new: str | None
+
+    @property
+    def status(self) -> str:
+        if self.old == self.new:
+            return "identical"
+        if self.old is None:
+            return "create"
+        if self.new is None:
+            return "delete"
+        return "patch"
+
+    def diff(self) -> str:
+        """Unified diff with ``a/``/``b/`` headers (``/dev/null`` for a created or deleted file)."""
+        if self.old == self.new:
+            return ""
+        old_lines = (self.old or "").splitlines(keepends=True)
+        new_lines = (self.new or "").splitlines(keepends=True)
+        lines = difflib.unified_diff(
+            old_lines,
+            new_lines,
+            fromfile="/dev/null" if self.old is None else f"a/{self.path}",
+            tofile="/dev/null" if self.new is None else f"b/{self.path}",
+        )
+        out = []
+        for line in lines:
+            if not line.endswith("\n"):  # last line of a file without a final newline
+                line += "\n\\ No newline at end of file\n"
+            out.append(line)
+        return "".join(out)
+
+
+@dataclass
+class Changeset:
+    """``{relpath: FileChange}`` for one checkout; only the writer turns it into bytes on disk."""
+
+    root: Path
+    changes: dict[str, FileChange] = field(default_factory=dict)
+
+    def read(self, relpath: str) -> str | None:
+        """Current text of a file: as already changed in this changeset, else as on disk."""
+        if relpath in self.changes:
+            return self.changes[relpath].new
+        path = self.root / relpath
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def set(self, relpath: str, new: str | None) -> None:
+        old = self.changes[relpath].old if relpath in self.changes else self._disk(relpath)
+        self.changes[relpath] = FileChange(relpath, old, new)
+
+    def _disk(self, relpath: str) -> str | None:
+        path = self.root / relpath
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    @property
+    def effective(self) -> list[FileChange]:
+        """Changes that alter the checkout, sorted by path."""
+        return [c for _, c in sorted(self.changes.items()) if c.status != "identical"]
+
+    def diff(self) -> str:
+        return "".join(c.diff() for c in self.effective)
+
+    def validate(self) -> None:
+        """Refuse to write anything that does not parse: Python is re-parsed with libcst and compiled."""
+        import libcst
+
+        for change in self.effective:
+            if change.new is None:
+                continue
+            if change.path.endswith(".py"):
+                try:
+                    libcst.parse_module(change.new)
+                    compile(change.new, change.path, "exec")
+                except (libcst.ParserSyntaxError, SyntaxError) as exc:
+                    line = getattr(exc, "raw_line", None) or getattr(exc, "lineno", "?")
+                    raise YamlforgeError(
+                        f"internal error: the patched file would not parse ({exc.__class__.__name__}); nothing was written",
+                        where=f"{change.path}:{line}",
+                        hint="please report this with the output of `yamlforge apply --dry-run`",
+                    ) from None
+            elif change.path.endswith(".json"):
+                json.loads(change.new)

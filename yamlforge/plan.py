@@ -1,0 +1,301 @@
+"""Plans apply and revert: the checkout's desired state, as a changeset, computed without writing anything.
+
+Both directions work the same way: the desired text of every file yamlforge owns is computed from the
+*original* files (kept in ``.yamlforge/originals``) with the wanted modules applied, then replayed onto
+what is on disk now (:mod:`yamlforge.rebase`), so user edits made in between survive or are reported.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import codemods
+from .changeset import Changeset
+from .errors import YamlforgeError
+from .manifest import (
+    APPLIED,
+    MANIFEST,
+    ORIGINALS,
+    STATE_DIR,
+    AppliedModule,
+    FileRecord,
+    Manifest,
+    read_manifest,
+    sha256,
+)
+from .rebase import rebase_all
+from .resources import render, render_string
+from .specs import ModuleSpec, SpecRegistry, load_spec
+from .targets import Target
+
+FIXES = ("flops",)
+
+
+@dataclass
+class Plan:
+    """What a command would do: the changeset plus the names involved and notes for the user."""
+
+    changeset: Changeset
+    modules: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- desired state
+
+
+def registrations(specs: Iterable[ModuleSpec]) -> list[codemods.Registration]:
+    regs = []
+    for spec in specs:
+        for name in spec.exports:
+            if spec.role == "backbone":
+                regs.append(codemods.backbone_registration(name))
+            elif spec.channels == "custom":
+                regs.append(codemods.Registration(name, "custom", body=render_string(spec.branch, spec=spec, name=name)))
+            else:
+                regs.append(codemods.Registration(name, spec.channels, repeats=spec.repeats == "fold"))
+    return regs
+
+
+def desired_files(target: Target, original: Callable[[str], str | None], specs: list[ModuleSpec],
+                  fixes: Iterable[str]) -> dict[str, str | None]:
+    """Text of every file yamlforge writes when ``specs`` and ``fixes`` are applied to the original checkout."""
+    kind = target.kind
+    files: dict[str, str | None] = {}
+    for spec in specs:
+        files[target.module_path(spec.file_stem)] = render("module_file.py.j2", spec=spec, source=spec.source_text())
+    if kind.package_init and specs:
+        files[kind.package_init] = render("package_init.py.j2", specs=specs)
+
+    tasks = original(kind.tasks_file)
+    if tasks is None:
+        raise YamlforgeError(f"'{kind.tasks_file}' is missing", where=str(target.root))
+    if specs:
+        imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
+        tasks = codemods.add_imports(tasks, imports, filename=kind.tasks_file)
+        tasks = codemods.register_in_parse_model(tasks, registrations(specs), filename=kind.tasks_file)
+    if any(s.role == "backbone" for s in specs):
+        tasks = codemods.add_multi_output_support(tasks, filename=kind.tasks_file)
+    files[kind.tasks_file] = tasks
+
+    if "flops" in fixes or any(s.role == "backbone" for s in specs):
+        flops = original(kind.flops_file)
+        if flops is None:
+            raise YamlforgeError(f"'{kind.flops_file}' is missing", where=str(target.root))
+        files[kind.flops_file] = codemods.fix_get_flops(flops, filename=kind.flops_file)
+    return files
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def parse_python(text: str, filename: str) -> ast.Module:
+    """``ast.parse`` whose syntax errors are user errors naming the file and line."""
+    try:
+        return ast.parse(text)
+    except SyntaxError as exc:
+        raise YamlforgeError(f"'{filename}' is not valid Python ({exc.msg}); nothing was changed",
+                             where=f"{filename}:{exc.lineno}", hint="fix or restore the file, then run again") from None
+
+
+def _class_node(tree: ast.Module, name: str) -> ast.ClassDef | None:
+    return next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
+
+
+def _resolve_class(target: Target, module: str, name: str, depth: int = 0) -> ast.ClassDef | None:
+    """Find ``class name`` behind ``from module import name`` inside the checkout (following re-exports)."""
+    if depth > 4:
+        return None
+    base = target.root / module.replace(".", "/")
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    if not path.is_file():
+        return None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = _class_node(tree, name)
+    if found:
+        return found
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name in (name, "*") for a in node.names):
+            parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            src = f"{parent}.{node.module}" if node.level else node.module
+            src = src.rstrip(".") if src else parent
+            found = _resolve_class(target, src, name, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _check_name_clashes(target: Target, original_tasks: str, specs: list[ModuleSpec]) -> list[str]:
+    """Refuse names the target already has with other code; return notes for names a user hand-patched in."""
+    tree = parse_python(original_tasks, target.kind.tasks_file)
+    bound: dict[str, tuple[str, int]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                bound[alias.asname or alias.name] = (node.module, node.lineno)
+        elif isinstance(node, ast.ClassDef):
+            bound[node.name] = ("", node.lineno)
+    notes = []
+    for spec in specs:
+        ours = ast.parse(spec.source_text())
+        for name in spec.exports:
+            if name not in bound:
+                continue
+            module, line = bound[name]
+            theirs = _resolve_class(target, module, name) if module else _class_node(tree, name)
+            mine = _class_node(ours, name)
+            if theirs is not None and mine is not None and ast.dump(theirs) == ast.dump(mine):
+                notes.append(f"{name} is already imported in {target.kind.tasks_file}:{line} (hand-patched); kept")
+                continue
+            raise YamlforgeError(
+                f"'{name}' already exists in the target with different code; refusing to shadow it",
+                where=f"{target.kind.tasks_file}:{line}",
+                hint=f"rename the class in your spec (--spec) or remove the existing '{name}' from the checkout",
+            )
+    return notes
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def _spec_for(name: str, record: AppliedModule, registry: SpecRegistry) -> ModuleSpec:
+    if record.spec_path:
+        return load_spec(record.spec_path)
+    spec = registry.find(name)
+    if spec is None:
+        raise YamlforgeError(f"module '{name}' is recorded in the manifest but no spec for it exists any more",
+                             where=MANIFEST, hint=f"pass its spec again with --spec, or revert it first")
+    return spec
+
+
+def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fixes: list[str]) -> Changeset:
+    """Changeset turning the checkout into ``original + specs + fixes``, rebased onto what is on disk."""
+    root = target.root
+    cs = Changeset(root)
+    recorded = manifest.files if manifest else {}
+
+    def original(rel: str) -> str | None:
+        if rel in recorded:
+            if recorded[rel].before is None:
+                return None
+            return (root / ORIGINALS / rel).read_text(encoding="utf-8")
+        path = root / rel
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    desired = desired_files(target, original, specs, fixes)
+    for rel in recorded:  # files yamlforge touched that are no longer wanted go back to their original
+        desired.setdefault(rel, original(rel))
+
+    rebases: dict[str, tuple[str, str, str]] = {}
+    for rel, want in sorted(desired.items()):
+        current = cs.read(rel)
+        if rel not in recorded:
+            if current is not None and want != current and target.module_path(_stem(rel)) == rel:
+                raise YamlforgeError(f"'{rel}' already exists with different code; refusing to overwrite it",
+                                     where=str(root / rel), hint="move it away, or name your module file differently")
+            cs.set(rel, want)
+            continue
+        rec = recorded[rel]
+        if sha256(current.encode() if current is not None else None) == rec.after:
+            cs.set(rel, want)
+        elif current is None or want is None or rec.before is None:
+            raise YamlforgeError(f"'{rel}' was changed by hand since yamlforge wrote it; nothing was changed",
+                                 where=str(root / rel), hint=f"restore it (git checkout), or delete it and run again")
+        else:
+            applied = (root / APPLIED / rel).read_text(encoding="utf-8")
+            rebases[rel] = (applied, current, want)
+    for rel, text in rebase_all(rebases).items():
+        cs.set(rel, text)
+
+    _record(target, cs, manifest, specs, fixes, original, desired)
+    return cs
+
+
+def _stem(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def _record(target, cs: Changeset, manifest, specs, fixes, original, desired) -> None:
+    """Add the manifest and the original/applied copies to the changeset (or remove them all on a full revert)."""
+    old_files = manifest.files if manifest else {}
+    state_files = {p for p in _state_paths(old_files)}
+    if not specs and not fixes:
+        for rel in state_files | {MANIFEST}:
+            if cs.read(rel) is not None:
+                cs.set(rel, None)
+        return
+    new = Manifest(target=target.label, fixes=sorted(set(fixes)))
+    for spec in specs:
+        new.modules[spec.name] = AppliedModule(
+            spec_digest=spec.digest(), exports=list(spec.exports), role=spec.role, channels=spec.channels,
+            file=target.module_path(spec.file_stem), spec_path=None if spec.bundled else str(spec.spec_path),
+            requires=list(spec.requires),
+        )
+    keep_state: set[str] = set()
+    for rel, want in sorted(desired.items()):
+        before = original(rel)
+        if want == before:
+            continue  # back to (or still) original: nothing to record
+        new.files[rel] = FileRecord(before=sha256(before.encode()) if before is not None else None,
+                                    after=sha256(want.encode()))
+        if before is not None:
+            for folder, text in ((ORIGINALS, before), (APPLIED, cs.read(rel))):
+                keep_state.add(f"{folder}/{rel}")
+                cs.set(f"{folder}/{rel}", text)
+    for rel in state_files - keep_state:
+        cs.set(rel, None)
+    cs.set(MANIFEST, new.to_text())
+
+
+def _state_paths(files: dict[str, FileRecord]) -> list[str]:
+    return [f"{folder}/{rel}" for rel, rec in files.items() if rec.before is not None for folder in (ORIGINALS, APPLIED)]
+
+
+def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, *, fixes: Iterable[str] = ()) -> Plan:
+    """Apply ``specs`` (and ``fixes``) on top of whatever the manifest says is applied already."""
+    fixes = list(fixes)
+    for fix in fixes:
+        if fix not in FIXES:
+            raise YamlforgeError(f"unknown fix '{fix}' (known: {', '.join(FIXES)})", where="--fix")
+    manifest = read_manifest(target.root)
+    wanted: dict[str, ModuleSpec] = {}
+    if manifest:
+        for name, record in manifest.modules.items():
+            wanted[name] = _spec_for(name, record, registry)
+    for spec in specs:
+        wanted[spec.name] = spec
+    all_specs = sorted(wanted.values(), key=lambda s: s.name)
+    original_tasks = _original_text(target, manifest, target.kind.tasks_file)
+    notes = _check_name_clashes(target, original_tasks, [s for s in specs if not manifest or s.name not in manifest.modules])
+    all_fixes = sorted(set(fixes) | set(manifest.fixes if manifest else ()))
+    cs = _plan(target, manifest, all_specs, all_fixes)
+    return Plan(cs, [s.name for s in specs] + fixes, notes)
+
+
+def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None = None) -> Plan:
+    """Remove the named modules (all of yamlforge's edits when ``names`` is None)."""
+    manifest = read_manifest(target.root)
+    if manifest is None:
+        if names:
+            raise YamlforgeError(f"nothing is applied to {target.root}, so '{names[0]}' cannot be reverted",
+                                 where="--module")
+        return Plan(Changeset(target.root), [], ["nothing to revert: no yamlforge manifest in this checkout"])
+    if names is None:
+        return Plan(_plan(target, manifest, [], []), sorted(manifest.modules) + manifest.fixes)
+    unknown = [n for n in names if n not in manifest.modules]
+    if unknown:
+        raise YamlforgeError(f"module '{unknown[0]}' is not applied (applied: {', '.join(sorted(manifest.modules)) or 'none'})",
+                             where="--module")
+    keep = [_spec_for(n, r, registry) for n, r in sorted(manifest.modules.items()) if n not in names]
+    return Plan(_plan(target, manifest, keep, manifest.fixes), names)
+
+
+def _original_text(target: Target, manifest: Manifest | None, rel: str) -> str:
+    if manifest and rel in manifest.files and manifest.files[rel].before is not None:
+        return (target.root / ORIGINALS / rel).read_text(encoding="utf-8")
+    return (target.root / rel).read_text(encoding="utf-8")
+
+
+__all__ = ["Plan", "plan_apply", "plan_revert", "desired_files", "FIXES", "STATE_DIR"]
