@@ -1,0 +1,145 @@
+"""Bad input to apply/revert: one clear line, the documented exit code, and a checkout left unchanged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from checkout_tools import tree_hashes
+from yamlforge.cli import app
+from yamlforge.resources import SPECS_DIR
+
+VERSION = "8.4.190"
+TASKS = "ultralytics/nn/tasks.py"
+
+
+@pytest.fixture
+def repo(tmp_path, pristine):
+    dest = tmp_path / "repo"
+    shutil.copytree(pristine("ultralytics", VERSION), dest)
+    return dest
+
+
+def write_spec(folder, body, source="import torch\n\n\nclass Mine(torch.nn.Module):\n    pass\n"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mine.py").write_text(source)
+    spec = folder / "mine.yaml"
+    spec.write_text(textwrap.dedent(body))
+    return spec
+
+
+SPEC = """\
+name: Mine
+summary: my layer
+paper: "Me, 2026"
+source: mine.py
+exports: [Mine]
+role: layer
+channels: keep
+"""
+
+
+def break_syntax(repo):
+    path = repo / TASKS
+    path.write_text(path.read_text().replace("def parse_model(", "def parse_model((", 1))
+
+
+def make_read_only(repo):
+    os.chmod(repo / TASKS, 0o444)
+
+
+def unknown_parse_model_shape(repo):
+    path = repo / TASKS
+    text = path.read_text()
+    path.write_text(text.replace('for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):',
+                                 'for i, layer in enumerate(d["layers"]):\n        f, n, m, args = layer', 1))
+
+
+def foreign_module_file(repo):
+    (repo / "ultralytics/nn/modules/shsa.py").write_text("# somebody else's SHSA\nclass SHSA:\n    pass\n")
+
+
+def corrupt_manifest(repo):
+    (repo / ".yamlforge").mkdir()
+    (repo / ".yamlforge/manifest.json").write_text("{not json")
+
+
+def not_a_checkout(repo):
+    (repo / TASKS).unlink()
+
+
+CASES = [
+    # id, setup(repo, tmp_path) -> extra args, command, expected message, exit code
+    ("repo-not-a-checkout", lambda r, t: not_a_checkout(r), ["apply", "--module", "SHSA"],
+     "is not an Ultralytics or YOLOv9 checkout (looked for ultralytics/nn/tasks.py", 2),
+    ("unknown-module", None, ["apply", "--module", "SHSAX"], "unknown module 'SHSAX'; did you mean SHSA", 2),
+    ("nothing-to-apply", None, ["apply"], "nothing to apply (--module)", 2),
+    ("unknown-fix", None, ["apply", "--fix", "speed"], "unknown fix 'speed' (known: flops) (--fix)", 2),
+    ("malformed-spec", lambda r, t: ["--spec", write_spec(t / "s", SPEC + "exports: [\n")],
+     ["apply"], "malformed YAML in module spec", 2),
+    ("spec-unknown-field", lambda r, t: ["--spec", write_spec(t / "s", SPEC + "colour: red\n")],
+     ["apply"], "unknown field 'colour'", 2),
+    ("spec-bad-class-name", lambda r, t: ["--spec", write_spec(t / "s", SPEC.replace("[Mine]", "[Mi-ne]"))],
+     ["apply"], "'Mi-ne' is not a Python identifier", 2),
+    ("spec-source-escapes", lambda r, t: ["--spec", write_spec(t / "s", SPEC.replace("source: mine.py", "source: ../../etc/x.py"))],
+     ["apply"], "points outside the spec's folder", 2),
+    ("class-name-clash", lambda r, t: ["--spec", write_spec(t / "s", SPEC.replace("[Mine]", "[Conv]").replace("name: Mine", "name: Conv"),
+                                                            source="class Conv:\n    pass\n")],
+     ["apply"], "'Conv' already exists in the target with different code", 2),
+    ("tasks-syntax-error", lambda r, t: break_syntax(r), ["apply", "--module", "SHSA"],
+     "'ultralytics/nn/tasks.py' is not valid Python", 2),
+    ("tasks-read-only", lambda r, t: make_read_only(r), ["apply", "--module", "SHSA"],
+     "'ultralytics/nn/tasks.py' is read-only; nothing was written", 2),
+    ("parse-model-unknown-shape", lambda r, t: unknown_parse_model_shape(r), ["apply", "--module", "SHSA"],
+     "ultralytics/nn/tasks.py:", 2),
+    ("module-file-exists-with-other-code", lambda r, t: foreign_module_file(r), ["apply", "--module", "SHSA"],
+     "already exists", 2),
+    ("corrupt-manifest", lambda r, t: corrupt_manifest(r), ["apply", "--module", "SHSA"],
+     "unreadable yamlforge manifest", 2),
+    ("revert-module-not-applied", None, ["revert", "--module", "SHSA"],
+     "nothing is applied to", 2),
+    ("check-finds-work", None, ["apply", "--module", "SHSA", "--check"], "would be applied", 1),
+]
+
+
+@pytest.mark.parametrize("setup,command,message,code", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(repo, tmp_path, setup, command, message, code):
+    extra = (setup(repo, tmp_path) if setup else None) or []
+    before = tree_hashes(repo)
+    result = CliRunner().invoke(app, [*command, "--repo", str(repo), *map(str, extra)])
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    if code == 2:
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, result.output
+    assert tree_hashes(repo) == before
+
+
+def test_missing_repo_option_is_a_usage_error():
+    result = CliRunner().invoke(app, ["apply", "--module", "SHSA"])
+    assert result.exit_code == 2
+    assert "--repo" in result.output
+
+
+def test_list_and_show(tmp_path):
+    runner = CliRunner()
+    listed = runner.invoke(app, ["list", "--json"])
+    assert listed.exit_code == 0
+    import json
+
+    names = {row["name"] for row in json.loads(listed.stdout)}
+    assert {"SHSA", "BiLevelRoutingAttention", "RIFormerBlock", "token_mixer"} <= names
+    assert len(names) == len(list(SPECS_DIR.glob("*.yaml")))  # one row per bundled spec file
+    shown = runner.invoke(app, ["show", "SHSA"])
+    assert shown.exit_code == 0, shown.output
+    assert "[-1, 1, SHSA, []]" in shown.stdout
+    assert "c2 = ch[f]" in shown.stdout
+    assert "SHViT" in shown.stdout
+    rif = runner.invoke(app, ["show", "RIFormerBlock"])
+    assert "[-1, 1, RIFormerBlock, [<c2>]]" in rif.stdout
+    assert runner.invoke(app, ["show", "Nope"]).exit_code == 2
