@@ -193,8 +193,92 @@ def show(
 
 # ---------------------------------------------------------------- gen-yaml
 
+EDIT_HELP = "N=MODULE, N=MODULE(a, b) or N=MODULE(a)*3 (3 repeats); N is the BASE file's layer number (layerN too)."
+
+
+@app.command("gen-yaml")
+@handle_errors
+def gen_yaml(
+    base: Optional[str] = typer.Argument(None, help="Model name (rtdetr-l, yolov8n, gelan-c) or path to a model YAML."),
+    replace: List[str] = typer.Option([], "--replace", help=f"Swap a layer's module. {EDIT_HELP}"),
+    insert_after: List[str] = typer.Option([], "--insert-after", help=f"New layer reading N; N's readers read it. "
+                                                                       f"{EDIT_HELP}"),
+    insert_before: List[str] = typer.Option([], "--insert-before", help=f"New layer between N and its input. "
+                                                                         f"{EDIT_HELP}"),
+    remove: List[str] = typer.Option([], "--remove", help="Drop layer N (one input); its readers read that input."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML file with base and edits (see examples/)."),
+    repo: Optional[Path] = typer.Option(None, "--repo", help="Checkout root (default: the one holding BASE, or .)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: next to the base)."),
+    scale: Optional[str] = typer.Option(None, "--scale", help="Scale to build (n, s, m, l, x) of a multi-scale base."),
+    nc: Optional[int] = typer.Option(None, "--nc", help="Number of classes."),
+    spec: List[Path] = SpecOption,
+    allow_stride_change: bool = typer.Option(False, "--allow-stride-change", help="Allow edits that change strides."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the base; write nothing."),
+):
+    """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
+    from .genyaml import GenRequest, compile_yaml, parse_edit, write_result
+
+    edits = [parse_edit(kind, value) for kind, values in (("replace", replace), ("remove", remove),
+                                                          ("insert-before", insert_before),
+                                                          ("insert-after", insert_after)) for value in values]
+    result = compile_yaml(GenRequest(base, edits, repo=repo, output=output, scale=scale, nc=nc, recipe=recipe,
+                                     spec_paths=tuple(spec), allow_stride_change=allow_stride_change, force=force,
+                                     dry_run=dry_run))
+    if dry_run:
+        _print_diff(result.diff())
+    else:
+        write_result(result)
+    word = ("would " if dry_run else "") + ("overwrite" if result.exists else "create")
+    _stderr(f"{word} {result.display(result.output_path)}")
+    if result.rows:
+        _stderr(result.table())
+    _stderr(f"{len(result.rows)} row(s) changed from {result.display(result.base_path)}")
+
+
 
 # ---------------------------------------------------------------- verify / doctor
+
+
+@app.command("verify")
+@handle_errors
+def verify_command(
+    model: Path = typer.Argument(..., help="Model YAML (or a stock name like yolov8n.yaml)."),
+    repo: Path = RepoOption,
+    imgsz: int = typer.Option(640, "--imgsz", help="Image size of the forward pass and GFLOPs."),
+    batch: int = typer.Option(2, "--batch", help="Batch of the forward/backward pass and the smoke training."),
+    train: bool = typer.Option(False, "--train", help="Also train 1 epoch on a synthetic dataset and reload it."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/verify-schema.json)."),
+    python: Optional[str] = typer.Option(None, "--python", help="Python to run the model in (your training venv)."),
+):
+    """Build the model in the checkout's own code: imports, layer table, GFLOPs, gradients, optional smoke training."""
+    from .targets import detect_target
+    from .verify import render_report, verify
+
+    target = detect_target(repo)
+    report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python)
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        render_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("doctor")
+@handle_errors
+def doctor_command(
+    repo: Path = RepoOption,
+    python: Optional[str] = typer.Option(None, "--python", help="Python to check (your training venv)."),
+):
+    """Check the checkout: what Python imports, applied modules and their files, missing requirements."""
+    from .doctor import doctor, render_doctor
+    from .targets import detect_target
+
+    report = doctor(detect_target(repo), python=python)
+    render_doctor(report)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

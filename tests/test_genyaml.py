@@ -1,0 +1,303 @@
+"""gen-yaml as a library: base names, edit syntax, recipes, spec args, applied check, strides, scale, nc, output."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from yamlforge.errors import YamlforgeError
+from yamlforge.genyaml import GenRequest, compile_yaml, load_recipe, parse_edit, resolve_base, write_result
+from yamlforge.manifest import MANIFEST, AppliedModule, Manifest
+from yamlforge.scratch import pristine_checkout
+from yamlforge.targets import detect_target
+
+VERSION = "8.4.190"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PRISTINE = pristine_checkout("ultralytics", VERSION)
+MODEL_FILES = sorted((PRISTINE / "ultralytics/cfg/models").rglob("*.yaml"))
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """The parts of a real 8.4.190 checkout gen-yaml reads (tasks.py, version, model YAMLs), copied."""
+    dest = tmp_path / "repo"
+    for rel in ("ultralytics/__init__.py", "ultralytics/nn/tasks.py"):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PRISTINE / rel, dest / rel)
+    shutil.copytree(PRISTINE / "ultralytics/cfg/models", dest / "ultralytics/cfg/models")
+    return dest
+
+
+def write_spec(folder: Path, name: str, *, stride: int = 1, args: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name.lower()}.py").write_text(f"import torch\n\n\nclass {name}(torch.nn.Module):\n    pass\n")
+    spec = folder / f"{name.lower()}.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: {name}
+        summary: test layer
+        paper: "Me, 2026"
+        source: {name.lower()}.py
+        exports: [{name}]
+        role: layer
+        channels: keep
+        stride: {stride}
+        """) + args)
+    return spec
+
+
+def mark_applied(root: Path, *names: str) -> None:
+    """What `yamlforge apply` records; only the manifest's module list matters to gen-yaml."""
+    manifest = Manifest(target="ultralytics", modules={
+        n: AppliedModule(spec_digest="0", exports=[n], role="layer", channels="keep", file=f"{n.lower()}.py")
+        for n in names})
+    (root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+    (root / MANIFEST).write_text(manifest.to_text())
+
+
+def rows(text: str) -> list:
+    data = YAML(typ="safe").load(text)
+    return data["backbone"] + data["head"]
+
+
+# ---------------------------------------------------------------- no-op: byte for byte
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=[p.relative_to(PRISTINE / "ultralytics/cfg/models").as_posix()
+                                                    for p in MODEL_FILES])
+def test_no_edits_reproduce_every_8_4_190_model_yaml_byte_for_byte(path):
+    assert len(MODEL_FILES) > 60
+    result = compile_yaml(GenRequest(str(path), repo=PRISTINE, dry_run=True))
+    assert result.new_text == path.read_text(encoding="utf-8")
+    assert result.diff() == "" and result.rows == []
+
+
+# ---------------------------------------------------------------- edit syntax
+
+
+@pytest.mark.parametrize("kind, value, layer, module, args, repeats", [
+    ("replace", "4=SHSA", 4, "SHSA", (), None),
+    ("replace", "layer4=SHSA", 4, "SHSA", (), None),
+    ("replace", " 4 = SHSA ", 4, "SHSA", (), None),
+    ("replace", "3=token_mixer(256, [3, 5], 'gelu')", 3, "token_mixer", ((None, "256"), (None, "[3, 5]"),
+                                                                            (None, "'gelu'")), None),
+    ("insert-after", "15=BiLevelRoutingAttention(n_win=7)*2", 15, "BiLevelRoutingAttention", (("n_win", "7"),), 2),
+    ("insert-before", "0=nn.Identity()", 0, "nn.Identity", (), None),
+    ("remove", "12", 12, None, (), None),
+    ("remove", "layer12", 12, None, (), None),
+])
+def test_parse_edit(kind, value, layer, module, args, repeats):
+    edit = parse_edit(kind, value)
+    assert (edit.layer, edit.module, edit.args, edit.repeats) == (layer, module, args, repeats)
+
+
+@pytest.mark.parametrize("kind, value, message", [
+    ("replace", "4", "missing module"),
+    ("replace", "x=Conv", "not a layer number"),
+    ("replace", "-1=Conv", "not a layer number"),
+    ("replace", "4=Conv*0", "repeats must be 1 or more"),
+    ("replace", "4=Conv*-2", "repeats must be 1 or more"),
+    ("replace", "4=Conv(1, [2)", "unbalanced"),
+    ("replace", "4=Conv(a=1, 2)", "positional argument after a named one"),
+    ("replace", "4=Conv(1,,2)", "empty argument"),
+    ("replace", "4=3Conv", "cannot read"),
+    ("remove", "4=Conv", "only a layer number"),
+])
+def test_parse_edit_refuses(kind, value, message):
+    with pytest.raises(YamlforgeError, match=message) as info:
+        parse_edit(kind, value)
+    assert info.value.where == f"--{kind} {value}"
+
+
+# ---------------------------------------------------------------- base names
+
+
+@pytest.mark.parametrize("name, file, scale", [
+    ("rtdetr-l", "rt-detr/rtdetr-l.yaml", None),
+    ("yolov8n", "v8/yolov8.yaml", "n"),
+    ("yolov8s-p2", "v8/yolov8-p2.yaml", "s"),
+    ("yolo11s", "11/yolo11.yaml", "s"),
+    ("yolov9c", "v9/yolov9c.yaml", None),
+    ("yolov10n", "v10/yolov10n.yaml", "n"),
+    ("yolov8.yaml", "v8/yolov8.yaml", None),
+])
+def test_resolve_base_like_the_target(name, file, scale):
+    base = resolve_base(name, detect_target(PRISTINE))
+    assert base.path == PRISTINE / "ultralytics/cfg/models" / file
+    assert base.scale == scale
+
+
+def test_unknown_base_lists_the_closest_names():
+    with pytest.raises(YamlforgeError, match="closest: rtdetr-x, rtdetr-l"):
+        resolve_base("rtdetr-q", detect_target(PRISTINE))
+
+
+# ---------------------------------------------------------------- seed scenarios (text level)
+
+
+def test_yolov8n_insert_after_15_gives_detect_16_19_22(repo):
+    result = compile_yaml(GenRequest("yolov8n", [parse_edit("insert-after", "15=nn.Identity")], repo=repo))
+    assert result.output_path == repo / "ultralytics/cfg/models/v8/yolov8n-Identity.yaml"
+    out = rows(result.new_text)
+    assert out[16][:3] == [-1, 1, "nn.Identity"] and out[-1][0] == [16, 19, 22]
+    assert "# 22 (P5/32-large)" in result.new_text and "scales:" in result.new_text
+    assert YAML(typ="safe").load(result.new_text)["scales"].keys() == {"n", "s", "m", "l", "x"}  # name keeps n
+
+
+def test_stock_rtdetr_l_replace_layer4_shsa_is_refused_with_the_reason(repo, tmp_path):
+    spec = write_spec(tmp_path / "specs", "SHSA")
+    with pytest.raises(YamlforgeError) as info:
+        compile_yaml(GenRequest("rtdetr-l", [parse_edit("replace", "layer4=SHSA")], repo=repo, spec_paths=(spec,)))
+    assert str(info.value) == ("layer 4 is DWConv with stride 2 (P3/8 -> P4/16); replacing it with SHSA, which keeps "
+                               "the resolution, would leave it and every layer after it at P3/8 instead of P4/16 "
+                               "(layer 4)")
+    assert info.value.hint.startswith("--insert-after 3=SHSA or --replace 3=SHSA")
+
+
+def test_allow_stride_change_overrides(repo, tmp_path):
+    spec = write_spec(tmp_path / "specs", "SHSA")
+    mark_applied(repo, "SHSA")
+    result = compile_yaml(GenRequest("rtdetr-l", [parse_edit("replace", "layer4=SHSA")], repo=repo,
+                                     spec_paths=(spec,), allow_stride_change=True))
+    assert rows(result.new_text)[4] == [-1, 1, "SHSA", []]
+
+
+def test_inserting_a_downsampling_layer_is_refused(repo):
+    with pytest.raises(YamlforgeError, match="has stride 2"):
+        compile_yaml(GenRequest("rtdetr-l", [parse_edit("insert-after", "3=Conv(128, 3, 2)")], repo=repo))
+
+
+def test_removing_a_downsampling_layer_is_refused(repo):
+    with pytest.raises(YamlforgeError, match="layer 2 is DWConv with stride 2 .P2/4 -> P3/8.; removing it"):
+        compile_yaml(GenRequest("rtdetr-l", [parse_edit("remove", "2")], repo=repo))
+
+
+def test_spec_module_not_applied_names_the_apply_command(repo, tmp_path):
+    spec = write_spec(tmp_path / "specs", "SHSA")
+    with pytest.raises(YamlforgeError, match="module SHSA is not applied") as info:
+        compile_yaml(GenRequest("rtdetr-l", [parse_edit("insert-after", "3=SHSA")], repo=repo, spec_paths=(spec,)))
+    assert info.value.hint == f"yamlforge apply --repo {repo.resolve()} --module SHSA"
+
+
+def test_spec_defaults_fill_omitted_args(repo, tmp_path):
+    spec = write_spec(tmp_path / "specs", "Mixer", args=textwrap.dedent("""\
+        args:
+          - name: dim
+          - name: heads
+            default: 8
+          - name: mode
+            default: nearest
+          - name: norm
+            default: null
+        """))
+    mark_applied(repo, "Mixer")
+    result = compile_yaml(GenRequest("rtdetr-l", [parse_edit("replace", "3=Mixer(512, mode=\"x y\")")], repo=repo,
+                                     spec_paths=(spec,)))
+    assert "- [-1, 1, Mixer, [512, 8, \"x y\", None]] # stage 2" in result.new_text
+    with pytest.raises(YamlforgeError, match="Mixer needs arg 'dim'"):
+        compile_yaml(GenRequest("rtdetr-l", [parse_edit("replace", "3=Mixer")], repo=repo, spec_paths=(spec,)))
+    with pytest.raises(YamlforgeError, match="Mixer has no arg 'width'"):
+        compile_yaml(GenRequest("rtdetr-l", [parse_edit("replace", "3=Mixer(width=3)")], repo=repo,
+                                spec_paths=(spec,)))
+
+
+def test_unknown_module_suggests_close_names(repo):
+    with pytest.raises(YamlforgeError, match="unknown module 'C2ff'; did you mean C2f"):
+        compile_yaml(GenRequest("yolov8n", [parse_edit("replace", "2=C2ff")], repo=repo))
+
+
+# ---------------------------------------------------------------- scale, nc, output
+
+
+def test_output_named_without_a_scale_keeps_only_the_requested_row(repo, tmp_path):
+    result = compile_yaml(GenRequest("yolov8s", [parse_edit("insert-after", "15=nn.Identity")], repo=repo,
+                                     output=tmp_path / "mine.yaml"))
+    assert list(YAML(typ="safe").load(result.new_text)["scales"]) == ["s"]
+    assert "  s: [0.33, 0.50, 1024] # YOLOv8s summary" in result.new_text
+
+
+def test_scale_option_names_the_output(repo):
+    result = compile_yaml(GenRequest("yolov8", [parse_edit("insert-after", "15=nn.Identity")], repo=repo, scale="m"))
+    assert result.output_path.name == "yolov8m-Identity.yaml"
+
+
+@pytest.mark.parametrize("base, scale, message", [
+    ("rtdetr-l", "x", "single scale"),
+    ("yolov10n", "s", "single scale"),
+    ("yolov8", "q", "scale 'q' is not in the base"),
+])
+def test_bad_scale(repo, base, scale, message):
+    with pytest.raises(YamlforgeError, match=message):
+        compile_yaml(GenRequest(base, repo=repo, scale=scale))
+
+
+def test_output_name_that_implies_another_scale_is_refused(repo, tmp_path):
+    with pytest.raises(YamlforgeError, match="build scale 'x', not 'n'"):
+        compile_yaml(GenRequest("yolov8n", repo=repo, output=tmp_path / "yolov8x-mine.yaml"))
+
+
+def test_nc_is_rewritten_in_place(repo):
+    result = compile_yaml(GenRequest("rtdetr-l", repo=repo, nc=3))
+    assert "\nnc: 3 # number of classes\n" in result.new_text
+    assert result.output_path.name == "rtdetr-l-nc3.yaml"
+
+
+def test_existing_output_needs_force(repo):
+    request = GenRequest("rtdetr-l", [parse_edit("insert-after", "3=nn.Identity")], repo=repo)
+    write_result(compile_yaml(request))
+    with pytest.raises(YamlforgeError, match="exists; nothing was written"):
+        compile_yaml(request)
+    request.force = True
+    assert compile_yaml(request).exists
+
+
+# ---------------------------------------------------------------- recipes
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_example_recipes_parse(recipe):
+    if recipe == "rtdetr-l-revcol.yaml":
+        with pytest.raises(YamlforgeError, match="'backbone'.*not supported"):
+            load_recipe(EXAMPLES / recipe)
+        return
+    loaded = load_recipe(EXAMPLES / recipe)
+    assert loaded.base and loaded.edits
+
+
+def test_recipe_edits_match_the_same_cli_edits(repo, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("base: rtdetr-l\nedits:\n  - insert-after: 3=nn.Identity\n  - remove: layer12\nnc: 5\n")
+    from_recipe = compile_yaml(GenRequest(None, repo=repo, recipe=recipe))
+    from_cli = compile_yaml(GenRequest("rtdetr-l", [parse_edit("insert-after", "3=nn.Identity"),
+                                                    parse_edit("remove", "12")], repo=repo, nc=5))
+    assert from_recipe.new_text == from_cli.new_text
+
+
+def test_gelan_example_recipe_compiles_against_yolov9(tmp_path):
+    root = pristine_checkout("yolov9", "0.0.4")
+    recipe = tmp_path / "r.yaml"
+    shutil.copytree(EXAMPLES / "models", tmp_path / "models")
+    recipe.write_text("base: models/gelan-c.yaml\nedits:\n  - insert-after: 15=nn.Identity\n")
+    result = compile_yaml(GenRequest(None, repo=root, recipe=recipe))
+    assert result.output_path == tmp_path / "models/gelan-c-Identity.yaml"
+    assert rows(result.new_text)[-1][0] == [16, 19, 22]
+    assert "   [-1, 1, nn.Identity, []],  # 16\n\n   # avg-conv down merge" in result.new_text
+
+
+@pytest.mark.parametrize("body, message", [
+    ("base: rtdetr-l\nedit: []\n", "unknown recipe key 'edit'"),
+    ("base: rtdetr-l\nedits:\n  - swap: 3=Conv\n", "unknown edit 'swap'"),
+    ("base: rtdetr-l\nedits:\n  - replace: 3\n", "missing module"),
+    ("base: rtdetr-l\nedits: 3=Conv\n", "must be a list"),
+    ("base: rtdetr-l\nnc: -1\n", "'nc' must be a positive"),
+    ("- just a list\n", "a recipe is a mapping"),
+])
+def test_bad_recipes(tmp_path, body, message):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(body)
+    with pytest.raises(YamlforgeError, match=message) as info:
+        load_recipe(recipe)
+    assert str(recipe.name) in info.value.where

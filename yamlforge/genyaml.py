@@ -1,0 +1,689 @@
+"""gen-yaml: resolve a base model YAML, apply layer edits (CLI or recipe), validate, and produce the new text."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .errors import YamlforgeError
+from .yamlgraph import INPUT, Layer, ModelGraph, builtin_factor, stride_label
+
+EDIT_KINDS = ("replace", "insert-after", "insert-before", "remove")
+RECIPE_KEYS = ("base", "edits", "scale", "nc", "backbone")
+# Ultralytics 8.4.190's guess_model_scale; the checkout's own pattern is read from its tasks.py when present.
+DEFAULT_SCALE_PATTERN = r"yolo(e-)?[v]?\d+([nslmx])"
+
+_LAYER = re.compile(r"\s*(?:layer)?(\d+)\s*")
+_MODULE = re.compile(r"\s*([A-Za-z_][\w.]*)\s*(?:\((?P<args>.*)\))?\s*(?:\*\s*(?P<repeats>[-+]?\d+))?\s*", re.DOTALL)
+
+
+# ---------------------------------------------------------------- edits
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One edit; ``layer`` is a BASE layer number whatever other edits do.
+
+    Syntax (CLI value or recipe string): ``N=MODULE``, ``N=MODULE(a, b, name=c)``, ``N=MODULE(a)*3`` for 3 repeats
+    (default 1); ``N`` may be written ``layerN``; ``--remove`` takes just ``N``.
+    """
+
+    kind: str
+    layer: int
+    module: str | None = None
+    args: tuple[tuple[str | None, str], ...] = ()  # (name or None, YAML text of the value)
+    repeats: int | None = None
+    option: str = ""  # ``--replace 4=SHSA``: what error messages name
+
+    @property
+    def has_args(self) -> bool:
+        return bool(self.args)
+
+
+def split_top_level(text: str) -> list[str]:
+    """``a, [b, c], 'd,e'`` -> ``['a', '[b, c]', "'d,e'"]``."""
+    parts, depth, quote, current = [], 0, None, []
+    for c in text:
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "[{(":
+            depth += 1
+        elif c in "]})":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(c)
+    parts.append("".join(current).strip())
+    if depth or quote:
+        raise ValueError("unbalanced brackets or quotes")
+    return parts
+
+
+def parse_edit(kind: str, value: Any) -> Edit:
+    """Parse ``--<kind> <value>``; bad syntax is one error naming the option."""
+    option = f"--{kind} {value}"
+    value = str(value)
+    if kind not in EDIT_KINDS:
+        raise YamlforgeError(f"unknown edit '{kind}' (known: {', '.join(EDIT_KINDS)})", where=option)
+    number, _, module_text = value.partition("=")
+    match = _LAYER.fullmatch(number)
+    if not match:
+        raise YamlforgeError(f"'{number.strip()}' is not a layer number (write N or layerN, as in the base file)",
+                             where=option)
+    layer = int(match.group(1))
+    if kind == "remove":
+        if module_text:
+            raise YamlforgeError("--remove takes only a layer number", where=option)
+        return Edit(kind, layer, option=option)
+    if not module_text.strip():
+        raise YamlforgeError(f"missing module: write --{kind} {layer}=MODULE or {layer}=MODULE(args)", where=option)
+    match = _MODULE.fullmatch(module_text)
+    if not match:
+        raise YamlforgeError(f"cannot read '{module_text}': expected MODULE, MODULE(a, b) or MODULE(a)*3",
+                             where=option)
+    args: list[tuple[str | None, str]] = []
+    if match.group("args") is not None and match.group("args").strip():
+        try:
+            pieces = split_top_level(match.group("args"))
+        except ValueError:
+            raise YamlforgeError("unbalanced brackets or quotes in the module's args", where=option) from None
+        for piece in pieces:
+            named = re.fullmatch(r"([A-Za-z_]\w*)\s*=(?!=)\s*(.+)", piece, re.DOTALL)
+            name, text = (named.group(1), named.group(2).strip()) if named else (None, piece)
+            if not text:
+                raise YamlforgeError("empty argument in the module's args", where=option)
+            if name is None and any(n for n, _ in args):
+                raise YamlforgeError("positional argument after a named one", where=option)
+            parse_value(text, option)
+            args.append((name, text))
+    repeats = None
+    if match.group("repeats") is not None:
+        repeats = int(match.group("repeats"))
+        if repeats < 1:
+            raise YamlforgeError(f"repeats must be 1 or more, got {repeats}", where=option)
+    return Edit(kind, layer, match.group(1), tuple(args), repeats, option)
+
+
+def parse_value(text: str, option: str) -> Any:
+    """One YAML flow value, as the model YAML will hold it."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        loaded = YAML(typ="safe", pure=True).load(f"[{text}]")
+    except YAMLError:
+        loaded = None
+    if not isinstance(loaded, list) or len(loaded) != 1:
+        raise YamlforgeError(f"'{text}' is not a single YAML value", where=option)
+    return loaded[0]
+
+
+def yaml_text(value: Any) -> str:
+    """A spec default written the way model YAMLs write values (``None``, ``True``, ``"nearest"``)."""
+    if value is None or isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(yaml_text(v) for v in value)}]"
+    if isinstance(value, str):
+        import json
+
+        plain = re.fullmatch(r"[A-Za-z_][\w.]*", value) and value.lower() not in (
+            "true", "false", "null", "none", "yes", "no", "on", "off", "y", "n")
+        return value if plain else json.dumps(value)
+    raise YamlforgeError(f"cannot write the default {value!r} into a model YAML")
+
+
+# ---------------------------------------------------------------- recipes
+
+
+@dataclass
+class Recipe:
+    """A reproducible gen-yaml call: ``base``, ``edits`` (list of ``{kind: "N=MODULE(...)"}``), ``scale``, ``nc``."""
+
+    path: Path
+    base: str | None = None
+    edits: list[Edit] = field(default_factory=list)
+    scale: str | None = None
+    nc: int | None = None
+
+
+def load_recipe(path: Path) -> Recipe:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise YamlforgeError(f"cannot read recipe: {exc.strerror}", where="--recipe") from None
+    try:
+        data = YAML(typ="rt", pure=True).load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise YamlforgeError("malformed recipe YAML", where=f"{path}:{mark.line + 1 if mark else 1}") from None
+    if not isinstance(data, dict):
+        raise YamlforgeError("a recipe is a mapping with base and edits", where=f"{path}:1")
+
+    def line(key, container=data) -> str:
+        try:
+            return f"{path}:{container.lc.key(key)[0] + 1}"
+        except (AttributeError, KeyError, TypeError):
+            return f"{path}:1"
+
+    for key in data:
+        if key not in RECIPE_KEYS:
+            raise YamlforgeError(f"unknown recipe key '{key}' (known: {', '.join(RECIPE_KEYS)})", where=line(key))
+    if "backbone" in data:
+        raise YamlforgeError("recipe key 'backbone' (swap the whole backbone) is not supported by this version yet",
+                             where=line("backbone"))
+    recipe = Recipe(path=path.resolve(), base=None if data.get("base") is None else str(data["base"]),
+                    scale=data.get("scale"), nc=data.get("nc"))
+    if recipe.nc is not None and (not isinstance(recipe.nc, int) or isinstance(recipe.nc, bool) or recipe.nc < 1):
+        raise YamlforgeError("recipe key 'nc' must be a positive whole number", where=line("nc"))
+    edits = data.get("edits") or []
+    if not isinstance(edits, list):
+        raise YamlforgeError("recipe key 'edits' must be a list of {kind: value}", where=line("edits"))
+    for i, item in enumerate(edits):
+        where = f"{path}:{edits.lc.item(i)[0] + 1}" if hasattr(edits, "lc") else str(path)
+        if not isinstance(item, dict) or len(item) != 1:
+            raise YamlforgeError("each edit is one '<kind>: <value>' pair, e.g. 'insert-after: 3=SHSA'", where=where)
+        (kind, value), = item.items()
+        if kind not in EDIT_KINDS:
+            raise YamlforgeError(f"unknown edit '{kind}' (known: {', '.join(EDIT_KINDS)})", where=where)
+        try:
+            recipe.edits.append(parse_edit(kind, value))
+        except YamlforgeError as exc:
+            raise YamlforgeError(exc.message, where=f"{where} ({kind}: {value})", hint=exc.hint) from None
+    return recipe
+
+
+# ---------------------------------------------------------------- base resolution and scale
+
+
+@dataclass(frozen=True)
+class Base:
+    path: Path
+    name: str  # the stem the output name is built from (``yolov8n``, ``rtdetr-l``, ``gelan-c``)
+    scale: str | None  # scale implied by the name (``yolov8n`` -> ``n``)
+
+
+def _model_files(target) -> list[Path]:
+    files = []
+    for folder in target.kind.model_dirs:
+        root = target.root / folder
+        if root.is_dir():
+            files.extend(sorted(root.rglob("*.yaml")))
+    return files
+
+
+def scale_pattern(target) -> str | None:
+    """The regex the checkout's ``guess_model_scale`` uses; None for targets that do not guess (YOLOv9)."""
+    if target is None or target.kind.name != "ultralytics":
+        return None
+    try:
+        source = target.tasks_path.read_text(encoding="utf-8")
+    except OSError:
+        return DEFAULT_SCALE_PATTERN
+    body = source.partition("def guess_model_scale")[2][:1500]
+    match = re.search(r"re\.search\(\s*r?(['\"])(.+?)\1", body)
+    return match.group(2) if match else DEFAULT_SCALE_PATTERN
+
+
+def guess_scale(pattern: str | None, stem: str) -> str:
+    """What the target reads from a file name (``yolov8n-x`` -> ``n``), ``""`` when nothing."""
+    if not pattern:
+        return ""
+    match = re.search(pattern, stem)
+    return match.group(match.re.groups) if match else ""
+
+
+def resolve_base(base: str, target, *, relative_to: Path | None = None) -> Base:
+    """A path to a YAML, or a model name resolved the way the target resolves it (``yolov8n`` -> ``yolov8.yaml``)."""
+    candidates = [Path(base).expanduser()]
+    if relative_to is not None and not Path(base).is_absolute():
+        candidates.insert(0, relative_to / base)
+    for candidate in candidates:
+        if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+            pattern = scale_pattern(target)
+            return Base(candidate.resolve(), candidate.stem, guess_scale(pattern, candidate.stem) or None)
+    if target is None:
+        raise YamlforgeError(f"'{base}' is not a YAML file, and without --repo model names cannot be resolved",
+                             where="BASE")
+    stem = Path(base).stem if base.endswith((".yaml", ".yml")) else base
+    files = _model_files(target)
+    by_stem: dict[str, Path] = {}
+    for f in files:
+        by_stem.setdefault(f.stem, f)
+    if stem in by_stem:
+        return Base(by_stem[stem], stem, guess_scale(scale_pattern(target), stem) or None)
+    pattern = scale_pattern(target)
+    scale = guess_scale(pattern, stem)
+    if scale:
+        unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)  # what yaml_model_load does: yolov8x -> yolov8
+        if unified in by_stem:
+            return Base(by_stem[unified], stem, scale)
+    close = difflib.get_close_matches(stem, sorted(by_stem), n=4, cutoff=0.5)
+    folders = ", ".join(target.kind.model_dirs)
+    raise YamlforgeError(f"no model '{base}' in {target.root.name} ({folders})"
+                         + (f"; closest: {', '.join(close)}" if close else ""), where="BASE",
+                         hint="pass a path to a .yaml file, or a name such as " + (close[0] if close else "yolov8n"))
+
+
+# ---------------------------------------------------------------- the compile
+
+
+@dataclass
+class ChangedRow:
+    index: int | str
+    source: str
+    repeats: str
+    module: str
+    args: str
+    status: str  # new | replaced | rewired | removed
+
+
+@dataclass
+class GenResult:
+    """What gen-yaml would write: nothing on disk changes until :func:`write_result`."""
+
+    base_path: Path
+    output_path: Path
+    old_text: str
+    new_text: str
+    rows: list[ChangedRow]
+    root: Path | None  # checkout root, for relative display paths
+    exists: bool  # the output file already exists (only with force)
+
+    def display(self, path: Path) -> str:
+        if self.root is not None and path.is_relative_to(self.root):
+            return path.relative_to(self.root).as_posix()
+        return str(path)
+
+    def diff(self) -> str:
+        """Unified diff of the base against the output, ``a/``/``b/`` headers."""
+        lines = difflib.unified_diff(self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
+                                     fromfile=f"a/{self.display(self.base_path)}",
+                                     tofile=f"b/{self.display(self.output_path)}")
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+    def table(self) -> str:
+        header = ("layer", "from", "n", "module", "args", "")
+        body = [(str(r.index), r.source, r.repeats, r.module, r.args, r.status) for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        return "\n".join("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                         for row in [header, *body])
+
+
+@dataclass
+class GenRequest:
+    base: str | None
+    edits: list[Edit] = field(default_factory=list)
+    repo: Path | None = None
+    output: Path | None = None
+    scale: str | None = None
+    nc: int | None = None
+    recipe: Path | None = None
+    spec_paths: tuple[Path, ...] = ()
+    allow_stride_change: bool = False
+    force: bool = False
+    dry_run: bool = False
+
+
+class _Modules:
+    """Which module names a YAML may use in this checkout, and what spec (if any) stands behind each."""
+
+    def __init__(self, target, spec_paths):
+        self.target = target
+        self.spec_paths = spec_paths
+        self._registry = None
+        self._applied: set[str] | None = None
+
+    @property
+    def applied_names(self) -> set[str]:
+        if self._applied is None:
+            from .manifest import read_manifest
+
+            manifest = read_manifest(self.target.root)
+            self._applied = manifest.applied_names if manifest else set()
+        return self._applied
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from .specs import SpecRegistry
+
+            self._registry = SpecRegistry(list(self.spec_paths))
+        return self._registry
+
+    def resolve(self, name: str, option: str):
+        """(YAML name, spec or None); an unknown module is an error naming ``option``."""
+        if name.startswith(("nn.", "torch.nn.", "torchvision.ops.")):
+            return name, None
+        # An applied spec is also imported by tasks.py, so the manifest is asked first; the target's own names
+        # then need no spec registry (~60 ms of YAML parsing).
+        if name not in self.applied_names and name in self.target.known_layers:
+            return name, None
+        spec = self.registry.find(name)
+        if spec is not None:
+            if spec.role != "layer":
+                raise YamlforgeError(f"{spec.name} is a {spec.role} module; layer edits take layer modules",
+                                     where=option)
+            return (name if name in spec.exports else spec.exports[0]), spec
+        if name in self.target.known_layers:
+            return name, None
+        names = sorted(set(self.target.known_layers) | {s.name for s in self.registry})
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        raise YamlforgeError(f"unknown module '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""),
+                             where=option, hint="yamlforge list  # modules yamlforge can add; nn.* names are torch's")
+
+
+    def check_applied(self, spec, option: str) -> None:
+        """A spec module builds only in a checkout yamlforge applied it to; the error gives the command that does."""
+        if not {spec.name, *spec.exports} & self.applied_names:
+            raise YamlforgeError(f"module {spec.name} is not applied to this checkout, so {self.target.label} "
+                                 "cannot build it", where=option,
+                                 hint=f"yamlforge apply --repo {self.target.root} --module {spec.name}")
+
+
+def _edit_args(edit: Edit, spec) -> tuple[list[Any], str]:
+    """The YAML args list (values and text): given ones, then the spec's defaults for the rest."""
+    if spec is None or not spec.args:
+        if any(name for name, _ in edit.args):
+            raise YamlforgeError(f"named args need a module spec that names them; {edit.module} has none",
+                                 where=edit.option)
+        texts = [text for _, text in edit.args]
+    else:
+        names = [a.name for a in spec.args]
+        slots: dict[str, str] = {}
+        positional = [text for name, text in edit.args if name is None]
+        if len(positional) > len(names):
+            raise YamlforgeError(f"{spec.name} takes {len(names)} args ({', '.join(names)}), got {len(positional)}",
+                                 where=edit.option, hint=f"yamlforge show {spec.name}")
+        slots.update(zip(names, positional))
+        for name, text in edit.args:
+            if name is None:
+                continue
+            if name not in names:
+                raise YamlforgeError(f"{spec.name} has no arg '{name}' (args: {', '.join(names)})", where=edit.option,
+                                     hint=f"yamlforge show {spec.name}")
+            if name in slots:
+                raise YamlforgeError(f"arg '{name}' given twice", where=edit.option)
+            slots[name] = text
+        texts = []
+        for arg in spec.args:
+            if arg.name in slots:
+                texts.append(slots[arg.name])
+            elif arg.required:
+                raise YamlforgeError(f"{spec.name} needs arg '{arg.name}'", where=edit.option,
+                                     hint=f"yamlforge show {spec.name}")
+            else:
+                texts.append(yaml_text(arg.default))
+    values = [parse_value(t, edit.option) for t in texts]
+    return values, f"[{', '.join(texts)}]"
+
+
+def _factor(layer: Layer, specs: dict[str, Any]) -> Fraction | None:
+    spec = specs.get(layer.module)
+    if spec is not None:
+        return Fraction(spec.stride) if isinstance(spec.stride, int) else None
+    return builtin_factor(layer.module, layer.args)
+
+
+def _check_strides(graph: ModelGraph, edits: list[Edit], specs: dict[str, Any]) -> None:
+    """An edit may not change the resolution later layers run at: compare each edited layer's own factor."""
+    base_strides = graph.strides(graph.base, lambda layer: _factor(layer, specs))
+    for edit in edits:
+        if edit.kind == "remove" or edit.kind == "replace":
+            old = graph.base[edit.layer]
+            old_factor = _factor(old, specs)
+            new_factor = Fraction(1) if edit.kind == "remove" else _factor(
+                next(x for x in graph.layers if x.key == edit.layer), specs)
+            if old_factor is None or new_factor is None or old_factor == new_factor:
+                continue
+            source = old.refs[0].producer
+            before, after = base_strides.get(source), base_strides.get(old.key)
+            now = before * new_factor if before is not None else None
+            doing = "removing it" if edit.kind == "remove" else \
+                f"replacing it with {edit.module}, which {_factor_words(new_factor)},"
+            where = f"layer {edit.layer}"
+            message = (f"layer {edit.layer} is {old.module} with stride {old_factor} ({stride_label(before)} -> "
+                       f"{stride_label(after)}); {doing} would leave it and every layer after it at "
+                       f"{stride_label(now)} instead of {stride_label(after)}")
+            hint = None
+            if isinstance(source, int) and edit.kind == "replace":
+                hint = (f"--insert-after {source}={edit.module} or --replace {source}={edit.module} keeps the "
+                        "resolution; --allow-stride-change to do it anyway")
+            elif edit.kind == "remove":
+                hint = "--allow-stride-change to do it anyway"
+            raise YamlforgeError(message, where=where, hint=hint)
+        else:
+            new = next(x for x in graph.layers if x.edited_by == edit.option and x.row is None)
+            factor = _factor(new, specs)
+            if factor is not None and factor != 1:
+                raise YamlforgeError(f"{edit.module} has stride {factor}: inserted, it would change the resolution of "
+                                     "every layer after it", where=edit.option,
+                                     hint="--replace a layer with the same stride, or --allow-stride-change")
+
+
+def _factor_words(factor: Fraction) -> str:
+    return "keeps the resolution" if factor == 1 else f"has stride {factor}"
+
+
+def _detect(request: GenRequest, base_hint: Path | None):
+    from .targets import detect_target
+
+    if request.repo is not None:
+        return detect_target(request.repo)
+    # Without --repo: the checkout that holds the base file, else the current directory.
+    for folder in ([*base_hint.parents] if base_hint else []) + [Path.cwd()]:
+        try:
+            return detect_target(folder)
+        except YamlforgeError:
+            continue
+    raise YamlforgeError("no Ultralytics or YOLOv9 checkout found for the base", where="--repo",
+                         hint="yamlforge gen-yaml BASE --repo PATH/TO/CHECKOUT ...")
+
+
+def compile_yaml(request: GenRequest) -> GenResult:
+    """Everything gen-yaml does short of writing: resolve, edit, validate, name the output."""
+    recipe = load_recipe(request.recipe) if request.recipe else None
+    base_name = request.base or (recipe.base if recipe else None)
+    if not base_name:
+        raise YamlforgeError("no base model: give BASE or a recipe with 'base:'", where="BASE")
+    scale = request.scale or (recipe.scale if recipe else None)
+    nc = request.nc if request.nc is not None else (recipe.nc if recipe else None)
+    edits = (recipe.edits if recipe else []) + list(request.edits)
+    if nc is not None and (not isinstance(nc, int) or isinstance(nc, bool) or nc < 1):
+        raise YamlforgeError(f"--nc must be a positive whole number, got {nc}", where="--nc")
+    relative_to = recipe.path.parent if recipe else None
+
+    as_path = Path(base_name).expanduser()
+    if relative_to is not None and not as_path.is_absolute() and (relative_to / as_path).is_file():
+        as_path = relative_to / as_path
+    target = _detect(request, as_path.resolve() if as_path.is_file() else None)
+    base = resolve_base(base_name, target, relative_to=relative_to)
+    try:
+        old_text = base.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise YamlforgeError(f"cannot read the base: {exc}", where=str(base.path)) from None
+    graph = ModelGraph(old_text, where=str(base.path))
+
+    modules = _Modules(target, request.spec_paths)
+    specs: dict[str, Any] = {}
+    to_apply: list[tuple[Any, str]] = []  # checked after the strides: a wrong edit is reported before a missing apply
+    for edit in edits:
+        if edit.kind == "remove":
+            graph.remove(edit.layer, edit.option)
+            continue
+        yaml_name, spec = modules.resolve(edit.module, edit.option)
+        if spec is not None:
+            specs[yaml_name] = spec
+            to_apply.append((spec, edit.option))
+        args, args_text = _edit_args(edit, spec)
+        repeats = edit.repeats or 1
+        if edit.kind == "replace":
+            graph.replace(edit.layer, yaml_name, args, args_text, repeats, edit.option)
+        elif edit.kind == "insert-after":
+            graph.insert_after(edit.layer, yaml_name, args, args_text, repeats, edit.option)
+        else:
+            graph.insert_before(edit.layer, yaml_name, args, args_text, repeats, edit.option)
+    graph.validate()
+    for layer in graph.base:  # spec modules already in the base (an earlier gen-yaml output) count too
+        if layer.module in specs or layer.module.startswith(("nn.", "torch.nn.", "torchvision.ops.")):
+            continue
+        if layer.module not in modules.applied_names and layer.module in target.known_layers:
+            continue
+        if modules.registry.find(layer.module) is not None:
+            yaml_name, spec = modules.resolve(layer.module, f"layer {layer.key}")
+            specs[yaml_name] = spec
+            to_apply.append((spec, f"layer {layer.key}"))
+    if not request.allow_stride_change:
+        _check_strides(graph, edits, specs)
+    for spec, option in to_apply:
+        modules.check_applied(spec, option)
+
+    text = graph.render()
+    text = _set_nc(text, nc)
+    output = _output_path(request, base, scale, edits, nc)
+    text = _apply_scale(text, base, target, scale, output)
+    _reload_check(text, graph, output)
+    exists = output.exists()
+    if exists and not request.force and not request.dry_run:
+        raise YamlforgeError(f"'{output}' exists; nothing was written", where="-o",
+                             hint="pass --force to overwrite it, or -o another path")
+    return GenResult(base.path, output, old_text, text, _changed_rows(graph), target.root, exists)
+
+
+def _output_path(request: GenRequest, base: Base, scale: str | None, edits: list[Edit], nc: int | None) -> Path:
+    if request.output is not None:
+        out = Path(request.output).expanduser()
+        return (out / f"{_output_stem(base, scale, edits, nc)}.yaml" if out.is_dir() else out).resolve()
+    return base.path.parent / f"{_output_stem(base, scale, edits, nc)}.yaml"
+
+
+def _output_stem(base: Base, scale: str | None, edits: list[Edit], nc: int | None) -> str:
+    stem = base.name
+    if scale and scale != base.scale:
+        stem = re.sub(r"^(.*?\d+)([nslmx])?(?=\D|$)", lambda m: m.group(1) + scale, stem, count=1) \
+            if re.search(r"\d", stem) else f"{stem}-{scale}"
+    names = list(dict.fromkeys(e.module.rpartition(".")[2] for e in edits if e.module))  # nn.Identity -> Identity
+    removed = [f"no{e.layer}" for e in edits if e.kind == "remove"]
+    suffix = "-".join(names + removed) or (f"nc{nc}" if nc is not None else "copy")
+    return f"{stem}-{suffix}"
+
+
+def _load_rt(text: str):
+    from ruamel.yaml import YAML
+
+    return YAML(typ="rt", pure=True).load(text)
+
+
+def _set_nc(text: str, nc: int | None) -> str:
+    """``--nc``: rewrite the number in place, comment and spacing kept."""
+    if nc is None:
+        return text
+    data = _load_rt(text)
+    if "nc" not in data:
+        raise YamlforgeError("the base has no 'nc:' key to set", where="--nc")
+    line, col = data.lc.value("nc")
+    lines = text.splitlines(keepends=True)
+    match = re.match(r"\d+", lines[line][col:])
+    if not match:
+        raise YamlforgeError("the base's 'nc:' is not a plain number", where="--nc")
+    lines[line] = lines[line][:col] + str(nc) + lines[line][col + match.end():]
+    return "".join(lines)
+
+
+def _apply_scale(text: str, base: Base, target, scale: str | None, output: Path) -> str:
+    """Make the output build at the requested scale: keep a name the target parses, or keep only that scale row."""
+    data = _load_rt(text)
+    scales = data.get("scales")
+    if scale and (not isinstance(scales, dict) or len(scales) < 2):
+        raise YamlforgeError(f"the base {base.path.name} has a single scale; --scale cannot pick another",
+                             where="--scale")
+    wanted = scale or base.scale
+    if not wanted or not isinstance(scales, dict) or len(scales) < 2:
+        return text
+    if wanted not in scales:
+        raise YamlforgeError(f"scale '{wanted}' is not in the base (scales: {', '.join(scales)})", where="--scale")
+    parsed = guess_scale(scale_pattern(target), output.stem)
+    if parsed == wanted:
+        return text
+    if parsed:
+        raise YamlforgeError(f"the output name {output.name} makes {target.label} build scale '{parsed}', "
+                             f"not '{wanted}'", where="-o", hint=f"name it like {base.name}-*.yaml")
+    lines = text.splitlines(keepends=True)
+    for key in reversed(list(scales)):
+        if key != wanted:
+            del lines[scales.lc.key(key)[0]]
+    return "".join(lines)
+
+
+def _reload_check(text: str, graph: ModelGraph, output: Path) -> None:
+    """Re-load what would be written and compare each row with the graph (the writer never writes a broken file)."""
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe", pure=True).load(text)
+    rows = list(data["backbone"]) + list(data["head"])
+    positions = {layer.key: i for i, layer in enumerate(graph.layers)}
+    expected = []
+    for i, layer in enumerate(graph.layers):
+        values = graph.from_value(layer, i, positions)
+        expected.append([values if layer.many else values[0], layer.repeats, layer.module, layer.args])
+    if rows != expected:
+        bad = next((i for i, (a, b) in enumerate(zip(rows, expected)) if a != b), min(len(rows), len(expected)))
+        raise YamlforgeError(f"internal error: the generated YAML does not re-load as planned at layer {bad}; "
+                             "nothing was written", where=str(output), hint="please report this with the command")
+
+
+def _changed_rows(graph: ModelGraph) -> list[ChangedRow]:
+    positions = {layer.key: i for i, layer in enumerate(graph.layers)}
+    base_positions = {b.key: b.key for b in graph.base} | {INPUT: -1}
+    rows = []
+    for i, layer in enumerate(graph.layers):
+        values = graph.from_value(layer, i, positions)
+        source = str(values if layer.many else values[0])
+        if layer.row is None:
+            status = "new"
+        elif layer.changed:
+            status = "replaced"
+        elif values != graph.from_value(graph.base[layer.key], layer.key, base_positions):
+            status = "rewired" if layer.rewired else "renumbered"
+        else:
+            continue
+        rows.append(ChangedRow(i, source, str(layer.repeats), layer.module, layer.args_text, status))
+    for index in sorted(graph.removed):
+        old = graph.base[index]
+        rows.append(ChangedRow(f"({index})", "", str(old.repeats), old.module, old.args_text, "removed"))
+    return rows
+
+
+def write_result(result: GenResult) -> None:
+    """Write the output atomically: a temporary file next to it, then one rename, so it appears whole or not at all."""
+    import os
+    import tempfile
+
+    path = result.output_path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yamlforge", dir=path.parent)
+    except OSError as exc:
+        raise YamlforgeError(f"could not write {path} ({exc.strerror}); nothing was written", where="-o") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(result.new_text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise YamlforgeError(f"could not write {path} ({exc.strerror}); nothing was written", where="-o") from None

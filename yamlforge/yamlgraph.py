@@ -1,0 +1,561 @@
+"""A model YAML as a graph of layers whose edits are written back by re-emitting only the rows they touch."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .errors import YamlforgeError
+
+SECTIONS = ("backbone", "head")
+INPUT = "input"  # producer of layer 0's ``-1``: the image
+
+
+# ---------------------------------------------------------------- flow-sequence scanner
+
+
+@dataclass
+class Span:
+    """Where one flow element sits in the text; ``children`` for a ``[...]`` sequence."""
+
+    start: int
+    end: int
+    children: list[Span] | None = None
+
+
+def _skip_blank(text: str, i: int) -> int:
+    """Skip whitespace, newlines and ``# comments`` inside a flow collection."""
+    while i < len(text):
+        c = text[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\r\n"):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+        else:
+            break
+    return i
+
+
+def _scan_quoted(text: str, i: int) -> int:
+    quote = text[i]
+    i += 1
+    while i < len(text):
+        if quote == '"' and text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            if quote == "'" and text[i + 1 : i + 2] == "'":  # '' is an escaped quote
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    raise ValueError("unterminated quoted scalar")
+
+
+def _scan_element(text: str, i: int) -> Span:
+    c = text[i]
+    if c == "[":
+        return scan_flow_sequence(text, i)
+    if c == "{":
+        depth, j = 0, i
+        while j < len(text):
+            if text[j] in "'\"":
+                j = _scan_quoted(text, j)
+                continue
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+            if depth == 0:
+                return Span(i, j)
+        raise ValueError("unterminated flow mapping")
+    if c in "'\"":
+        return Span(i, _scan_quoted(text, i))
+    j = i
+    while j < len(text) and text[j] not in ",[]{}\n" and not (text[j] == "#" and text[j - 1] in " \t"):
+        j += 1
+    end = j
+    while end > i and text[end - 1] in " \t":
+        end -= 1
+    if end == i:
+        raise ValueError("empty element")
+    return Span(i, end)
+
+
+def scan_flow_sequence(text: str, i: int) -> Span:
+    """Spans of ``[a, [b, c], d]`` starting at ``text[i] == '['`` (ruamel gives starts only, we need ends)."""
+    if text[i] != "[":
+        raise ValueError("not a flow sequence")
+    children: list[Span] = []
+    j = _skip_blank(text, i + 1)
+    if j < len(text) and text[j] == "]":
+        return Span(i, j + 1, children)
+    while j < len(text):
+        child = _scan_element(text, j)
+        children.append(child)
+        j = _skip_blank(text, child.end)
+        if j < len(text) and text[j] == "]":
+            return Span(i, j + 1, children)
+        if j >= len(text) or text[j] != ",":
+            raise ValueError("expected ',' or ']'")
+        j = _skip_blank(text, j + 1)
+        if j < len(text) and text[j] == "]":  # trailing comma
+            return Span(i, j + 1, children)
+    raise ValueError("unterminated flow sequence")
+
+
+# ---------------------------------------------------------------- the graph
+
+
+@dataclass
+class Ref:
+    """One entry of a ``from``: the layer it reads (base index, new-layer key or INPUT) and how it is written."""
+
+    producer: Hashable
+    relative: bool
+
+
+@dataclass
+class Row:
+    """A base layer's row in the text: its spans, the line(s) around it, and its trailing comment."""
+
+    section: str
+    flow_section: bool  # the section is one ``[ ... ]`` list (YOLOv9 style)
+    span: Span
+    line: int  # 1-based, for error messages
+    line_start: int  # offset of the first line of the row
+    line_end: int  # offset just past the newline of its last line
+    prefix: str  # text on the first line before the row (``  - `` or ``   `` or ``  [``)
+    suffix: str  # text on the last line after the row (``,  # 3-P3/8``)
+
+    @property
+    def own_lines(self) -> bool:
+        """The row can be cut or copied line by line: nothing but itself, a comma and a comment on its lines."""
+        return self.prefix.strip() in ("", "-") and _suffix_is_plain(self.suffix)
+
+    @property
+    def comment_offset(self) -> int | None:
+        """Offset of the ``#`` of the row's trailing comment."""
+        hash_at = self.suffix.find("#")
+        return None if hash_at < 0 else self.span.end + hash_at
+
+    @property
+    def comment_gap(self) -> str:
+        hash_at = self.suffix.find("#")
+        return " " if hash_at < 0 else self.suffix[: hash_at].lstrip(",") or " "
+
+
+def _suffix_is_plain(suffix: str) -> bool:
+    return re.fullmatch(r"\s*,?\s*(#.*)?\s*", suffix) is not None
+
+
+@dataclass
+class Layer:
+    """A layer of the compiled model: base layers keep their ``row``; inserted ones have ``row=None``."""
+
+    key: Hashable  # base index, or ("new", k)
+    refs: list[Ref]
+    many: bool  # ``from`` written as a list
+    repeats: Any
+    module: str
+    args: list[Any]
+    args_text: str
+    row: Row | None = None
+    changed: bool = False  # module / repeats / args rewritten by a replace
+    anchor: tuple[Hashable, str] | None = None  # (base index, "after" | "before"): where an inserted row is written
+    rewired: set[int] = field(default_factory=set)  # ref positions an edit pointed at another producer
+    edited_by: str | None = None  # the option that created or replaced it, for messages
+
+
+class ModelGraph:
+    """Parses a model YAML once, applies edits by base layer numbers, and renders text with minimal changes."""
+
+    def __init__(self, text: str, where: str = "<yaml>"):
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError
+
+        self.text = text
+        self.where = where
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        try:
+            self.data = YAML(typ="rt", pure=True).load(text)
+        except YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise YamlforgeError(f"malformed model YAML: {problem}", where=f"{where}:{mark.line + 1 if mark else 1}") from None
+        if not isinstance(self.data, dict) or not all(isinstance(self.data.get(s), list) for s in SECTIONS):
+            raise YamlforgeError("not a model YAML: it needs 'backbone' and 'head' lists", where=f"{where}:1")
+        self.base: list[Layer] = []
+        for section in SECTIONS:
+            seq = self.data[section]
+            flow = seq.fa.flow_style()
+            for i, value in enumerate(seq):
+                line, col = seq.lc.item(i)
+                self.base.append(self._read_layer(len(self.base), value, section, flow, line, col))
+        self.layers: list[Layer] = [self._copy(layer) for layer in self.base]
+        self.removed: set[int] = set()
+        self._tails: dict[int, Hashable] = {}  # base index -> last layer inserted after it
+        self._new = 0
+        self._validate_refs(self.base, base=True)
+
+    # ------------------------------------------------------------ reading
+
+    def _offset(self, line: int, col: int) -> int:
+        return self._line_starts[line] + col
+
+    def _line_of(self, offset: int) -> int:
+        lo, hi = 0, len(self._line_starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._line_starts[mid] <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _line_end(self, line: int) -> int:
+        return self._line_starts[line + 1] if line + 1 < len(self._line_starts) else len(self.text)
+
+    def _read_layer(self, index: int, value: Any, section: str, flow: bool, line: int, col: int) -> Layer:
+        where = f"{self.where}:{line + 1}"
+        if not isinstance(value, list) or len(value) != 4:
+            raise YamlforgeError(f"layer {index} is not a [from, repeats, module, args] row", where=where)
+        f, n, module, args = value
+        entries = list(f) if isinstance(f, list) else [f]
+        if not entries or not all(isinstance(e, int) and not isinstance(e, bool) for e in entries):
+            raise YamlforgeError(f"layer {index}: 'from' must be a layer index or a list of them, got {f!r}",
+                                 where=where)
+        if not isinstance(module, str) or not isinstance(args, list):
+            raise YamlforgeError(f"layer {index}: module must be a name and args a list", where=where)
+        refs = []
+        for e in entries:
+            if e < 0:
+                producer = index + e
+                if producer < 0:
+                    if index == 0 and e == -1:
+                        producer = INPUT
+                    else:
+                        raise YamlforgeError(f"layer {index}: from {e} points before the first layer", where=where)
+                refs.append(Ref(producer, relative=True))
+            else:
+                refs.append(Ref(e, relative=False))
+        row = None
+        start = self._offset(line, col)
+        try:
+            span = scan_flow_sequence(self.text, start)
+            ok = len(span.children) == 4 and (not isinstance(f, list) or span.children[0].children is not None)
+        except (ValueError, IndexError):
+            ok = False
+        if ok:
+            first, last = self._line_of(span.start), self._line_of(span.end - 1)
+            line_start, line_end = self._line_starts[first], self._line_end(last)
+            row = Row(section, flow, span, line + 1, line_start, line_end, self.text[line_start:span.start],
+                      self.text[span.end:line_end].rstrip("\n"))
+        args_text = self.text[row.span.children[3].start:row.span.children[3].end] if row else repr(list(args))
+        return Layer(index, refs, isinstance(f, list), n, module, list(args), args_text, row)
+
+    @staticmethod
+    def _copy(layer: Layer) -> Layer:
+        return Layer(layer.key, [Ref(r.producer, r.relative) for r in layer.refs], layer.many, layer.repeats,
+                     layer.module, layer.args, layer.args_text, layer.row)
+
+    def _validate_refs(self, layers: list[Layer], *, base: bool) -> None:
+        """Every ``from`` reads an existing earlier layer; only the first layer reads the image."""
+        positions = {layer.key: i for i, layer in enumerate(layers)}
+        for i, layer in enumerate(layers):
+            for ref in layer.refs:
+                if ref.producer == INPUT:
+                    if i != 0:
+                        raise YamlforgeError(f"{self.describe(layer)} would read the image input; only layer 0 can",
+                                             where=self.where_of(layer))
+                    continue
+                target = positions.get(ref.producer)
+                if target is None or target >= i:
+                    shown = ref.producer if isinstance(ref.producer, int) else "a new layer"
+                    why = "a later layer" if target is not None or (isinstance(shown, int) and shown >= i) \
+                        else "a layer that does not exist"
+                    raise YamlforgeError(f"{self.describe(layer)}: from {shown} points to {why}",
+                                         where=self.where_of(layer))
+
+    # ------------------------------------------------------------ queries
+
+    def describe(self, layer: Layer) -> str:
+        if isinstance(layer.key, int):
+            return f"layer {layer.key}"
+        return f"new layer {layer.module} ({layer.edited_by})"
+
+    def where_of(self, layer: Layer) -> str:
+        if layer.row is not None:
+            return f"{self.where}:{layer.row.line}"
+        return layer.edited_by or "layer"
+
+    def layer(self, index: int, option: str) -> Layer:
+        """The current layer that was base layer ``index``; errors name ``option``."""
+        if not 0 <= index < len(self.base):
+            raise YamlforgeError(f"layer {index} does not exist: the base has layers 0..{len(self.base) - 1}",
+                                 where=option)
+        if index in self.removed:
+            raise YamlforgeError(f"layer {index} is removed by another edit", where=option)
+        return next(layer for layer in self.layers if layer.key == index)
+
+    def position(self, key: Hashable) -> int:
+        return next(i for i, layer in enumerate(self.layers) if layer.key == key)
+
+    def consumers(self, key: Hashable) -> list[tuple[Layer, int]]:
+        return [(layer, j) for layer in self.layers for j, ref in enumerate(layer.refs) if ref.producer == key]
+
+    # ------------------------------------------------------------ edits (numbers are base numbers)
+
+    def _new_layer(self, module: str, args: list[Any], args_text: str, repeats: Any, option: str) -> Layer:
+        self._new += 1
+        return Layer(("new", self._new), [], False, repeats, module, args, args_text, edited_by=option)
+
+    def replace(self, index: int, module: str, args: list[Any], args_text: str, repeats: Any, option: str) -> Layer:
+        """Swap layer ``index``'s module, args and repeats; its inputs and consumers stay."""
+        layer = self.layer(index, option)
+        if layer.changed:
+            raise YamlforgeError(f"layer {index} is replaced twice", where=option)
+        layer.module, layer.args, layer.args_text, layer.repeats = module, args, args_text, repeats
+        layer.changed, layer.edited_by = True, option
+        return layer
+
+    def insert_after(self, index: int, module: str, args: list[Any], args_text: str, repeats: Any,
+                     option: str) -> Layer:
+        """A new layer reading ``index`` (or what was last inserted after it); its consumers now read the new one."""
+        self.layer(index, option)
+        tail = self._tails.get(index, index)
+        new = self._new_layer(module, args, args_text, repeats, option)
+        new.refs = [Ref(tail, relative=True)]
+        new.anchor = (index, "after")
+        for consumer, j in self.consumers(tail):
+            consumer.refs[j].producer = new.key
+            consumer.rewired.add(j)
+        self.layers.insert(self.position(tail) + 1, new)
+        self._tails[index] = new.key
+        return new
+
+    def insert_before(self, index: int, module: str, args: list[Any], args_text: str, repeats: Any,
+                      option: str) -> Layer:
+        """A new layer between ``index`` and its single input; other readers of that input are unchanged."""
+        layer = self.layer(index, option)
+        if len(layer.refs) != 1:
+            raise YamlforgeError(f"layer {index} ({layer.module}) reads {len(layer.refs)} layers; insert-before needs "
+                                 "a layer with one input", where=option,
+                                 hint="insert after one of its inputs instead (--insert-after N=...)")
+        new = self._new_layer(module, args, args_text, repeats, option)
+        new.refs = [Ref(layer.refs[0].producer, layer.refs[0].relative)]
+        new.anchor = (index, "before")
+        layer.refs[0] = Ref(new.key, relative=True)
+        layer.rewired.add(0)
+        self.layers.insert(self.position(index), new)
+        return new
+
+    def remove(self, index: int, option: str) -> Layer:
+        """Drop layer ``index``; its consumers read its single input instead."""
+        layer = self.layer(index, option)
+        if len(layer.refs) != 1:
+            raise YamlforgeError(f"layer {index} ({layer.module}) reads {len(layer.refs)} layers, so its readers "
+                                 "cannot be rewired to a single input; it cannot be removed", where=option)
+        if layer.changed or any(a == (index, "after") or a == (index, "before")
+                                for a in (x.anchor for x in self.layers)):
+            raise YamlforgeError(f"layer {index} is used by another edit and cannot also be removed", where=option)
+        section = self.base[index].row.section if self.base[index].row else None
+        left = [b for b in self.base if b.row and b.row.section == section and b.key not in self.removed]
+        new_rows = [x for x in self.layers if x.anchor and self.base[x.anchor[0]].row.section == section]
+        if section and len(left) == 1 and not new_rows:
+            raise YamlforgeError(f"layer {index} is the only row of '{section}'; a section cannot be empty",
+                                 where=option)
+        source = layer.refs[0].producer
+        self.layers.remove(layer)
+        self.removed.add(index)
+        for consumer, j in self.consumers(index):
+            consumer.refs[j].producer = source
+            consumer.rewired.add(j)
+        return layer
+
+    def validate(self) -> None:
+        self._validate_refs(self.layers, base=False)
+
+    # ------------------------------------------------------------ strides
+
+    def strides(self, layers: list[Layer], factor: Callable[[Layer], Fraction | None]) -> dict[Hashable, Fraction | None]:
+        """Output stride of every layer (input = 1): its input's stride times its own factor; None when unknown."""
+        out: dict[Hashable, Fraction | None] = {INPUT: Fraction(1)}
+        for layer in layers:
+            source = layer.refs[-1] if layer.module == "CBFuse" else layer.refs[0]
+            before, own = out.get(source.producer), factor(layer)
+            out[layer.key] = None if before is None or own is None else before * own
+        return out
+
+    # ------------------------------------------------------------ rendering
+
+    def from_value(self, layer: Layer, position: int, positions: dict[Hashable, int]) -> list[int]:
+        values = []
+        for ref in layer.refs:
+            target = -1 if ref.producer == INPUT else positions[ref.producer]
+            values.append(target - position if ref.relative or ref.producer == INPUT else target)
+        return values
+
+    def _from_text(self, values: list[int], many: bool) -> str:
+        return f"[{', '.join(map(str, values))}]" if many else str(values[0])
+
+    def row_text(self, layer: Layer, position: int, positions: dict[Hashable, int]) -> str:
+        """The text of an inserted row, in the style Ultralytics and YOLOv9 files use."""
+        values = self.from_value(layer, position, positions)
+        return f"[{self._from_text(values, layer.many)}, {layer.repeats}, {layer.module}, {layer.args_text}]"
+
+    def render(self) -> str:
+        """The edited text: untouched bytes copied, changed spans of changed rows rewritten, new rows added."""
+        self.validate()
+        positions = {layer.key: i for i, layer in enumerate(self.layers)}
+        patches: list[tuple[int, int, int, str]] = []  # (start, end, order, text)
+
+        def patch(start: int, end: int, text: str, order: int = 0) -> None:
+            if self.text[start:end] != text or start == end:
+                patches.append((start, end, order, text))
+
+        for base_layer in self.base:
+            index = base_layer.key
+            if index in self.removed:
+                self._cut_row(base_layer, patch)
+                continue
+            layer = self.layers[positions[index]]
+            position = positions[index]
+            values = self.from_value(layer, position, positions)
+            old_values = self.from_value(base_layer, index, {b.key: b.key for b in self.base} | {INPUT: -1})
+            needs_rewrite = values != old_values or layer.changed
+            if needs_rewrite and layer.row is None:
+                raise YamlforgeError(f"layer {index} is not written as a one-line [from, repeats, module, args] "
+                                     "flow list, so it cannot be rewritten", where=f"{self.where}")
+            if values != old_values:
+                spans = layer.row.span.children[0].children if layer.many else [layer.row.span.children[0]]
+                for span, old, new in zip(spans, old_values, values):
+                    if old != new:
+                        patch(span.start, span.end, str(new))
+            if layer.changed:
+                n_span, m_span, a_span = layer.row.span.children[1:]
+                patch(n_span.start, n_span.end, str(layer.repeats))
+                patch(m_span.start, m_span.end, layer.module)
+                patch(a_span.start, a_span.end, layer.args_text)
+            if position != index and layer.row is not None:
+                self._renumber_comment(layer.row, index, position, patch)
+
+        for order, (position, layer) in enumerate((p, x) for p, x in enumerate(self.layers) if x.row is None):
+            anchor_index, side = layer.anchor
+            anchor = self.base[anchor_index].row
+            if anchor is None or not anchor.own_lines and not (side == "before" and anchor.flow_section
+                                                              and _suffix_is_plain(anchor.suffix)):
+                raise YamlforgeError(f"cannot place a new row {side} layer {anchor_index}: its line holds more "
+                                     "than the row (a bracket of the list); put the row on its own line",
+                                     where=f"{self.where}:{anchor.line if anchor else 1}")
+            if anchor.flow_section:
+                prefix, comma = " " * len(anchor.prefix), ","
+            else:
+                prefix, comma = anchor.prefix if anchor.prefix.strip() == "-" else \
+                    " " * (len(anchor.prefix) - 2) + "- ", ""
+            text = f"{prefix}{self.row_text(layer, position, positions)}{comma}{anchor.comment_gap}# {position}\n"
+            if side == "after":
+                at = anchor.line_end
+                if not self.text[:at].endswith("\n"):  # the anchor is on the last line, without a newline
+                    text = "\n" + text.rstrip("\n")
+                patch(at, at, text, order)
+            else:
+                at = anchor.line_start
+                if anchor.prefix.strip() not in ("", "-"):  # `  [[-1, ...` : the bracket moves to the new row
+                    text = anchor.prefix + text[len(prefix):]
+                    patch(at, at + len(anchor.prefix), " " * len(anchor.prefix))
+                patch(at, at, text, 100000 + order)
+        return self._apply(patches)
+
+    def _cut_row(self, layer: Layer, patch) -> None:
+        row = layer.row
+        if row is None or not _suffix_is_plain(row.suffix):
+            raise YamlforgeError(f"layer {layer.key} shares its line with the end of the list; put it on its own "
+                                 "line to remove it", where=f"{self.where}:{row.line if row else 1}")
+        if row.prefix.strip() in ("", "-"):
+            patch(row.line_start, row.line_end, "")
+        else:  # `  [[-1, 1, Silence, []],  # 0`: keep the list's opening bracket
+            patch(row.span.start, row.line_end - (1 if self.text[row.line_end - 1:row.line_end] == "\n" else 0), "")
+
+    def _renumber_comment(self, row: Row, index: int, position: int, patch) -> None:
+        """``# 15 (P3/8-small)`` and ``# X3 (21)`` follow the layer's new number; other numbers are prose."""
+        at = row.comment_offset
+        if at is None:
+            return
+        comment = self.text[at:row.line_end]
+        for match in (re.match(r"#\s*(\d+)(?!\d)", comment), re.search(r"\((\d+)\)", comment)):
+            if match and int(match.group(1)) == index:
+                patch(at + match.start(1), at + match.end(1), str(position))
+
+    def _apply(self, patches: list[tuple[int, int, int, str]]) -> str:
+        out, cursor = [], 0
+        for start, end, _, text in sorted(patches, key=lambda p: (p[0], p[1], p[2])):
+            if start < cursor:
+                raise AssertionError("overlapping edits")  # a bug, not bad input
+            out.append(self.text[cursor:start])
+            out.append(text)
+            cursor = end
+        out.append(self.text[cursor:])
+        return "".join(out)
+
+
+# ---------------------------------------------------------------- resolution of built-in layers
+
+PLAIN_STRIDE_ARG = {  # module -> index of the stride in its YAML args (after parse_model's c1)
+    "Conv": 2, "DWConv": 2, "GhostConv": 2, "RepConv": 2, "SCDown": 2, "Conv2": 2, "LightConv": None,
+    "nn.Conv2d": 3, "SP": 1,
+}
+FIXED_FACTOR = {"ADown": 2, "AConv": 2, "MP": 2, "ReOrg": 2, "HGStem": 4, "Focus": 2}
+UNKNOWN_FACTOR = {"TorchVision", "Index"}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def builtin_factor(module: str, args: list[Any]) -> Fraction | None:
+    """How much a target's own layer shrinks the feature map (2: /2, 1/2: upsampling x2); None when unknown."""
+    name = module.removeprefix("torch.")
+    if name in UNKNOWN_FACTOR:
+        return None
+    if name in FIXED_FACTOR:
+        factor = FIXED_FACTOR[name]
+        if name == "Focus":  # space-to-depth /2, then its conv's own stride
+            factor *= _int(args[2]) if len(args) > 2 else 1
+        return Fraction(factor)
+    if name in PLAIN_STRIDE_ARG:
+        at = PLAIN_STRIDE_ARG[name]
+        if at is None or len(args) <= at:
+            return Fraction(1)
+        return Fraction(_int(args[at])) if _int(args[at]) else None
+    if name == "ResNetLayer":  # (c1, c2, s, is_first, ...): the first one is a stem conv /2 + max-pool /2
+        return Fraction(4) if len(args) > 3 and args[3] is True else Fraction(_int(args[2]) or 1 if len(args) > 2 else 1)
+    if name in ("nn.MaxPool2d", "nn.AvgPool2d"):
+        kernel = _int(args[0]) if args else None
+        stride = args[1] if len(args) > 1 else None
+        stride = kernel if stride in (None, "None") else _int(stride)
+        return Fraction(stride) if stride else None
+    if name in ("nn.Upsample",):
+        scale = args[1] if len(args) > 1 else None
+        return Fraction(1, scale) if _int(scale) else None
+    if name in ("ConvTranspose", "nn.ConvTranspose2d", "DWConvTranspose2d"):
+        at = 2 if name == "ConvTranspose" else 3
+        stride = _int(args[at]) if len(args) > at else 2 if name == "ConvTranspose" else 1
+        return Fraction(1, stride) if stride else None
+    if name == "Contract":
+        return Fraction(_int(args[0]) or 2) if args else Fraction(2)
+    if name == "Expand":
+        return Fraction(1, _int(args[0]) or 2) if args else Fraction(1, 2)
+    return Fraction(1)
+
+
+def stride_label(stride: Fraction | None) -> str:
+    """``P3/8`` for stride 8; plain numbers for anything that is not a power of two."""
+    if stride is None:
+        return "?"
+    if stride.denominator == 1 and stride.numerator & (stride.numerator - 1) == 0:
+        return f"P{int(math.log2(stride.numerator))}/{stride.numerator}"
+    return str(stride)
