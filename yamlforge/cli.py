@@ -281,6 +281,54 @@ def doctor_command(
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- demo
+
+DEMO_VERSION = "8.4.190"
+
+
+@app.command()
+@handle_errors
+def demo(
+    workdir: Path = typer.Option(Path("yamlforge-demo"), "--dir", help="Folder for the scratch checkout."),
+    version: str = typer.Option(DEMO_VERSION, "--ultralytics", help="Ultralytics release the checkout is made from."),
+    imgsz: int = typer.Option(640, "--imgsz", help="Image size for verify."),
+    train: bool = typer.Option(False, "--train", help="Also run verify's 1-epoch smoke training."),
+):
+    """The SHViT recipe end to end: scratch checkout from PyPI, apply SHSA, gen-yaml rtdetr-l, verify."""
+    import time
+
+    from .scratch import make_checkout
+
+    start = time.perf_counter()
+    repo = workdir.resolve() / f"ultralytics-{version}"
+    model = repo / "ultralytics/cfg/models/rt-detr/rtdetr-l-SHSA.yaml"
+    steps = [
+        f"scratch checkout of ultralytics=={version} (the PyPI wheel, unpacked) in {repo}",
+        f"yamlforge apply --repo {repo} --module SHSA --diff",
+        f"yamlforge gen-yaml rtdetr-l --insert-after 3=SHSA --repo {repo}",
+        f"yamlforge verify {model} --repo {repo} --imgsz {imgsz}" + (" --train" if train else ""),
+    ]
+
+    def step(n: int) -> None:
+        typer.secho(f"\n[{n + 1}/{len(steps)}] {steps[n]}", bold=True, err=True)
+
+    step(0)
+    make_checkout("ultralytics", version, repo)
+    step(1)
+    apply(repo=repo, module=["SHSA"], spec=[], fix=[], dry_run=False, check=False, diff=True)
+    step(2)
+    gen_yaml(base="rtdetr-l", replace=[], insert_after=["3=SHSA"], insert_before=[], remove=[], recipe=None,
+             repo=repo, output=model, scale=None, nc=None, spec=[], allow_stride_change=False, force=False,
+             dry_run=False)
+    typer.echo(model.read_text())
+    step(3)
+    try:
+        verify_command(model=model, repo=repo, imgsz=imgsz, batch=2, train=train, as_json=False, python=None)
+    finally:
+        _stderr(f"\ncheckout: {repo}\nmodel:    {model}\nundo:     yamlforge revert --repo {repo}")
+        _stderr(f"demo finished in {time.perf_counter() - start:.0f} s")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,239 @@
+"""verify without torch in the test process: runner helpers, report parsing, schema, rendering, CLI bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from yamlforge.cli import app
+from yamlforge.verify import RUNNER, Check, VerifyReport, format_shape, render_report
+
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify-schema.json").read_text())
+
+
+def load_runner():
+    spec = importlib.util.spec_from_file_location("verify_runner_under_test", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = load_runner()
+
+
+def runner_output(**overrides) -> dict:
+    """What verify_runner prints for a stock build that passed (trimmed to two layers)."""
+    raw = {
+        "schema": "yamlforge.verify/1",
+        "target": {"kind": "ultralytics", "version": "8.4.190", "root": "/r"},
+        "yaml": "yolov8n.yaml", "imgsz": 64, "batch": 2, "python": "/venv/bin/python", "torch": "2.14.1",
+        "imported": {"package": "ultralytics", "file": "/r/ultralytics/__init__.py", "version": "8.4.190",
+                     "inside_checkout": True},
+        "builder": "YOLO(yolov8n.yaml)",
+        "checks": [
+            {"name": "import", "status": "pass", "message": "ultralytics imported from the checkout", "hint": None},
+            {"name": "build", "status": "pass", "message": "built", "hint": None},
+            {"name": "forward", "status": "pass", "message": "2 layers", "hint": None},
+            {"name": "flops", "status": "pass", "message": "0.09 GFLOPs", "hint": None},
+            {"name": "backward", "status": "pass", "message": "all gradients finite", "hint": None},
+        ],
+        "layers": [
+            {"index": 0, "from": -1, "module": "Conv", "params": 464, "shape": [2, 16, 32, 32], "stride": 2},
+            {"index": 1, "from": [0], "module": "Detect", "params": 900, "shape": [[2, 84, 84]], "stride": None},
+        ],
+        "totals": {"layers": 2, "parameters": 1364, "forward_ms": 40.0, "gflops": 0.09, "target_gflops": 0.09},
+        "gradients": {"finite": True, "first_nonfinite": None, "nonfinite_count": 0, "no_grad": [],
+                      "source_layer": None, "loss": "the target's detection loss"},
+        "train": None, "notes": [], "ok": True,
+    }
+    raw.update(overrides)
+    return raw
+
+
+def failing_output() -> dict:
+    raw = runner_output()
+    raw["checks"][3] = {"name": "flops", "status": "fail", "message": "layer 2 (CachedScale) cannot be deep-copied",
+                        "hint": "register_buffer it", "where": "/r/x.py:3",
+                        "layer": {"index": 2, "module": "CachedScale"}}
+    raw["checks"][4] = {"name": "backward", "status": "fail", "message": "NaN gradients", "hint": None,
+                        "layer": {"index": 2, "module": "NaNGradient"}}
+    return raw
+
+
+def render(report: VerifyReport) -> str:
+    buffer = io.StringIO()
+    render_report(report, Console(file=buffer, width=200, no_color=True, soft_wrap=True))
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------ runner helpers (pure Python)
+
+
+def parse_model(layers):
+    """Stands in for a target's parse_model frame: failing_layer reads its ``i`` and ``m`` locals."""
+    for i, (f, n, m, args) in enumerate(layers):
+        if m == "SHSA":
+            raise KeyError(m)
+
+
+def test_failing_layer_reads_parse_model_locals():
+    with pytest.raises(KeyError) as info:
+        parse_model([[-1, 1, "Conv", []], [-1, 1, "Conv", []], [-1, 1, "SHSA", []]])
+    assert runner.failing_layer(info.value) == {"index": 2, "module": "SHSA"}
+
+
+class Layer:
+    """Has the attributes parse_model stamps on every layer (``i``, ``f``)."""
+
+    i, f = 7, -1
+
+    def __call__(self):
+        raise ValueError("shapes do not match")
+
+
+def test_failing_layer_names_the_innermost_running_layer():
+    with pytest.raises(ValueError) as info:
+        Layer()()
+    assert runner.failing_layer(info.value) == {"index": 7, "module": "Layer"}
+
+
+def test_failing_layer_is_none_outside_the_model():
+    with pytest.raises(ZeroDivisionError) as info:
+        1 / 0
+    assert runner.failing_layer(info.value) is None
+
+
+@pytest.mark.parametrize(("missing", "expected"), [
+    ("cpuinfo", "pip install py-cpuinfo"),
+    ("tensorboard", "pip install tensorboard"),
+    ("cv2.typing", "pip install opencv-python"),
+    ("ultralytics", None),  # the target itself: not a pip fix, the import check explains it
+    ("models.yamlforge", None),
+], ids=["renamed", "same-name", "submodule", "target-ultralytics", "target-yolov9"])
+def test_hint_for_missing_module(missing, expected):
+    hint = runner.hint_for(ModuleNotFoundError(name=missing))
+    assert (hint is None) if expected is None else hint.endswith(expected)
+
+
+def test_hint_for_other_errors_is_none():
+    assert runner.hint_for(KeyError("SHSA")) is None
+
+
+def test_one_line_keeps_only_the_first_line():
+    assert runner.one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
+
+
+# ------------------------------------------------------------------ report, schema, rendering
+
+
+def test_passing_report_is_ok_and_matches_schema():
+    report = VerifyReport.from_runner(runner_output())
+    assert report.ok and report.failed_checks == []
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, SCHEMA)
+    assert data["ok"] is True and data["failed_checks"] == []
+
+
+def test_failed_checks_keep_run_order_and_match_schema():
+    report = VerifyReport.from_runner(failing_output())
+    assert not report.ok
+    assert report.failed_checks == ["flops", "backward"]
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, SCHEMA)
+    assert data["checks"][3]["layer"] == {"index": 2, "module": "CachedScale"}
+
+
+def test_schema_rejects_a_report_without_verdict():
+    data = json.loads(VerifyReport.from_runner(runner_output()).to_json())
+    del data["ok"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, SCHEMA)
+
+
+def test_check_round_trips_extra_details():
+    raw = {"name": "build", "status": "fail", "message": "m", "hint": "h", "where": None,
+           "unknown_modules": [{"index": 5, "module": "SHSA"}]}
+    assert Check.from_dict(raw).to_dict() == raw
+
+
+def test_render_names_the_failing_check_first():
+    out = render(VerifyReport.from_runner(failing_output()))
+    lines = out.splitlines()
+    assert lines[0].startswith("FAILED flops: layer 2 (CachedScale)")
+    assert "fix: register_buffer it" in out
+    assert lines[-1].startswith("verify: failed (flops, backward;")
+
+
+def test_render_passing_report_shows_layer_table_and_totals():
+    out = render(VerifyReport.from_runner(runner_output()))
+    assert "FAILED" not in out
+    assert "2×16×32×32" in out and "464" in out
+    assert "2 layers, 1,364 parameters, 0.09 GFLOPs at 64" in out
+    assert out.splitlines()[-1].startswith("verify: ok (5 checks, ultralytics 8.4.190)")
+
+
+@pytest.mark.parametrize(("shape", "text"), [
+    (None, ""),
+    ([2, 16, 32, 32], "2×16×32×32"),
+    ([[2, 84, 84], [[2, 144, 8, 8]]], "(2×84×84, (2×144×8×8))"),
+], ids=["none", "tensor", "nested"])
+def test_format_shape(shape, text):
+    assert format_shape(shape) == text
+
+
+# ------------------------------------------------------------------ CLI: bad input exits 2, no torch in the parent
+
+cli = CliRunner()
+
+
+def test_verify_missing_yaml_exits_2(pristine):
+    result = cli.invoke(app, ["verify", "no-such-model.yaml", "--repo", str(pristine("ultralytics", "8.4.190"))])
+    assert result.exit_code == 2
+    assert "model YAML 'no-such-model.yaml' does not exist" in result.output
+
+
+def test_verify_not_a_checkout_exits_2(tmp_path):
+    (tmp_path / "m.yaml").write_text("nc: 1\n")
+    result = cli.invoke(app, ["verify", str(tmp_path / "m.yaml"), "--repo", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is not an Ultralytics or YOLOv9 checkout" in result.output
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--imgsz", "100"], "--imgsz 100 must be a positive multiple of 32"),
+    (["--batch", "0"], "--batch 0 must be at least 1"),
+    (["--python", "/no/such/python"], "Python interpreter '/no/such/python' not found"),
+], ids=["imgsz", "batch", "python"])
+def test_verify_bad_option_exits_2(pristine, option, message):
+    result = cli.invoke(app, ["verify", "yolov8n.yaml", "--repo", str(pristine("ultralytics", "8.4.190")), *option])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_stock_name_resolves_only_when_the_target_has_it(pristine):
+    from yamlforge.targets import detect_target
+    from yamlforge.verify import resolve_yaml
+
+    target = detect_target(pristine("ultralytics", "8.4.190"))
+    assert resolve_yaml("yolov8n.yaml", target) == "yolov8n.yaml"
+    assert resolve_yaml("rtdetr-l.yaml", target) == "rtdetr-l.yaml"
+    with pytest.raises(Exception, match="does not exist"):
+        resolve_yaml("yolov99q.yaml", target)
+
+
+def test_parent_never_imports_torch():
+    code = ("import sys, yamlforge.cli, yamlforge.verify, yamlforge.doctor\n"
+            "from typer.testing import CliRunner\n"
+            "CliRunner().invoke(yamlforge.cli.app, ['verify', 'x.yaml', '--repo', '.'])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ultralytics')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,289 @@
+"""verify on real checkout copies: stock models pass (smoke training and reload included); four real failures caught."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from yamlforge.cli import app
+from yamlforge.scratch import YOLOV9_RELEASE
+from yamlforge.targets import detect_target
+from yamlforge.verify import verify
+
+pytestmark = pytest.mark.e2e
+
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify-schema.json").read_text())
+cli = CliRunner()
+
+# A small GELAN (YOLOv9) detector from stock modules; the Dual variant adds an auxiliary branch like yolov9-c.
+GELAN_YAML = """\
+nc: 2
+depth_multiple: 1.0
+width_multiple: 1.0
+anchors: 3
+backbone:
+  [
+   [-1, 1, Conv, [16, 3, 2]],  # 0-P1/2
+   [-1, 1, Conv, [32, 3, 2]],  # 1-P2/4
+   [-1, 1, RepNCSPELAN4, [32, 32, 16, 1]],  # 2
+   [-1, 1, ADown, [64]],  # 3-P3/8
+   [-1, 1, RepNCSPELAN4, [64, 64, 32, 1]],  # 4
+   [-1, 1, ADown, [96]],  # 5-P4/16
+   [-1, 1, RepNCSPELAN4, [96, 96, 48, 1]],  # 6
+   [-1, 1, ADown, [128]],  # 7-P5/32
+   [-1, 1, RepNCSPELAN4, [128, 128, 64, 1]],  # 8
+  ]
+head:
+  [
+   [-1, 1, SPPELAN, [128, 64]],  # 9
+   [-1, 1, nn.Upsample, [None, 2, 'nearest']],  # 10
+   [[-1, 6], 1, Concat, [1]],  # 11
+   [-1, 1, RepNCSPELAN4, [96, 96, 48, 1]],  # 12
+   [-1, 1, nn.Upsample, [None, 2, 'nearest']],  # 13
+   [[-1, 4], 1, Concat, [1]],  # 14
+   [-1, 1, RepNCSPELAN4, [64, 64, 32, 1]],  # 15 (P3/8)
+   [-1, 1, ADown, [64]],  # 16
+   [[-1, 12], 1, Concat, [1]],  # 17
+   [-1, 1, RepNCSPELAN4, [96, 96, 48, 1]],  # 18 (P4/16)
+   [-1, 1, ADown, [96]],  # 19
+   [[-1, 9], 1, Concat, [1]],  # 20
+   [-1, 1, RepNCSPELAN4, [128, 128, 64, 1]],  # 21 (P5/32)
+{detect}
+  ]
+"""
+DDETECT = "   [[15, 18, 21], 1, DDetect, [nc]],  # 22"
+DUAL_DDETECT = """\
+   [4, 1, Conv, [64, 3, 1]],  # 22 auxiliary P3
+   [6, 1, Conv, [96, 3, 1]],  # 23 auxiliary P4
+   [8, 1, Conv, [128, 3, 1]],  # 24 auxiliary P5
+   [[22, 23, 24, 15, 18, 21], 1, DualDDetect, [nc]],  # 25"""
+
+# Test modules a user could have hand-registered in tasks.py; each one breaks one check for a real reason.
+TEST_MODULES = '''\
+"""Modules that break verify checks on purpose (tests only)."""
+import torch
+import torch.nn as nn
+
+
+class _NaNBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+class NaNGradient(nn.Module):
+    """Identity forward; its backward turns every gradient into NaN."""
+
+    def forward(self, x):
+        return _NaNBackward.apply(x)
+
+
+class CachedScale(nn.Module):
+    """Caches a tensor derived from a parameter in __init__: a non-leaf tensor, so deepcopy (GFLOPs, EMA) fails."""
+
+    def __init__(self):
+        super().__init__()
+        self.logit = nn.Parameter(torch.zeros(1))
+        self.scale = torch.sigmoid(self.logit) * 2
+
+    def forward(self, x):
+        return x * self.scale
+'''
+
+SMALL_DETECTOR = """\
+nc: 2
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]] # 0-P1/2
+  - [-1, 1, Conv, [128, 3, 2]] # 1-P2/4
+  - [-1, 1, {module}, []] # 2
+  - [-1, 1, Conv, [256, 3, 2]] # 3-P3/8
+  - [-1, 1, Conv, [512, 3, 2]] # 4-P4/16
+  - [-1, 1, Conv, [1024, 3, 2]] # 5-P5/32
+head:
+  - [[3, 4, 5], 1, Detect, [nc]] # 6
+"""
+
+
+def run_verify_cli(tmp_path, model, repo, *options) -> tuple[int, dict]:
+    result = cli.invoke(app, ["verify", str(model), "--repo", str(repo), "--json", *options])
+    data = json.loads(result.stdout)
+    jsonschema.validate(data, SCHEMA)
+    return result.exit_code, data
+
+
+def status(data: dict) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in data["checks"]}
+
+
+@pytest.fixture(scope="module")
+def u84(checkout_factory):
+    return checkout_factory("ultralytics", "8.4.190")
+
+
+@pytest.fixture(scope="module")
+def u80(checkout_factory):
+    return checkout_factory("ultralytics", "8.0.227")
+
+
+@pytest.fixture(scope="module")
+def v9(checkout_factory):
+    return checkout_factory("yolov9", YOLOV9_RELEASE)
+
+
+def hand_patch(root: Path) -> Path:
+    """Import TEST_MODULES into tasks.py, the way users hand-register a module."""
+    (root / "ultralytics/nn/modules/yf_test_modules.py").write_text(TEST_MODULES)
+    tasks = root / "ultralytics/nn/tasks.py"
+    registration = "\nfrom ultralytics.nn.modules.yf_test_modules import CachedScale, NaNGradient\n"
+    tasks.write_text(tasks.read_text() + registration)
+    return root
+
+
+@pytest.fixture(scope="module")
+def hand_patched_u84(checkout_factory):
+    return hand_patch(checkout_factory("ultralytics", "8.4.190"))
+
+
+@pytest.fixture(scope="module")
+def hand_patched_u80(checkout_factory):
+    return hand_patch(checkout_factory("ultralytics", "8.0.227"))
+
+
+# ------------------------------------------------------------------ stock models pass
+
+
+def test_verify_yolov8n_passes_on_8_4_190(tmp_path, u84):
+    code, data = run_verify_cli(tmp_path, "yolov8n.yaml", u84, "--imgsz", "64")
+    assert code == 0, data["checks"]
+    assert data["failed_checks"] == [] and data["imported"]["inside_checkout"]
+    assert data["totals"]["layers"] == 23 and data["totals"]["gflops"] > 0
+    assert [row["stride"] for row in data["layers"][:4]] == [2, 4, 4, 8]
+    assert data["layers"][0]["shape"] == [2, 16, 32, 32]
+    assert data["gradients"]["finite"]
+
+
+def test_verify_rtdetr_l_trains_and_safe_loads_on_8_4_190(tmp_path, u84):
+    code, data = run_verify_cli(tmp_path, "rtdetr-l.yaml", u84, "--imgsz", "64", "--train")
+    assert code == 0, data["checks"]
+    assert data["builder"] == "RTDETR(rtdetr-l.yaml)"
+    assert data["layers"][-1]["module"] == "RTDETRDecoder"
+    assert status(data)["train"] == status(data)["reload"] == status(data)["safe_reload"] == "pass"
+    assert "with RTDETR.train" in data["checks"][5]["message"]
+
+
+def test_verify_train_reloads_and_safe_loads_on_8_4_190(tmp_path, u84):
+    code, data = run_verify_cli(tmp_path, "yolov8n.yaml", u84, "--imgsz", "64", "--train")
+    assert code == 0, data["checks"]
+    assert status(data)["train"] == status(data)["reload"] == status(data)["safe_reload"] == "pass"
+
+
+def test_verify_train_reloads_on_8_0_227(tmp_path, u80):
+    code, data = run_verify_cli(tmp_path, "yolov8n.yaml", u80, "--imgsz", "64", "--train")
+    assert code == 0, data["checks"]
+    assert status(data)["train"] == status(data)["reload"] == "pass"
+    assert "safe_reload" not in status(data)  # 8.0 has no restricted loader
+
+
+@pytest.mark.parametrize(("detect", "script"), [(DDETECT, "train.py"), (DUAL_DDETECT, "train_dual.py")],
+                         ids=["DDetect", "DualDDetect"])
+def test_verify_train_yolov9_gelan(tmp_path, v9, detect, script):
+    model = tmp_path / "gelan.yaml"
+    model.write_text(GELAN_YAML.format(detect=detect))
+    code, data = run_verify_cli(tmp_path, model, v9, "--imgsz", "64", "--train")
+    assert code == 0, data["checks"]
+    assert data["builder"] == "models.yolo.Model(gelan.yaml)"
+    assert status(data)["train"] == status(data)["reload"] == "pass"
+    assert f"with {script} " in data["checks"][5]["message"]
+
+
+# ------------------------------------------------------------------ the four failures
+
+
+def test_shadowing_site_packages_copy_fails_import(tmp_path, u80, monkeypatch):
+    monkeypatch.setenv("YAMLFORGE_VERIFY_PATH", "append")  # the checkout last: site-packages' 8.4.190 wins
+    code, data = run_verify_cli(tmp_path, "yolov8n.yaml", u80, "--imgsz", "64")
+    assert code == 1
+    assert data["failed_checks"][0] == "import"
+    imported = data["imported"]
+    assert not imported["inside_checkout"] and imported["version"] != "8.0.227"
+    assert "site-packages" in imported["file"]
+    check = data["checks"][0]
+    assert f"not from the checkout {u80}" in check["message"] and "KeyError" in check["message"]
+    assert "pip uninstall ultralytics" in check["hint"] and f"PYTHONPATH={u80}" in check["hint"]
+
+
+def test_shadowing_is_named_first_in_the_rendered_report(u80, monkeypatch):
+    monkeypatch.setenv("YAMLFORGE_VERIFY_PATH", "append")
+    result = cli.invoke(app, ["verify", "yolov8n.yaml", "--repo", str(u80), "--imgsz", "64"])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0].startswith("FAILED import: Python imports ultralytics 8.4.190 from ")
+
+
+def test_shadowed_checkout_explains_the_keyerror_symptom(tmp_path, hand_patched_u80, monkeypatch):
+    monkeypatch.setenv("YAMLFORGE_VERIFY_PATH", "append")
+    model = tmp_path / "nan.yaml"
+    model.write_text(SMALL_DETECTOR.format(module="NaNGradient"))  # registered in the checkout, not in site-packages
+    code, data = run_verify_cli(tmp_path, model, hand_patched_u80, "--imgsz", "64")
+    assert code == 1
+    assert data["failed_checks"] == ["import", "build"]
+    build = data["checks"][1]
+    assert build["message"].startswith("layer 2: module NaNGradient is not known to the ultralytics Python imports (")
+    assert "site-packages" in build["message"] and "see the import check" in build["message"]
+
+
+@pytest.mark.parametrize("kind", ["ultralytics", "yolov9"])
+def test_module_not_applied_names_layer_and_fix(tmp_path, u84, v9, kind):
+    if kind == "ultralytics":
+        repo, text = u84, SMALL_DETECTOR.format(module="SHSA")
+    else:
+        repo, text = v9, GELAN_YAML.format(detect=DDETECT).replace("[-1, 1, RepNCSPELAN4, [32, 32, 16, 1]],  # 2",
+                                                                     "[-1, 1, SHSA, []],  # 2")
+    model = tmp_path / "with-shsa.yaml"
+    model.write_text(text)
+    code, data = run_verify_cli(tmp_path, model, repo, "--imgsz", "64")
+    assert code == 1
+    assert data["failed_checks"] == ["build"]
+    build = data["checks"][1]
+    assert build["message"] == f"layer 2: module SHSA is not known to {repo}"
+    assert build["hint"] == f"yamlforge apply --repo {repo} --module SHSA"
+
+
+def test_model_that_cannot_be_deepcopied_fails_gflops(tmp_path, hand_patched_u80):
+    model = tmp_path / "cached.yaml"
+    model.write_text(SMALL_DETECTOR.format(module="CachedScale"))
+    code, data = run_verify_cli(tmp_path, model, hand_patched_u80, "--imgsz", "64")
+    assert code == 1
+    assert data["failed_checks"] == ["flops"]
+    flops = data["checks"][3]
+    assert flops["layer"] == {"index": 2, "module": "CachedScale"}
+    assert "cannot be deep-copied" in flops["message"]
+    assert data["totals"]["target_gflops"] == 0  # what the user sees: 8.0's get_flops profiles a deepcopy
+    assert "the target prints GFLOPs 0" in flops["message"] and data["totals"]["gflops"] > 0
+
+
+def test_nan_gradient_names_parameter_and_source_layer(tmp_path, hand_patched_u84):
+    model = tmp_path / "nan.yaml"
+    model.write_text(SMALL_DETECTOR.format(module="NaNGradient"))
+    code, data = run_verify_cli(tmp_path, model, hand_patched_u84, "--imgsz", "64")
+    assert code == 1
+    assert data["failed_checks"] == ["backward"]
+    gradients = data["gradients"]
+    assert not gradients["finite"]
+    assert gradients["first_nonfinite"].startswith("model.0.")  # everything before layer 2 gets NaN
+    assert gradients["source_layer"] == {"index": 2, "module": "NaNGradient"}
+    assert not any(name.startswith(("model.3.", "model.6.")) for name in gradients["no_grad"])
+
+
+def test_verify_library_call_matches_cli(u84):
+    report = verify(Path("yolov8n.yaml"), detect_target(u84), imgsz=64)
+    assert report.ok and report.check("backward").status == "pass"

@@ -1,0 +1,767 @@
+"""Runs inside the target's Python: imports the checkout, builds/profiles/trains a model YAML, prints one JSON object.
+
+Standalone on purpose: the target interpreter (``--python``) may not have yamlforge, so this file imports
+nothing from it. ``yamlforge.verify`` runs it as ``python verify_runner.py --mode verify ...`` with the
+working directory in a temporary folder, and reads the single JSON object it prints on stdout. Everything
+the targets print while building or training goes to stderr instead (stdout's file descriptor is redirected).
+
+``YAMLFORGE_VERIFY_PATH=append`` puts the checkout *last* on ``sys.path`` instead of first. It exists so the
+tests can reproduce a checkout shadowed by a pip-installed copy of the same package with the real detection
+logic; users never need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+PACKAGE = {"ultralytics": "ultralytics", "yolov9": "models"}
+TASKS_MODULE = {"ultralytics": "ultralytics.nn.tasks", "yolov9": "models.yolo"}
+# yolov9 predates torch 2.6's weights_only=True default; so does Ultralytics before 8.1.x's torch_load.
+LEGACY_LOAD_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
+
+YOLOV9_HYP = {
+    "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 0.0,
+    "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 7.5, "cls": 0.5, "cls_pw": 1.0, "obj": 0.7,
+    "obj_pw": 1.0, "dfl": 1.5, "iou_t": 0.2, "anchor_t": 5.0, "fl_gamma": 0.0, "hsv_h": 0.015, "hsv_s": 0.7,
+    "hsv_v": 0.4, "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0,
+    "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "copy_paste": 0.0,
+}
+
+
+class Report:
+    """Collects checks in the order they run; the first failure is what the user reads first."""
+
+    def __init__(self, **meta):
+        self.data = {"schema": "yamlforge.verify/1", "checks": [], "layers": [], "totals": {}, "notes": [], **meta}
+
+    def check(self, name, status, message, hint=None, **details):
+        self.data["checks"].append({"name": name, "status": status, "message": message, "hint": hint, **details})
+        return status != "fail"
+
+    def note(self, text):
+        self.data["notes"].append(text)
+
+    def failed(self):
+        return any(c["status"] == "fail" for c in self.data["checks"])
+
+
+# ------------------------------------------------------------------ import
+
+
+def put_checkout_on_path(root: str) -> None:
+    if os.environ.get("YAMLFORGE_VERIFY_PATH") == "append":
+        sys.path.append(root)
+    else:
+        sys.path.insert(0, root)
+
+
+def imported_package(kind: str, root: Path) -> dict:
+    """Import the target package the way the model code will and say where it came from."""
+    name = PACKAGE[kind]
+    module = __import__(name)
+    file = Path(module.__file__).resolve()
+    inside = root.resolve() in file.parents
+    return {"package": name, "file": str(file), "version": getattr(module, "__version__", None),
+            "inside_checkout": inside}
+
+
+def check_import(report: Report, kind: str, root: Path) -> bool:
+    try:
+        info = imported_package(kind, root)
+    except Exception as exc:  # a syntax error in a patched file, a missing dependency of the target
+        report.data["imported"] = None
+        return report.check("import", "fail", f"importing the checkout failed: {one_line(exc)}",
+                            hint=hint_for(exc) or f"yamlforge doctor --repo {root}", where=where_in_traceback(exc))
+    report.data["imported"] = info
+    if info["inside_checkout"]:
+        return report.check("import", "pass", f"{info['package']} imported from the checkout ({info['file']})")
+    version = f" {info['version']}" if info["version"] else ""
+    uninstall = ("pip uninstall ultralytics" if kind == "ultralytics"
+                 else f"remove the other '{info['package']}' package")
+    return report.check(
+        "import", "fail",
+        f"Python imports {info['package']}{version} from {info['file']}, not from the checkout {root}: "
+        "your edits to the checkout are invisible to it (the classic symptom is KeyError: '<YourModule>' "
+        "when the model is built)",
+        hint=f"{uninstall} (or `pip install -e {root}`), or run with PYTHONPATH={root}")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+PIP_NAMES = {"cpuinfo": "py-cpuinfo", "cv2": "opencv-python", "yaml": "PyYAML", "PIL": "pillow",
+             "thop": "ultralytics-thop", "sklearn": "scikit-learn"}
+
+
+def hint_for(exc: BaseException) -> str | None:
+    """The install command for a module the target needs but this Python lacks."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        if top not in PACKAGE.values():
+            return f"{sys.executable} -m pip install {PIP_NAMES.get(top, top)}"
+    return None
+
+
+def where_in_traceback(exc: BaseException) -> str | None:
+    """The deepest ``file:line`` of the traceback inside the checkout or model code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+def failing_layer(exc: BaseException) -> dict | None:
+    """The layer being built (parse_model's ``i``, ``m``) or run (innermost ``self`` with ``.i``) when ``exc`` rose."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        local = tb.tb_frame.f_locals
+        layer = local.get("self")
+        if tb.tb_frame.f_code.co_name == "parse_model" and isinstance(local.get("i"), int):
+            found = {"index": local["i"], "module": str(local.get("m"))}
+        elif isinstance(getattr(layer, "i", None), int) and hasattr(layer, "f"):
+            found = {"index": layer.i, "module": type(layer).__name__}
+        tb = tb.tb_next
+    if found and "." in found["module"] and not found["module"].startswith("nn."):
+        found["module"] = found["module"].rsplit(".", 1)[-1].rstrip("'>")
+    return found
+
+
+def tensors(obj):
+    """Every tensor in a nested output (tuples, lists, dicts)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from tensors(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from tensors(item)
+
+
+def shape_of(obj):
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return list(obj.shape)
+    if isinstance(obj, (list, tuple)):
+        return [shape_of(o) for o in obj if o is not None]
+    return None
+
+
+def random_images(batch: int, imgsz: int):
+    import torch
+
+    torch.manual_seed(0)
+    return torch.rand(batch, 3, imgsz, imgsz)
+
+
+# ------------------------------------------------------------------ build
+
+
+def load_yaml_dict(kind: str, cfg: str) -> dict:
+    if kind == "ultralytics":
+        from ultralytics.nn.tasks import yaml_model_load
+
+        return yaml_model_load(cfg)
+    import yaml
+
+    with open(cfg, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def unknown_modules(kind: str, cfg_dict: dict) -> list[dict]:
+    """Layers naming a module the target's parse_model cannot resolve (it would raise KeyError / NameError)."""
+    import importlib
+
+    import torch
+
+    namespace = vars(importlib.import_module(TASKS_MODULE[kind]))
+    unknown = []
+    for index, layer in enumerate((cfg_dict.get("backbone") or []) + (cfg_dict.get("head") or [])):
+        name = layer[2] if isinstance(layer, (list, tuple)) and len(layer) > 2 else None
+        if not isinstance(name, str):
+            continue
+        if name.startswith("nn."):
+            known = hasattr(torch.nn, name[3:])
+        elif name.startswith("torchvision.ops."):  # 8.3+: parse_model resolves these from torchvision
+            known = hasattr(importlib.import_module("torchvision.ops"), name[len("torchvision.ops."):])
+        elif kind == "yolov9":  # parse_model does eval(m) in models/yolo.py
+            try:
+                eval(name, namespace)
+                known = True
+            except Exception:
+                known = False
+        else:
+            known = name in namespace
+        if not known:
+            unknown.append({"index": index, "module": name})
+    return unknown
+
+
+def head_module(cfg_dict: dict) -> str:
+    head = cfg_dict.get("head") or []
+    return str(head[-1][2]) if head and len(head[-1]) > 2 else ""
+
+
+def build(report: Report, kind: str, cfg: str, root: Path):
+    """The target's own build; returns the nn.Module holding ``.model`` layers, or None."""
+    try:
+        cfg_dict = load_yaml_dict(kind, cfg)
+    except Exception as exc:
+        report.check("build", "fail", f"the target cannot read the model YAML: {one_line(exc)}", where=cfg)
+        return None, None
+    unknown = unknown_modules(kind, cfg_dict)
+    if unknown:
+        first = unknown[0]
+        names = sorted({u["module"] for u in unknown})
+        imported = report.data.get("imported") or {}
+        if imported.get("inside_checkout", True):
+            known_to = str(root)
+        else:
+            known_to = f"the {imported['package']} Python imports ({imported['file']}; see the import check)"
+        report.check("build", "fail",
+                     f"layer {first['index']}: module {first['module']} is not known to {known_to}",
+                     hint=" ; ".join(f"yamlforge apply --repo {root} --module {n}" for n in names),
+                     unknown_modules=unknown)
+        return None, cfg_dict
+    started = time.perf_counter()
+    try:
+        if kind == "ultralytics":
+            from ultralytics import RTDETR, YOLO
+
+            wrapper_cls = RTDETR if head_module(cfg_dict) == "RTDETRDecoder" else YOLO
+            wrapper = wrapper_cls(cfg)
+            model = wrapper.model
+            builder = f"{wrapper_cls.__name__}({Path(cfg).name})"
+        else:
+            from models.yolo import Model
+
+            wrapper, model = None, Model(cfg, ch=3)
+            builder = f"models.yolo.Model({Path(cfg).name})"
+    except Exception as exc:
+        layer = failing_layer(exc)
+        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
+        report.check("build", "fail", f"{at}the model does not build: {one_line(exc)}",
+                     hint=hint_for(exc), where=where_in_traceback(exc), layer=layer)
+        return None, cfg_dict
+    report.data["builder"] = builder
+    report.check("build", "pass", f"{builder} built {type(model).__name__} in {time.perf_counter() - started:.1f} s")
+    return (wrapper, model), cfg_dict
+
+
+# ------------------------------------------------------------------ forward / flops / backward
+
+
+def layer_rows(model) -> list[dict]:
+    rows = []
+    for layer in model.model:
+        rows.append({
+            "index": int(getattr(layer, "i", len(rows))),
+            "from": getattr(layer, "f", -1),
+            "module": str(getattr(layer, "type", type(layer).__name__)).rsplit(".", 1)[-1],
+            "params": int(sum(p.numel() for p in layer.parameters())),
+            "shape": None,
+            "stride": None,
+        })
+    return rows
+
+
+def check_forward(report: Report, model, imgsz: int, batch: int) -> bool:
+    import torch
+
+    rows = layer_rows(model)
+    report.data["layers"] = rows
+    outputs: dict[int, object] = {}
+    handles = [layer.register_forward_hook(lambda mod, inp, out, i=i: outputs.__setitem__(i, out))
+               for i, layer in enumerate(model.model)]
+    x = random_images(batch, imgsz)
+    model.eval()
+    try:
+        with torch.no_grad():
+            started = time.perf_counter()
+            out = model(x)
+            elapsed = time.perf_counter() - started
+    except Exception as exc:
+        layer = failing_layer(exc)
+        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
+        return report.check("forward", "fail", f"{at}forward pass at {imgsz}x{imgsz} failed: {one_line(exc)}",
+                            where=where_in_traceback(exc), layer=layer)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for i, row in enumerate(rows):
+        out_i = outputs.get(i)
+        row["shape"] = shape_of(out_i)
+        if isinstance(out_i, torch.Tensor) and out_i.dim() == 4 and out_i.shape[-1]:
+            stride = imgsz / out_i.shape[-1]
+            row["stride"] = int(stride) if stride == int(stride) else round(stride, 3)
+    totals = report.data["totals"]
+    totals["layers"] = len(rows)
+    totals["parameters"] = int(sum(p.numel() for p in model.parameters()))
+    totals["forward_ms"] = round(elapsed * 1000, 1)
+    for i, row in enumerate(rows):
+        bad = [t for t in tensors(outputs.get(i)) if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            return report.check("forward", "fail", f"layer {row['index']} ({row['module']}) outputs NaN/Inf",
+                                layer={"index": row["index"], "module": row["module"]})
+    if not any(True for _ in tensors(out)):
+        return report.check("forward", "fail", "the model's forward returned no tensor")
+    return report.check("forward", "pass",
+                        f"{len(rows)} layers, batch {batch} at {imgsz}x{imgsz}: {elapsed * 1000:.0f} ms on CPU")
+
+
+def first_undeepcopyable_layer(model):
+    for layer in model.model:
+        try:
+            copy.deepcopy(layer)
+        except Exception as exc:
+            return {"index": int(getattr(layer, "i", -1)), "module": type(layer).__name__}, exc
+    return None, None
+
+
+def check_flops(report: Report, kind: str, model, imgsz: int) -> bool:
+    """GFLOPs with thop at imgsz (the number must be > 0), and the target's own figure where it has one."""
+    import torch
+
+    try:
+        import thop
+    except ImportError:
+        return report.check("flops", "fail", "thop is not installed in the target Python, so GFLOPs print 0",
+                            hint=f"{sys.executable} -m pip install ultralytics-thop")
+    totals = report.data["totals"]
+    totals["gflops"] = None
+    totals["target_gflops"] = None
+    if kind == "ultralytics":
+        try:
+            from ultralytics.utils.torch_utils import get_flops
+
+            totals["target_gflops"] = round(float(get_flops(model, imgsz)), 3)
+        except Exception:  # older releases without get_flops: thop's figure below is what counts
+            pass
+    layer, deepcopy_error = first_undeepcopyable_layer(model)
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    model.eval()
+    try:
+        profiled = model if deepcopy_error else copy.deepcopy(model)
+        macs = thop.profile(profiled, inputs=(x,), verbose=False)[0]
+        gflops = macs * 2 / 1e9
+    except Exception as exc:
+        return report.check("flops", "fail", f"thop could not profile the model at {imgsz}: {one_line(exc)}; "
+                            "the target prints GFLOPs 0", where=where_in_traceback(exc), layer=failing_layer(exc))
+    totals["gflops"] = round(gflops, 3)
+    if deepcopy_error is not None:
+        return report.check(
+            "flops", "fail",
+            f"layer {layer['index']} ({layer['module']}) cannot be deep-copied ({one_line(deepcopy_error)}): "
+            + ("the target prints GFLOPs 0 (it profiles a deepcopy) and " if totals["target_gflops"] == 0 else "")
+            + "training's EMA copy fails",
+            hint="keep derived tensors out of module attributes: compute them in forward() or register_buffer() "
+                 "them from a detached value", layer=layer)
+    if not gflops > 0:
+        return report.check("flops", "fail", f"thop counts 0 GFLOPs at {imgsz}: no layer it knows how to count ran",
+                            hint="build the module from torch.nn layers (Conv2d, Linear) so FLOPs are counted")
+    if totals["target_gflops"] == 0:
+        return report.check("flops", "warn",
+                            f"thop counts {gflops:.2f} GFLOPs at {imgsz}, but the target's own get_flops "
+                            "returns 0 (its stride-sized probe fails)",
+                            hint=f"yamlforge apply --repo {report.data['target']['root']} --fix flops")
+    return report.check("flops", "pass", f"{gflops:.2f} GFLOPs at {imgsz}x{imgsz}")
+
+
+def synthetic_batch(x) -> dict:
+    """Two boxes per image in the layout the Ultralytics losses read (normalised xywh, per-box image index)."""
+    import torch
+
+    n = x.shape[0]
+    return {
+        "img": x,
+        "batch_idx": torch.arange(n).repeat_interleave(2).float(),
+        "cls": torch.tensor([[0.0], [1.0]]).repeat(n, 1),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.3], [0.3, 0.6, 0.2, 0.4]]).repeat(n, 1),
+    }
+
+
+def training_loss(kind: str, model, x):
+    """The target's own detection loss where it is self-contained (Ultralytics), else the summed outputs."""
+    if kind == "ultralytics" and hasattr(model, "loss"):
+        if not hasattr(getattr(model, "args", None), "box"):  # a bare build keeps args as a dict
+            from ultralytics.cfg import get_cfg
+
+            model.args = get_cfg()
+        if not hasattr(model, "nc"):  # the trainer sets it from the dataset; the head knows it too
+            model.nc = getattr(model.model[-1], "nc", None) or model.yaml.get("nc")
+        loss = model.loss(synthetic_batch(x))[0]
+        return loss.sum(), "the target's detection loss"
+    out = model(x)
+    parts = [t.float().mean() for t in tensors(out) if t.is_floating_point() and t.requires_grad]
+    return (sum(parts) if parts else None), "the summed outputs"
+
+
+def check_backward(report: Report, kind: str, model, imgsz: int, batch: int) -> bool:
+    """One backward pass: every gradient finite (else: the first bad parameter and the layer it starts at)."""
+    import torch
+
+    finite_out: dict[int, bool] = {}
+
+    def watch(i):
+        def hook(mod, inp, out):
+            for t in tensors(out):
+                if t.requires_grad:
+                    t.register_hook(lambda g, i=i: finite_out.__setitem__(
+                        i, finite_out.get(i, True) and bool(torch.isfinite(g).all())))
+        return hook
+
+    handles = [layer.register_forward_hook(watch(i)) for i, layer in enumerate(model.model)]
+    model.train()
+    for p in model.parameters():
+        p.grad = None
+    try:
+        loss, what = training_loss(kind, model, random_images(batch, imgsz))
+        if loss is None:
+            return report.check("backward", "fail", "no model output depends on a trainable parameter")
+        loss.backward()
+    except Exception as exc:
+        layer = failing_layer(exc)
+        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
+        return report.check("backward", "fail", f"{at}training forward/backward failed: {one_line(exc)}",
+                            where=where_in_traceback(exc), layer=layer)
+    finally:
+        for handle in handles:
+            handle.remove()
+    no_grad, nonfinite = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            no_grad.append(name)
+        elif not torch.isfinite(p.grad).all():
+            nonfinite.append(name)
+    report.data["gradients"] = {"finite": not nonfinite, "first_nonfinite": nonfinite[0] if nonfinite else None,
+                                "nonfinite_count": len(nonfinite), "no_grad": no_grad, "source_layer": None,
+                                "loss": what}
+    if nonfinite:
+        source = None
+        for i, layer in enumerate(model.model):  # the layer that receives a finite gradient and passes on NaN/Inf
+            froms = layer.f if isinstance(layer.f, list) else [layer.f]
+            inputs = [i + f if f < 0 else f for f in froms]
+            if finite_out.get(i, True) and any(finite_out.get(j) is False for j in inputs):
+                source = {"index": int(getattr(layer, "i", i)), "module": type(layer).__name__}
+                break
+        report.data["gradients"]["source_layer"] = source
+        at = f"; the NaN/Inf starts at layer {source['index']} ({source['module']})" if source else ""
+        return report.check("backward", "fail",
+                            f"{len(nonfinite)} parameters get NaN/Inf gradients from {what}, first {nonfinite[0]}{at}",
+                            layer=source)
+    extra = f"; {len(no_grad)} parameters got no gradient" if no_grad else ""
+    return report.check("backward", "pass", f"all gradients of {what} finite{extra}")
+
+
+# ------------------------------------------------------------------ synthetic data + smoke training
+
+
+def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0) -> Path:
+    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    images, labels = folder / "images" / "train", folder / "labels" / "train"
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        img = np.full((imgsz, imgsz, 3), rng.integers(0, 255, 3), dtype=np.uint8)
+        lines = []
+        for _ in range(int(rng.integers(1, 4))):
+            w, h = (int(v) for v in rng.integers(imgsz // 6, imgsz // 2, 2))
+            x0, y0 = int(rng.integers(0, imgsz - w)), int(rng.integers(0, imgsz - h))
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cls = int(rng.integers(0, 2))
+            if cls == 0:
+                cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), colour, -1)
+            else:
+                cv2.ellipse(img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, colour, -1)
+            lines.append(f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
+        cv2.imwrite(str(images / f"im{n}.jpg"), img)
+        (labels / f"im{n}.txt").write_text("\n".join(lines) + "\n")
+    data = folder / "data.yaml"
+    data.write_text(json.dumps({"path": str(folder), "train": "images/train", "val": "images/train",
+                                "nc": 2, "names": ["rectangle", "ellipse"]}))  # JSON is valid YAML
+    return data
+
+
+def provide_fonts() -> None:
+    """Put a local TTF where the targets look for Arial, so their dataset checks do not download one."""
+    try:
+        import matplotlib
+
+        source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    except Exception:
+        return
+    for env in ("YOLO_CONFIG_DIR", "YOLOV5_CONFIG_DIR"):
+        folder = os.environ.get(env)
+        if folder and source.is_file():
+            for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+                target = Path(folder) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    target.write_bytes(source.read_bytes())
+
+
+def needs_legacy_load(kind: str) -> bool:
+    """torch >= 2.6 loads with weights_only=True unless told otherwise; old target loaders never say."""
+    import inspect
+
+    import torch
+
+    major, minor = (int(v) for v in re.findall(r"\d+", torch.__version__)[:2])
+    if (major, minor) < (2, 6):
+        return False
+    if kind == "yolov9":
+        from models import experimental
+
+        source = inspect.getsource(experimental.attempt_load)
+    else:
+        from ultralytics.nn import tasks
+
+        source = inspect.getsource(tasks.torch_safe_load)
+    return "weights_only" not in source
+
+
+def check_train_ultralytics(report: Report, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int, batch: int,
+                            version: str | None) -> bool:
+    from ultralytics import RTDETR, YOLO
+
+    wrapper_cls = RTDETR if head_module(cfg_dict) == "RTDETRDecoder" else YOLO
+    data = make_dataset(workdir / "data", imgsz)
+    started = time.perf_counter()
+    try:
+        model = wrapper_cls(cfg)
+        model.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, device="cpu", plots=False,
+                    amp=False, project=str(workdir / "runs"), name="train", exist_ok=True, verbose=False,
+                    val=False)
+        trainer = model.trainer
+        weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
+    except Exception as exc:
+        layer = failing_layer(exc)
+        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
+        return report.check("train", "fail", f"{at}1-epoch smoke training failed: {one_line(exc)}",
+                            hint=hint_for(exc), where=where_in_traceback(exc), layer=layer)
+    report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1)}
+    report.check("train", "pass", f"1 epoch on {len(list((workdir / 'data/images/train').iterdir()))} synthetic "
+                 f"images at {imgsz} with {wrapper_cls.__name__}.train in {time.perf_counter() - started:.0f} s")
+    image = next((workdir / "data" / "images" / "train").iterdir())
+    try:
+        boxes = predict_ultralytics(wrapper_cls.__name__, weights, image, imgsz)
+    except Exception as exc:
+        return report.check("reload", "fail", f"{wrapper_cls.__name__}('{weights.name}') + predict failed: "
+                            f"{one_line(exc)}", where=where_in_traceback(exc))
+    report.check("reload", "pass", f"{wrapper_cls.__name__}('{weights.name}') reloaded and predicted ({boxes} boxes)")
+    if version and tuple(int(v) for v in re.findall(r"\d+", version)[:2]) >= (8, 4):
+        return check_safe_reload(report, wrapper_cls.__name__, weights, image, imgsz)
+    return True
+
+
+def predict_ultralytics(wrapper_name: str, weights: Path, image: Path, imgsz: int) -> int:
+    import ultralytics
+
+    model = getattr(ultralytics, wrapper_name)(str(weights))
+    results = model.predict(str(image), imgsz=imgsz, device="cpu", verbose=False, save=False)
+    return len(results[0].boxes) if results and results[0].boxes is not None else 0
+
+
+def check_safe_reload(report: Report, wrapper_name: str, weights: Path, image: Path, imgsz: int) -> bool:
+    """8.4's restricted loader only accepts classes from ultralytics.nn.modules.<file>: reload in a fresh process."""
+    env = dict(os.environ, ULTRALYTICS_SAFE_LOAD="1")
+    cmd = [sys.executable, __file__, "--mode", "predict", "--kind", "ultralytics", "--root", ARGS.root,
+           "--weights", str(weights), "--image", str(image), "--imgsz", str(imgsz), "--wrapper", wrapper_name]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    try:
+        answer = json.loads(result.stdout)
+    except ValueError:
+        answer = {"error": (result.stderr.strip().splitlines() or ["no output"])[-1]}
+    if "error" in answer:
+        return report.check("safe_reload", "fail",
+                            f"with ULTRALYTICS_SAFE_LOAD=1 the checkpoint does not reload: {answer['error']}",
+                            hint="place the module's file directly in ultralytics/nn/modules/ (yamlforge apply does)")
+    return report.check("safe_reload", "pass",
+                        f"reloaded with ULTRALYTICS_SAFE_LOAD=1 and predicted ({answer['boxes']} boxes)")
+
+
+def check_train_yolov9(report: Report, cfg: str, cfg_dict: dict, root: Path, workdir: Path, imgsz: int,
+                       batch: int) -> bool:
+    script = "train_dual.py" if head_module(cfg_dict).startswith("Dual") else "train.py"
+    data = make_dataset(workdir / "data", imgsz)
+    hyp = workdir / "hyp.yaml"
+    hyp.write_text(json.dumps(YOLOV9_HYP))
+    cmd = [sys.executable, str(root / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
+           "--hyp", str(hyp), "--weights", "", "--epochs", "1", "--batch-size", str(batch), "--img", str(imgsz),
+           "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train",
+           "--exist-ok", "--noplots"]
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=dict(os.environ), check=False)
+    sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
+    weights_dir = workdir / "runs" / "train" / "weights"
+    weights = next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+    if result.returncode or weights is None:
+        tail = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        missing = re.search(r"No module named '([\w.]+)'", tail[-1] if tail else "")
+        hint = hint_for(ModuleNotFoundError(name=missing.group(1))) if missing else None
+        return report.check("train", "fail", f"{script} (1 epoch) failed: {tail[-1] if tail else 'no checkpoint'}",
+                            hint=hint, where=str(root / script))
+    report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1)}
+    report.check("train", "pass", f"1 epoch on synthetic images at {imgsz} with {script} in "
+                 f"{time.perf_counter() - started:.0f} s")
+    try:
+        import torch
+        from models.experimental import attempt_load
+
+        model = attempt_load(str(weights), device=torch.device("cpu"))
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, imgsz, imgsz))
+        boxes = shape_of(next(tensors(out)))
+    except Exception as exc:
+        return report.check("reload", "fail", f"attempt_load('{weights.name}') + predict failed: {one_line(exc)}",
+                            where=where_in_traceback(exc))
+    return report.check("reload", "pass", f"attempt_load('{weights.name}') reloaded and predicted {boxes}")
+
+
+# ------------------------------------------------------------------ modes
+
+
+def mode_verify(args) -> dict:
+    root = Path(args.root).resolve()
+    report = Report(target={"kind": args.kind, "version": args.version, "root": str(root)}, yaml=args.yaml,
+                    imgsz=args.imgsz, batch=args.batch, python=sys.executable, imported=None, gradients=None,
+                    train=None)
+    put_checkout_on_path(str(root))
+    try:
+        import torch
+
+        report.data["torch"] = torch.__version__
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except Exception as exc:
+        report.check("import", "fail", f"torch does not import in {sys.executable}: {one_line(exc)}",
+                     hint=f"{sys.executable} -m pip install torch torchvision")
+        return report.data
+    check_import(report, args.kind, root)
+    built = None
+    cfg_dict = None
+    if report.data["imported"] is not None:
+        built, cfg_dict = build(report, args.kind, args.yaml, root)
+    if built is not None:
+        _, model = built
+        if check_forward(report, model, args.imgsz, args.batch):
+            check_flops(report, args.kind, model, args.imgsz)
+            check_backward(report, args.kind, model, args.imgsz, args.batch)
+    if args.train:
+        if report.failed():
+            report.check("train", "skip", "not run: an earlier check failed")
+        else:
+            if needs_legacy_load(args.kind):
+                os.environ[LEGACY_LOAD_ENV] = "1"
+                report.note(f"the checkout's loader predates torch {torch.__version__}'s weights_only=True default; "
+                            f"training and reloading ran with {LEGACY_LOAD_ENV}=1 (set it too, or pin torch<2.6)")
+            workdir = Path.cwd()
+            provide_fonts()
+            imgsz = max(32, min(args.imgsz, TRAIN_IMGSZ_MAX) // 32 * 32)
+            if args.kind == "ultralytics":
+                check_train_ultralytics(report, args.yaml, cfg_dict, workdir, imgsz, args.batch, args.version)
+            else:
+                check_train_yolov9(report, args.yaml, cfg_dict, root, workdir, imgsz, args.batch)
+    report.data["ok"] = not report.failed()
+    return report.data
+
+
+def mode_predict(args) -> dict:
+    put_checkout_on_path(str(Path(args.root).resolve()))
+    try:
+        return {"boxes": predict_ultralytics(args.wrapper, Path(args.weights), Path(args.image), args.imgsz)}
+    except Exception as exc:
+        return {"error": one_line(exc)}
+
+
+def mode_environment(args) -> dict:
+    """For doctor: the package this Python imports for the checkout, and which requirements are missing."""
+    from importlib import metadata
+
+    root = Path(args.root).resolve()
+    put_checkout_on_path(str(root))
+    answer: dict = {"python": sys.executable, "imported": None, "import_error": None, "missing": []}
+    try:
+        answer["imported"] = imported_package(args.kind, root)
+    except Exception as exc:
+        answer["import_error"] = one_line(exc)
+    for requirement in args.requires:
+        name = re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0]
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            answer["missing"].append({"requirement": requirement, "installed": None})
+            continue
+        try:
+            from packaging.requirements import Requirement
+
+            if not Requirement(requirement).specifier.contains(installed, prereleases=True):
+                answer["missing"].append({"requirement": requirement, "installed": installed})
+        except ImportError:  # without packaging, presence is all we can check
+            pass
+    return answer
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("verify", "predict", "environment"), default="verify")
+    parser.add_argument("--kind", choices=tuple(PACKAGE), required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--version")
+    parser.add_argument("--yaml")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--train", action="store_true")
+    parser.add_argument("--weights")
+    parser.add_argument("--image")
+    parser.add_argument("--wrapper", default="YOLO")
+    parser.add_argument("--requires", nargs="*", default=[])
+    return parser.parse_args(argv)
+
+
+ARGS = None
+
+
+def main(argv=None) -> int:
+    global ARGS
+    ARGS = args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Targets print tables and progress bars on stdout; stdout must carry only our JSON.
+    json_out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        answer = {"verify": mode_verify, "predict": mode_predict, "environment": mode_environment}[args.mode](args)
+    except BaseException as exc:  # a bug here or in the target: still one JSON object, with the traceback
+        traceback.print_exc()
+        answer = {"schema": "yamlforge.verify/1", "internal_error": "".join(traceback.format_exception(exc))[-4000:],
+                  "error": one_line(exc)}
+    json_out.write(json.dumps(answer, default=str) + "\n")
+    json_out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
