@@ -337,7 +337,7 @@ class RevCol(nn.Module):
         channels, layers = tuple(int(c) for c in channels), tuple(int(n) for n in layers)
         if len(channels) != 4 or len(layers) != 4:
             raise ValueError(f"RevCol needs 4 channels and 4 layer counts, got {list(channels)} and {list(layers)}")
-        _check_yaml_args("RevCol", save_memory, drop_path, in_channels)
+        _check_yaml_args("RevCol", in_channels, save_memory, drop_path)
         if num_columns < 1:
             raise ValueError(f"RevCol: num_columns must be at least 1, got {num_columns}")
         self.width_list = list(channels)
@@ -378,20 +378,20 @@ class RevCol(nn.Module):
         return cs
 
 
-def _check_yaml_args(name: str, save_memory, drop_path, in_channels) -> None:
+def _check_yaml_args(name: str, c1, save_memory, drop_path) -> None:
     """One-line ValueError naming the bad argument: parse_model passes YAML args positionally, and
     strings it could not evaluate arrive as-is."""
     checks = (
+        ("c1", c1, isinstance(c1, int) and not isinstance(c1, bool) and c1 > 0),
         ("save_memory", save_memory, isinstance(save_memory, (bool, int))),
-        ("drop_path", drop_path, isinstance(drop_path, (int, float)) and not isinstance(drop_path, bool)),
-        ("in_channels", in_channels, isinstance(in_channels, int) and not isinstance(in_channels, bool)),
+        ("drop_path", drop_path, isinstance(drop_path, (int, float)) and not isinstance(drop_path, bool)
+         and 0.0 <= drop_path < 1.0),
     )
-    in_range = {"save_memory": lambda v: True, "drop_path": lambda v: 0.0 <= v < 1.0, "in_channels": lambda v: v > 0}
-    for arg, value, typed in checks:
-        if not (typed and in_range[arg](value)):
+    for arg, value, ok in checks:
+        if not ok:
             raise ValueError(
-                f"{name}: bad {arg} {value!r}; YAML args are [save_memory (true/false), "
-                f"drop_path (0 <= p < 1), in_channels], e.g. [-1, 1, {name}, [True, 0.1]]"
+                f"{name}: bad {arg} {value!r}; YAML args are [save_memory (true/false), drop_path (0 <= p < 1)] "
+                f"after the input channels parse_model fills in, e.g. [-1, 1, {name}, [True, 0.1]]"
             )
 
 
@@ -405,10 +405,11 @@ class _RevColVariant(RevCol):
 
     config: tuple = ()  # (channels, layers, num_columns)
 
-    def __init__(self, save_memory: bool = True, drop_path: float = 0.0, in_channels: int = 3):
-        _check_yaml_args(type(self).__name__, save_memory, drop_path, in_channels)
+    def __init__(self, c1: int = 3, save_memory: bool = True, drop_path: float = 0.0):
+        # c1 first: yamlforge's backbone branch builds backbones as cls(ch[f], *yaml_args), like the target's layers
+        _check_yaml_args(type(self).__name__, c1, save_memory, drop_path)
         channels, layers, num_columns = self.config
-        super().__init__(channels, layers, num_columns, 3, bool(save_memory), float(drop_path), in_channels)
+        super().__init__(channels, layers, num_columns, 3, bool(save_memory), float(drop_path), c1)
 
 
 class revcol_tiny(_RevColVariant):

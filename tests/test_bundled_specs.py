@@ -24,7 +24,7 @@ LAYERS = [
 ]
 
 # Parameters of the exported callable that parse_model's channel rule fills in before the YAML args.
-FILLED_BY_RULE = {"keep": 1, "in_out": 1, "custom": 0}  # keep: c2 = ch[f]; in_out: c1 (c2 is YAML args[0])
+FILLED_BY_RULE = {"keep": 1, "in_out": 1, "custom": 0, "backbone": 1}  # keep: c2 = ch[f]; in_out/backbone: c1
 
 
 def top_level_names(tree: ast.Module) -> set[str]:

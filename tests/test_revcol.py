@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from yamlforge.resources import SPECS_DIR, render_string
+from yamlforge.resources import SPECS_DIR
 from yamlforge.specs import load_spec
 
 SPEC = load_spec(SPECS_DIR / "revcol.yaml", bundled=True)
@@ -177,13 +177,13 @@ def test_input_not_multiple_of_32_is_zero_padded_right_and_bottom(tiny, size):
         ((), True, 0.0),
         ((False,), False, 0.0),
         ((True, 0.3), True, 0.3),
-        ((0, 0.1, 3), False, 0.1),
+        ((0, 0.1), False, 0.1),
     ],
     ids=["no-args", "plain", "reversible-drop-path", "int-flag"],
 )
 def test_factory_takes_yaml_args_positionally(args, save_memory, drop_rates):
     with torch.device("meta"):
-        model = revcol.revcol_tiny(*args)
+        model = revcol.revcol_tiny(3, *args)  # parse_model passes the input channels first
     assert model.save_memory is save_memory
     assert max(m.p for m in model.modules() if isinstance(m, revcol.DropPath)) == pytest.approx(drop_rates)
 
@@ -191,10 +191,10 @@ def test_factory_takes_yaml_args_positionally(args, save_memory, drop_rates):
 @pytest.mark.parametrize(
     ("args", "bad"),
     [
-        (("yes",), "save_memory"),
-        ((True, 1.5), "drop_path"),
-        ((True, "0.1"), "drop_path"),
-        ((True, 0.0, 0), "in_channels"),
+        ((3, "yes"), "save_memory"),
+        ((3, True, 1.5), "drop_path"),
+        ((3, True, "0.1"), "drop_path"),
+        ((0, True, 0.0), "c1"),
     ],
     ids=["string-flag", "rate-above-1", "string-rate", "zero-channels"],
 )
@@ -212,14 +212,12 @@ def test_inference_is_the_same_in_both_modes(tiny):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_spec_branch_builds_every_export_and_takes_its_widths():
-    assert SPEC.role == "backbone" and SPEC.channels == "custom" and SPEC.output_strides == (4, 8, 16, 32)
+def test_spec_is_a_backbone_whose_exports_build_from_input_channels_and_yaml_args():
+    assert SPEC.role == "backbone" and SPEC.channels == "backbone" and SPEC.output_strides == (4, 8, 16, 32)
     assert set(SPEC.exports) <= set(revcol.__all__)
-    assert [a.name for a in SPEC.args] == ["save_memory", "drop_path", "in_channels"]
-    branch = render_string(SPEC.branch)
-    for name in (e for e in SPEC.exports if e != "RevCol"):
-        namespace = {"m": getattr(revcol, name), "args": [a.default for a in SPEC.args]}
+    assert [a.name for a in SPEC.args] == ["save_memory", "drop_path"]
+    for name in SPEC.exports:
         with torch.device("meta"):
-            exec(branch, namespace)  # noqa: S102 -- the branch is code by design: run it as parse_model would
-        assert isinstance(namespace["m"], revcol.RevCol)
-        assert namespace["c2"] == namespace["m"].width_list and len(namespace["c2"]) == 4
+            model = getattr(revcol, name)(3, *(a.default for a in SPEC.args))
+        assert isinstance(model, revcol.RevCol) and isinstance(model, torch.nn.Module)
+        assert len(model.width_list) == 4

@@ -17,6 +17,7 @@ from .resources import SPECS_DIR
 
 ROLES = ("layer", "backbone")
 CHANNEL_RULES = ("keep", "in_out", "custom")
+BACKBONE_CHANNELS = "backbone"  # a backbone's output channels come from its width_list; the spec names no rule
 REPEATS = ("none", "fold")
 
 # field name -> (required, python types accepted, one-line meaning used in error messages)
@@ -27,7 +28,7 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "source": (True, (str,), "implementation file, relative to the spec"),
     "exports": (True, (list,), "class (or factory) names the target must know"),
     "role": (True, (str,), "layer | backbone"),
-    "channels": (True, (str,), "keep | in_out | custom"),
+    "channels": (False, (str,), "keep | in_out | custom (layers only)"),
     "repeats": (False, (str,), "none | fold (in_out only: insert n into args like C2f)"),
     "branch": (False, (str,), "jinja2 parse_model branch body (channels: custom)"),
     "stride": (False, (int, list), "spatial reduction (layer) or output strides (backbone)"),
@@ -146,11 +147,19 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
     if len(set(exports)) != len(exports):
         raise fail("exports", "field 'exports' lists a name twice")
 
-    role, channels = data["role"], data["channels"]
+    role, channels = data["role"], data.get("channels")
     repeats = data.get("repeats", "none")
     if role not in ROLES:
         raise fail("role", f"field 'role': '{role}' is not one of {', '.join(ROLES)}")
-    if channels not in CHANNEL_RULES:
+    if role == "backbone":
+        if channels is not None or "branch" in data:
+            key = "channels" if channels is not None else "branch"
+            raise fail(key, f"field '{key}': a backbone is built as cls(input channels, *args) and its output "
+                            "channels come from its width_list; drop this field")
+        channels = BACKBONE_CHANNELS
+    elif channels is None:
+        raise fail(None, "missing field 'channels': keep | in_out | custom")
+    elif channels not in CHANNEL_RULES:
         raise fail("channels", f"field 'channels': '{channels}' is not one of {', '.join(CHANNEL_RULES)}")
     if repeats not in REPEATS:
         raise fail("repeats", f"field 'repeats': '{repeats}' is not one of {', '.join(REPEATS)}")

@@ -1,0 +1,219 @@
+"""parse_model bookkeeping for multi-output backbones: index slots, one ``ch`` entry per output, built once.
+
+A backbone-role module (an ``nn.Module`` exposing ``width_list`` and returning one feature map per entry) at
+YAML row p occupies index slots p .. p+K-1; every later row is numbered K-1 slots further on, so ``from``
+indices, the save list, ``m_.i``, the printed table and ``if i == 0: ch = []`` all use slot numbers. Its
+parse_model branch (``backbone_registration``, rendered from ``templates/parse_model/backbone.py.j2``) builds
+the instance, sets ``c2 = width_list`` and flags it with ``yamlforge_slots = K``; the edits below and the
+forward-loop edit in :mod:`yamlforge.codemods.predict` act on that flag only, so every other layer (YOLOv9's
+list-returning CBLinear included) is handled exactly as before.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from ..errors import YamlforgeError
+from ..resources import render
+from .predict import parse_code, slots_flag_test, store_outputs_in_slots
+from .registration import Registration
+
+BRANCH_TEMPLATE = "parse_model/backbone.py.j2"
+
+# ``for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):`` on every Ultralytics version and YOLOv9
+ROW_LOOP = m.For(
+    target=m.Tuple(elements=[m.Element(m.Name("i")), m.Element(m.Tuple())]),
+    iter=m.Call(func=m.Name("enumerate")),
+)
+
+
+def _statement(target: str, value: m.BaseMatcherNode) -> m.SimpleStatementLine:
+    return m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(target))], value=value)])
+
+
+OFFSET_INIT = _statement("slot_offset", m.Integer("0"))
+SHIFT_ROW = m.SimpleStatementLine(
+    body=[m.AugAssign(target=m.Name("i"), operator=m.AddAssign(), value=m.Name("slot_offset"))]
+)
+RESET_BUILT = _statement("m_", m.Name("None"))
+# ``m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)`` (``torch.nn.Sequential`` on 8.3+)
+CONSTRUCTION = _statement("m_", m.IfExp())
+SKIP_IF_BUILT = m.If(test=m.Comparison(left=m.Name("m_"), comparisons=[m.ComparisonTarget(m.Is(), m.Name("None"))]))
+APPEND_CHANNELS = m.SimpleStatementLine(
+    body=[m.Expr(m.Call(func=m.Attribute(value=m.Name("ch"), attr=m.Name("append")), args=[m.Arg(m.Name("c2"))]))]
+)
+EXTEND_CHANNELS = m.If(test=slots_flag_test("m_"))
+
+_OFFSET_INIT_CODE = (
+    "slot_offset = 0  # yamlforge: index slots taken so far beyond one per row (multi-output backbones)\n"
+)
+_SHIFT_ROW_CODE = "i += slot_offset  # yamlforge: rows are numbered by index slot; a K-output backbone takes K\n"
+_RESET_BUILT_CODE = "m_ = None  # yamlforge: a backbone branch builds its module early, to read its output widths\n"
+_SKIP_IF_BUILT_CODE = "if m_ is None:  # yamlforge: not already built by a backbone branch\n    pass\n"
+_EXTEND_CHANNELS_CODE = """\
+if getattr(m_, "yamlforge_slots", 0):  # yamlforge: one ch entry per backbone output; later rows move on
+    ch.extend(c2)
+    slot_offset += len(c2) - 1
+else:
+    pass
+"""
+
+
+def _wrap(template: str, statement: cst.BaseStatement) -> cst.If:
+    """``template`` (an ``if`` whose first ``pass`` is a placeholder) holding ``statement``; blank lines stay above."""
+    wrapper = cst.parse_statement(template)
+    inner = statement.with_changes(leading_lines=())
+    if wrapper.orelse is not None:
+        wrapper = wrapper.with_changes(
+            orelse=wrapper.orelse.with_changes(body=wrapper.orelse.body.with_changes(body=[inner]))
+        )
+    else:
+        wrapper = wrapper.with_changes(body=wrapper.body.with_changes(body=[inner]))
+    return wrapper.with_changes(leading_lines=statement.leading_lines)
+
+
+def _has(statements, matcher) -> bool:
+    return any(m.matches(s, matcher) for s in statements)
+
+
+class _RowLoopEdit(cst.CSTTransformer):
+    """Finds ``parse_model``'s row loop and hands its statements to :meth:`edit`; fails on any other shape."""
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, filename: str):
+        super().__init__()
+        self.filename = filename
+        self.found = False
+
+    def where(self, node: cst.CSTNode) -> str:
+        return f"{self.filename}:{self.get_metadata(PositionProvider, node).start.line}"
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
+        if original_node.name.value != "parse_model":
+            return updated_node
+        self.found = True
+        statements = list(updated_node.body.body)
+        for index, statement in enumerate(statements):
+            if m.matches(statement, ROW_LOOP):
+                where = self.where(original_node.body.body[index])
+                loop_body = self.edit_loop(list(statement.body.body), where)
+                statements[index] = statement.with_changes(body=statement.body.with_changes(body=loop_body))
+                statements = self.edit_function(statements, index)
+                return updated_node.with_changes(body=updated_node.body.with_changes(body=statements))
+        raise YamlforgeError(
+            "parse_model: expected the row loop 'for i, (f, n, m, args) in enumerate(...)'",
+            where=self.where(original_node),
+        )
+
+    def edit_loop(self, body: list[cst.BaseStatement], where: str) -> list[cst.BaseStatement]:
+        return body
+
+    def edit_function(self, statements: list[cst.BaseStatement], loop_index: int) -> list[cst.BaseStatement]:
+        return statements
+
+    def run(self, module: cst.Module) -> cst.Module:
+        updated = MetadataWrapper(module, unsafe_skip_copy=True).visit(self)
+        if not self.found:
+            raise YamlforgeError(
+                "no parse_model function found: not a model file yamlforge knows", where=f"{self.filename}:1"
+            )
+        return updated
+
+
+class NumberRowsBySlot(_RowLoopEdit):
+    """Adds ``slot_offset = 0`` before parse_model's row loop and ``i += slot_offset`` as the loop's first line.
+
+    Everything the loop derives from ``i`` (``m_.i``, the save list ``x % i``, the printed table,
+    ``if i == 0: ch = []``) then follows index slots; :class:`ExtendChannelsPerOutput` raises the offset after a
+    backbone row. Without a backbone the offset stays 0, so nothing changes. Twice is a no-op: each line is
+    inserted only when the function / loop does not already hold it.
+    """
+
+    def edit_function(self, statements, loop_index):
+        if not _has(statements[:loop_index], OFFSET_INIT):
+            statements.insert(loop_index, cst.parse_statement(_OFFSET_INIT_CODE))
+        return statements
+
+    def edit_loop(self, body, where):
+        if not _has(body, SHIFT_ROW):
+            body.insert(0, cst.parse_statement(_SHIFT_ROW_CODE))
+        return body
+
+
+class SkipBuiltModules(_RowLoopEdit):
+    """Puts parse_model's construction line ``m_ = ... m(*args)`` under ``if m_ is None:`` and resets ``m_`` per row.
+
+    A backbone branch must build its module to learn its output widths; this keeps the common construction line
+    from building it a second time (which would waste time, draw from the RNG twice and change the weights).
+    ``m_ = None`` goes at the top of the loop (after the slot shift, if present). Twice is a no-op: the wrapped
+    construction line is no longer a direct statement of the loop, and the reset is only added when missing.
+    """
+
+    def edit_loop(self, body, where):
+        if not _has(body, SKIP_IF_BUILT):
+            for index, statement in enumerate(body):
+                if m.matches(statement, CONSTRUCTION):
+                    body[index] = _wrap(_SKIP_IF_BUILT_CODE, statement)
+                    break
+            else:
+                raise YamlforgeError(
+                    "parse_model: expected the construction line 'm_ = nn.Sequential(...) if n > 1 else m(*args)' "
+                    "in the row loop",
+                    where=where,
+                )
+        if not _has(body, RESET_BUILT):
+            body.insert(1 if body and m.matches(body[0], SHIFT_ROW) else 0, cst.parse_statement(_RESET_BUILT_CODE))
+        return body
+
+
+class ExtendChannelsPerOutput(_RowLoopEdit):
+    """Replaces ``ch.append(c2)`` by: flagged backbone -> ``ch.extend(c2)`` and ``slot_offset += len(c2) - 1``.
+
+    ``c2`` of a backbone row is its ``width_list``, one width per output slot; the ``else`` keeps the original
+    ``ch.append(c2)`` for every other layer (including YOLOv9's CBLinear, whose ``c2`` is a list taking one slot).
+    Needs :class:`NumberRowsBySlot` for ``slot_offset``. Twice is a no-op: ``ch.append(c2)`` then sits in the
+    ``else`` of the flag test, which is recognised as done.
+    """
+
+    def edit_loop(self, body, where):
+        if _has(body, EXTEND_CHANNELS):
+            return body
+        for index, statement in enumerate(body):
+            if m.matches(statement, APPEND_CHANNELS):
+                body[index] = _wrap(_EXTEND_CHANNELS_CODE, statement)
+                return body
+        raise YamlforgeError("parse_model: expected 'ch.append(c2)' at the end of the row loop", where=where)
+
+
+PARSE_MODEL_EDITS = (SkipBuiltModules, NumberRowsBySlot, ExtendChannelsPerOutput)
+
+
+def add_multi_output_support(code: str, *, filename: str) -> str:
+    """``tasks.py`` / ``yolo.py`` with parse_model's slot bookkeeping and slot-aware forward loops (idempotent)."""
+    original = parse_code(code, filename)
+    try:
+        return _apply_all(original, filename).code
+    except YamlforgeError:
+        # Each edit checks only shapes of the file as given, so on the original it fails the same way, but with
+        # the line numbers the user sees (the edits before it have inserted lines).
+        for edit in PARSE_MODEL_EDITS:
+            edit(filename).run(original)
+        store_outputs_in_slots(original, filename=filename)
+        raise
+
+
+def _apply_all(module: cst.Module, filename: str) -> cst.Module:
+    for edit in PARSE_MODEL_EDITS:
+        module = edit(filename).run(module)
+    return store_outputs_in_slots(module, filename=filename)
+
+
+def backbone_registration(name: str) -> Registration:
+    """The parse_model branch for backbone class ``name``: build it, ``c2 = width_list``, flag its slot count.
+
+    The class is called as ``name(c1, *yaml_args)``: input channels first, like the target's own layers.
+    """
+    return Registration(name, "custom", body=render(BRANCH_TEMPLATE, name=name))

@@ -1,0 +1,162 @@
+"""FLOPs edit: when the stride-sized FLOPs estimate fails or gives 0, profile once at the full image size.
+
+The estimate profiles a stride x stride (32 x 32) image and scales it up; RT-DETR's decoder (it selects 300
+queries from the anchors) and multi-output backbones fail on so small an image, so Ultralytics 8.0 prints no
+GFLOPs for stock rtdetr-l at all. Ultralytics keeps the estimate in ``get_flops`` (utils/torch_utils.py, every
+version): it gets a decorator. YOLOv9 computes it inline in ``model_info``: a fallback statement follows the try.
+Both use the helper ``gflops_at_full_size`` inserted once, right before the function they edit.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from ..errors import YamlforgeError
+from .predict import parse_code
+
+HELPER = "gflops_at_full_size"
+DECORATOR = "fall_back_to_full_size"
+
+_HELPER_CODE = '''\
+def gflops_at_full_size(model, imgsz=640):
+    """GFLOPs of one forward pass at the full image size (yamlforge: when the stride-sized estimate fails or is 0)."""
+    try:
+        from copy import deepcopy
+
+        import thop
+
+        p = next(model.parameters())
+        size = list(imgsz) if isinstance(imgsz, (list, tuple)) else [imgsz, imgsz]
+        im = torch.empty((1, p.shape[1], *size), device=p.device, dtype=p.dtype)  # input image in BCHW format
+        return thop.profile(deepcopy(model).eval(), inputs=[im], verbose=False)[0] / 1e9 * 2
+    except Exception:
+        return 0.0
+'''
+
+_DECORATOR_CODE = '''\
+def fall_back_to_full_size(get_flops):
+    """yamlforge: ``get_flops`` profiles a stride-sized image, too small for RT-DETR and multi-output backbones."""
+    import functools
+
+    @functools.wraps(get_flops)
+    def get_flops_or_full_size(model, imgsz=640):
+        return get_flops(model, imgsz) or gflops_at_full_size(model, imgsz)
+
+    return get_flops_or_full_size
+'''
+
+_MODEL_INFO_FALLBACK_CODE = """\
+if not fs or not flops:  # yamlforge: the stride-sized profile failed or gave 0; profile at the full image size
+    flops = gflops_at_full_size(model, imgsz)
+    fs = f", {flops:.1f} GFLOPs" if flops else ""
+"""
+
+
+def _function(name: str) -> m.FunctionDef:
+    return m.FunctionDef(name=m.Name(name))
+
+
+# YOLOv9 model_info: ``try:  # FLOPs`` ... ``thop.profile(...)`` ... ``except Exception: fs = ''``
+_PROFILE_CALL = m.Call(func=m.Attribute(value=m.Name("thop"), attr=m.Name("profile")))
+_MODEL_INFO_FALLBACK = m.If(test=m.BooleanOperation(left=m.UnaryOperation(m.Not(), m.Name("fs")), operator=m.Or()))
+
+
+def _function_index(statements, name: str) -> int | None:
+    return next((i for i, s in enumerate(statements) if m.matches(s, _function(name))), None)
+
+
+def _insert_helpers(statements: list, before: int, names: tuple[str, ...]) -> list:
+    """Insert the helper functions ``names`` (those not yet defined) right before ``statements[before]``."""
+    code = {HELPER: _HELPER_CODE, DECORATOR: _DECORATOR_CODE}
+    missing = [name for name in names if _function_index(statements, name) is None]
+    # each helper is spaced like the anchor (its blank lines, not its comments)
+    spacing = [line for line in statements[before].leading_lines if line.comment is None]
+    statements[before:before] = [
+        cst.parse_statement(code[name]).with_changes(leading_lines=spacing) for name in missing
+    ]
+    return statements
+
+
+class DecorateGetFlops(cst.CSTTransformer):
+    """Ultralytics: ``@fall_back_to_full_size`` on module-level ``get_flops``, helpers defined right before it.
+
+    The decorator returns ``get_flops(...)`` when it is non-zero and ``gflops_at_full_size(...)`` otherwise, so
+    every shape of ``get_flops`` (8.0's one try, 8.1-8.3's two, 8.4's stride-aware thop) is kept as it is and
+    models it could already measure report the same number. Twice is a no-op: helpers and decorator are only
+    added when missing.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.found = False
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        statements = list(updated_node.body)
+        index = _function_index(statements, "get_flops")
+        if index is None:
+            return updated_node
+        self.found = True
+        function = statements[index]
+        if not any(m.matches(d, m.Decorator(m.Name(DECORATOR))) for d in function.decorators):
+            statements[index] = function.with_changes(
+                decorators=[cst.Decorator(cst.Name(DECORATOR)), *function.decorators]
+            )
+        statements = _insert_helpers(statements, index, (HELPER, DECORATOR))
+        return updated_node.with_changes(body=statements)
+
+
+class FallBackInModelInfo(cst.CSTTransformer):
+    """YOLOv9: after ``model_info``'s FLOPs ``try`` add ``if not fs or not flops:`` -> profile at full size.
+
+    ``fs`` is ``''`` when the stride-sized profile raised, and ``flops`` is bound whenever ``fs`` is not empty,
+    so the test is safe; ``gflops_at_full_size`` is inserted before ``model_info``. Twice is a no-op: the fallback
+    is only added when the statement after the try is not already that ``if``.
+    """
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, filename: str):
+        super().__init__()
+        self.filename = filename
+        self.found = False
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        statements = list(updated_node.body)
+        index = _function_index(statements, "model_info")
+        if index is None:
+            return updated_node
+        function = statements[index]
+        body = list(function.body.body)
+        for position, statement in enumerate(body):
+            if m.matches(statement, m.Try()) and m.findall(statement.body, _PROFILE_CALL):
+                break
+        else:
+            line = self.get_metadata(PositionProvider, original_node.body[index]).start.line
+            raise YamlforgeError(
+                "model_info: expected a 'try:' computing FLOPs with thop.profile", where=f"{self.filename}:{line}"
+            )
+        self.found = True
+        if position + 1 >= len(body) or not m.matches(body[position + 1], _MODEL_INFO_FALLBACK):
+            body.insert(position + 1, cst.parse_statement(_MODEL_INFO_FALLBACK_CODE))
+            statements[index] = function.with_changes(body=function.body.with_changes(body=body))
+        statements = _insert_helpers(statements, index, (HELPER,))
+        return updated_node.with_changes(body=statements)
+
+
+def fix_get_flops(code: str, *, filename: str) -> str:
+    """``torch_utils.py`` whose FLOPs report falls back to a full-size profile (Ultralytics or YOLOv9; idempotent)."""
+    module = parse_code(code, filename)
+    decorate = DecorateGetFlops()
+    module = module.visit(decorate)
+    if decorate.found:
+        return module.code
+    fallback = FallBackInModelInfo(filename)
+    module = MetadataWrapper(module, unsafe_skip_copy=True).visit(fallback)
+    if not fallback.found:
+        raise YamlforgeError(
+            "no get_flops (Ultralytics) or model_info (YOLOv9) function found: not a torch_utils.py yamlforge knows",
+            where=f"{filename}:1",
+        )
+    return module.code

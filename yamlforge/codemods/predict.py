@@ -1,0 +1,148 @@
+"""Forward-loop edit: a multi-output backbone layer stores each of its outputs in its own slot of ``y``."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from ..errors import YamlforgeError
+from ..targets import KINDS
+
+# The methods that run ``self.model`` layer by layer, as the target descriptions name them (Ultralytics
+# ``_predict_once`` and the ``predict`` overrides of RT-DETR / World / YOLOE models, YOLOv9 ``_forward_once``).
+FORWARD_METHODS = frozenset(name for kind in KINDS for name in kind.forward_methods)
+# Every model goes through one of these; RT-DETR's predict() is the other loop a backbone must work in.
+BASE_FORWARD_METHODS = frozenset({"_predict_once", "_forward_once"})
+REQUIRED_CLASS_METHODS = frozenset({("RTDETRDetectionModel", "predict")})
+
+SLOTS_FLAG = "yamlforge_slots"  # set on a backbone instance by its parse_model branch: its number of outputs
+
+_SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
+# ``for m in self.model:`` or ``for m in self.model[:-1]:`` (RT-DETR runs the head separately)
+LAYER_LOOP = m.For(target=m.Name("m"), iter=_SELF_MODEL | m.Subscript(value=_SELF_MODEL))
+# ``y.append(x if m.i in self.save else None)``
+SAVE_OUTPUT = m.SimpleStatementLine(
+    body=[m.Expr(m.Call(func=m.Attribute(value=m.Name("y"), attr=m.Name("append")), args=[m.Arg(m.IfExp())]))]
+)
+
+
+def slots_flag_test(module_name: str) -> m.BaseMatcherNode:
+    """Matches ``getattr(<module_name>, "yamlforge_slots", 0)``, the test of the ``if`` the slot edits insert."""
+    return m.Call(
+        func=m.Name("getattr"),
+        args=[
+            m.Arg(m.Name(module_name)),
+            m.Arg(
+                m.MatchIfTrue(lambda node: isinstance(node, cst.SimpleString) and node.evaluated_value == SLOTS_FLAG)
+            ),
+            m.ZeroOrMore(),
+        ],
+    )
+
+
+STORE_IN_SLOTS = m.If(test=slots_flag_test("m"))
+
+_STORE_IN_SLOTS_CODE = """\
+if getattr(m, "yamlforge_slots", 0):  # yamlforge: a multi-output backbone fills one slot of y per output
+    y.extend(o if m.i + k in self.save else None for k, o in enumerate(x))
+    x = x[-1]  # the next layer's -1 is the backbone's last output
+else:
+    pass
+"""
+
+
+def parse_code(code: str, filename: str) -> cst.Module:
+    """libcst parse with a syntax error reported as ``filename:line``."""
+    try:
+        return cst.parse_module(code)
+    except cst.ParserSyntaxError as exc:
+        raise YamlforgeError(f"cannot parse: {exc.message}", where=f"{filename}:{exc.raw_line}") from None
+
+
+class StoreBackboneOutputsInSlots(cst.CSTTransformer):
+    """Wraps ``y.append(x if m.i in self.save else None)`` in every layer loop of the forward methods.
+
+    Inserted where the loop saves a layer's output: ``if getattr(m, "yamlforge_slots", 0):`` stores output k of a
+    backbone in slot ``m.i + k`` (when saved) and passes the last one on as ``x``; the ``else`` is the original
+    line, so models without a backbone run exactly as before. YOLOv9's CBLinear also returns a list but has no flag,
+    so it still takes one slot. Applying twice is a no-op: the append is then no longer a direct statement of the
+    loop body but sits in the ``else`` of the flag test, which is recognised as done.
+    """
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, filename: str):
+        super().__init__()
+        self.filename = filename
+        self.classes: list[str] = []
+        self.done: dict[tuple[str | None, str], bool] = {}  # (class, method) -> has a (now) slot-aware loop
+        self.lines: dict[tuple[str | None, str], int] = {}
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.classes.append(node.name.value)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
+        self.classes.pop()
+        return updated_node
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
+        name = original_node.name.value
+        if name not in FORWARD_METHODS or not isinstance(updated_node.body, cst.IndentedBlock):
+            return updated_node
+        key = (self.classes[-1] if self.classes else None, name)
+        self.lines[key] = self.get_metadata(PositionProvider, original_node).start.line
+        found = False
+        body = []
+        for statement in updated_node.body.body:
+            if m.matches(statement, LAYER_LOOP):
+                statement, patched = self._patch_loop(statement)
+                found = found or patched
+            body.append(statement)
+        self.done[key] = self.done.get(key, False) or found
+        return updated_node.with_changes(body=updated_node.body.with_changes(body=body))
+
+    @staticmethod
+    def _patch_loop(loop: cst.For) -> tuple[cst.For, bool]:
+        statements = list(loop.body.body)
+        if any(m.matches(s, STORE_IN_SLOTS) for s in statements):
+            return loop, True
+        for index, statement in enumerate(statements):
+            if m.matches(statement, SAVE_OUTPUT):
+                store = cst.parse_statement(_STORE_IN_SLOTS_CODE)
+                statements[index] = store.with_changes(
+                    orelse=store.orelse.with_changes(body=store.orelse.body.with_changes(body=[statement]))
+                )
+                return loop.with_changes(body=loop.body.with_changes(body=statements)), True
+        return loop, False
+
+    def check(self) -> None:
+        """Fail naming the method whose layer loop has no recognisable ``y.append(...)``."""
+        bases = {key: done for key, done in self.done.items() if key[1] in BASE_FORWARD_METHODS}
+        if not bases:
+            raise YamlforgeError(
+                "no _predict_once / _forward_once method found: not a model file yamlforge knows",
+                where=f"{self.filename}:1",
+            )
+        required = [key for key in self.done if key in REQUIRED_CLASS_METHODS or key[1] in BASE_FORWARD_METHODS]
+        for key in required:
+            if not self.done[key]:
+                owner = f"{key[0]}.{key[1]}" if key[0] else key[1]
+                raise YamlforgeError(
+                    f"{owner}: expected a loop 'for m in self.model' saving outputs with "
+                    "'y.append(x if m.i in self.save else None)'",
+                    where=f"{self.filename}:{self.lines[key]}",
+                )
+
+
+def store_outputs_in_slots(module: cst.Module, *, filename: str) -> cst.Module:
+    """Apply :class:`StoreBackboneOutputsInSlots` to a parsed module (raises on an unknown loop shape)."""
+    transformer = StoreBackboneOutputsInSlots(filename)
+    updated = MetadataWrapper(module, unsafe_skip_copy=True).visit(transformer)
+    transformer.check()
+    return updated
+
+
+def add_slot_aware_forward(code: str, *, filename: str) -> str:
+    """Full new text of ``code`` with every forward layer loop made slot-aware (idempotent)."""
+    return store_outputs_in_slots(parse_code(code, filename), filename=filename).code
