@@ -65,7 +65,8 @@ STATUS_WORDS = {
     "apply": {"create": "create", "patch": "patch", "delete": "remove"},
     "revert": {"create": "restore", "patch": "revert", "delete": "remove"},
 }
-PAST = {"create": "created", "patch": "patched", "remove": "removed", "restore": "restored", "revert": "reverted"}
+PAST = {"create": "created", "patch": "patched", "remove": "removed", "restore": "restored", "revert": "reverted",
+        "apply": "applied"}
 
 
 def _report(plan, *, verb: str, dry_run: bool, target) -> None:

@@ -1,0 +1,486 @@
+"""Registers classes in a target's ``parse_model``: join its own channel collections, or add ``elif`` branches.
+
+Every version shapes the row loop's if/elif chain the same way; what differs is data the matchers accept:
+the base branch ``if m in X:`` (the one doing ``c1, c2 = ch[f], args[0]``) and its nested repeat branch
+``if m in Y:`` (``args.insert(2, n)``) name their modules as a tuple (8.0), a set (8.1/8.2, YOLOv9), an inline
+``frozenset({...})``, or a name bound earlier in parse_model (8.3+ ``base_modules = frozenset({...})``).
+
+Recognising our own edits: ``in_out`` names live in the target's collections and ``custom`` branches are
+``elif m in {NAME}:``; both are found again because *any* name parse_model already tests ``m`` against
+(``m in {...}``, ``m is X``, through ``base_modules`` ...) counts as registered. The one branch shared by all
+``keep`` modules is recognised by the comment on its line, ``# yamlforge: channel-keeping modules`` (plus its
+shape, ``elif m in {...}:``), so later keep modules join its set instead of opening a second branch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from ..errors import YamlforgeError
+from ..resources import render
+from .imports import parse_code
+
+KEEP_TEMPLATE = "parse_model/keep.py.j2"
+DESCRIBE_TEMPLATE = "parse_model/describe.txt.j2"
+KEEP_MARKER = "# yamlforge: channel-keeping modules"
+CUSTOM_MARKER = "# yamlforge"
+CHANNEL_RULES = ("keep", "in_out", "custom", "backbone")
+LINE_LENGTH = 120  # the line limit of Ultralytics and YOLOv9 sources: a joined literal wraps rather than exceed it
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How one class becomes known to parse_model."""
+
+    name: str  # class/factory name as used in YAML (e.g. "SHSA")
+    channels: str  # "keep" | "in_out" | "custom" | "backbone"
+    repeats: bool = False  # in_out only: also join the target's repeat collection (args.insert(2, n); n = 1)
+    body: str | None = None  # custom only: rendered python statements of the branch body
+
+    def __post_init__(self):
+        if not self.name.isidentifier():
+            raise ValueError(f"registration name {self.name!r} is not a Python identifier")
+        if self.channels not in CHANNEL_RULES:
+            raise ValueError(f"unknown channel rule {self.channels!r} (known: {', '.join(CHANNEL_RULES)})")
+        if self.channels in ("custom", "backbone") and not self.body:
+            raise ValueError(f"{self.channels} registration of {self.name!r} needs a branch body")
+
+
+# ----------------------------------------------------------------------------- matchers
+
+
+def _subscript(value: str, index: m.BaseMatcherNode) -> m.Subscript:
+    return m.Subscript(value=m.Name(value), slice=[m.SubscriptElement(m.Index(index))])
+
+
+# ``for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):`` (the branch bodies use these names)
+ROW_LOOP = m.For(
+    target=m.Tuple(
+        elements=[
+            m.Element(m.Name("i")),
+            m.Element(m.Tuple(elements=[m.Element(m.Name(n)) for n in ("f", "n", "m", "args")])),
+        ]
+    ),
+    iter=m.Call(func=m.Name("enumerate")),
+)
+PARSE_MODEL = m.FunctionDef(name=m.Name("parse_model"))
+
+
+def m_in(collection: m.BaseMatcherNode | None = None) -> m.Comparison:
+    """``m in <collection>`` (any collection by default)."""
+    collection = m.DoNotCare() if collection is None else collection
+    return m.Comparison(left=m.Name("m"), comparisons=[m.ComparisonTarget(m.In(), comparator=collection)])
+
+
+def _branch_doing(statement: m.BaseMatcherNode) -> m.If:
+    """``if m in X:`` whose block holds ``statement`` (as a direct statement)."""
+    return m.If(test=m_in(), body=m.IndentedBlock(body=[m.ZeroOrMore(), statement, m.ZeroOrMore()]))
+
+
+# ``c1, c2 = ch[f], args[0]``
+BASE_ASSIGN = m.SimpleStatementLine(
+    body=[
+        m.Assign(
+            targets=[m.AssignTarget(m.Tuple(elements=[m.Element(m.Name("c1")), m.Element(m.Name("c2"))]))],
+            value=m.Tuple(
+                elements=[m.Element(_subscript("ch", m.Name("f"))), m.Element(_subscript("args", m.Integer("0")))]
+            ),
+        )
+    ]
+)
+# ``args.insert(2, n)``
+REPEAT_INSERT = m.SimpleStatementLine(
+    body=[
+        m.Expr(
+            m.Call(
+                func=m.Attribute(value=m.Name("args"), attr=m.Name("insert")),
+                args=[m.Arg(m.Integer("2")), m.Arg(m.Name("n"))],
+            )
+        )
+    ]
+)
+BASE_BRANCH = _branch_doing(BASE_ASSIGN)
+REPEAT_BRANCH = _branch_doing(REPEAT_INSERT)
+KEEP_BRANCH = m.If(
+    test=m_in(m.Set()),
+    body=m.IndentedBlock(header=m.TrailingWhitespace(comment=m.Comment(KEEP_MARKER))),
+)
+
+LITERAL = m.Tuple() | m.Set() | m.List()
+# ``frozenset({...})`` (8.3+), also ``set(...)`` / ``tuple(...)`` of a literal
+WRAPPED_LITERAL = m.Call(func=m.Name("frozenset") | m.Name("set") | m.Name("tuple"), args=[m.Arg(LITERAL)])
+# ``base_modules = frozenset({...})`` and the like, before the row loop
+BINDING = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])
+
+
+# ----------------------------------------------------------------------------- locating parse_model's parts
+
+
+class _Unexpected(Exception):
+    """parse_model is not shaped as expected at ``node``; turned into a YamlforgeError with its line."""
+
+    def __init__(self, node: cst.CSTNode, message: str):
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ParseModelShape:
+    """The nodes of one parse_model that registration edits (identities within the module visited)."""
+
+    function: cst.FunctionDef
+    base_branch: cst.If  # ``if m in X:`` doing ``c1, c2 = ch[f], args[0]``
+    base: cst.BaseExpression  # the literal holding the base modules (c1, c2 = ch[f], args[0])
+    repeat: cst.BaseExpression | None  # the literal holding the repeat modules (args.insert(2, n)), if any
+    repeat_branch: cst.If | None
+    last_branch: cst.If  # the branch of the row loop's chain whose orelse is the final ``else:``
+    keep_branch: cst.If | None  # yamlforge's channel-keeping branch, if already there
+    registered: frozenset[str]  # every name parse_model already tests ``m`` against
+
+
+def _branches(chain: cst.If) -> Iterable[cst.If]:
+    node: cst.BaseSuite | cst.If | cst.Else | None = chain
+    while isinstance(node, cst.If):
+        yield node
+        node = node.orelse
+
+
+def _bindings(statements: Sequence[cst.BaseStatement]) -> dict[str, cst.BaseExpression]:
+    """``name = value`` statements of parse_model before its row loop (the last one wins, as at run time)."""
+    bound = {}
+    for statement in statements:
+        if m.matches(statement, BINDING):
+            assign = statement.body[0]
+            bound[assign.targets[0].target.value] = assign.value
+    return bound
+
+
+def _literal(comparator: cst.BaseExpression, bindings: dict[str, cst.BaseExpression]) -> cst.BaseExpression | None:
+    """The tuple/set/list literal behind ``m in <comparator>``, looking through ``frozenset(...)`` and names."""
+    if isinstance(comparator, cst.Name) and comparator.value in bindings:
+        comparator = bindings[comparator.value]
+    if m.matches(comparator, LITERAL):
+        return comparator
+    if m.matches(comparator, WRAPPED_LITERAL):
+        return comparator.args[0].value
+    return None
+
+
+def _tested_names(function: cst.FunctionDef, bindings: dict[str, cst.BaseExpression]) -> frozenset[str]:
+    """Names ``m`` is compared with anywhere in parse_model: ``m in {A, B}``, ``m is A``, ``m in base_modules``."""
+    names = set()
+    for comparison in m.findall(function, m.Comparison(left=m.Name("m"))):
+        for target in comparison.comparisons:
+            if isinstance(target.operator, cst.In):
+                literal = _literal(target.comparator, bindings)
+                values = [e.value for e in literal.elements] if literal is not None else []
+            elif isinstance(target.operator, (cst.Is, cst.Equal)):
+                values = [target.comparator]
+            else:
+                continue
+            names.update(v.value for v in values if isinstance(v, cst.Name))
+    return frozenset(names)
+
+
+def locate(function: cst.FunctionDef) -> ParseModelShape:
+    """Find the parts of ``def parse_model`` that registration edits, or raise :class:`_Unexpected` saying which."""
+    statements = list(function.body.body)
+    loop_index = next((i for i, s in enumerate(statements) if m.matches(s, ROW_LOOP)), None)
+    if loop_index is None:
+        raise _Unexpected(function, "parse_model: expected the row loop 'for i, (f, n, m, args) in enumerate(...)'")
+    loop = statements[loop_index]
+    chain = next(
+        (s for s in loop.body.body if isinstance(s, cst.If) and any(m.matches(b, BASE_BRANCH) for b in _branches(s))),
+        None,
+    )
+    if chain is None:
+        raise _Unexpected(
+            loop, "parse_model: expected a branch 'if m in <modules>:' doing 'c1, c2 = ch[f], args[0]' in the row loop"
+        )
+    branches = list(_branches(chain))
+    if not isinstance(branches[-1].orelse, cst.Else):
+        raise _Unexpected(chain, "parse_model: expected the row loop's if/elif chain to end with 'else:'")
+    base_branch = next(b for b in branches if m.matches(b, BASE_BRANCH))
+    bindings = _bindings(statements[:loop_index])
+    base = _literal(base_branch.test.comparisons[0].comparator, bindings)
+    if base is None:
+        raise _Unexpected(
+            base_branch,
+            "parse_model: expected the modules of 'if m in <modules>:' (c1, c2 = ch[f], args[0]) to be a tuple, "
+            "a set, frozenset({...}) or a name bound to one of those before the row loop",
+        )
+    repeat_branch = next((s for s in base_branch.body.body if m.matches(s, REPEAT_BRANCH)), None)
+    repeat = _literal(repeat_branch.test.comparisons[0].comparator, bindings) if repeat_branch else None
+    return ParseModelShape(
+        function=function,
+        base_branch=base_branch,
+        base=base,
+        repeat=repeat,
+        repeat_branch=repeat_branch,
+        last_branch=branches[-1],
+        keep_branch=next((b for b in branches if m.matches(b, KEEP_BRANCH)), None),
+        registered=_tested_names(function, bindings),
+    )
+
+
+# ----------------------------------------------------------------------------- building nodes
+
+
+def _append(literal: cst.Tuple | cst.Set | cst.List, names: Sequence[str], indent: str = ""):
+    """``literal`` with ``names`` appended in its own layout.
+
+    One-per-line literals (trailing comma) get a new line before the closing brace; others get ``, X`` on their
+    last line, or a new continuation line like their own when that line would grow past :data:`LINE_LENGTH`
+    (``indent`` is the indentation of the block holding the literal, which its continuation lines start with).
+    """
+    elements = list(literal.elements)
+    for name in names:
+        if not elements:
+            elements.append(cst.Element(cst.Name(name)))
+            continue
+        last = elements[-1]
+        if isinstance(last.comma, cst.Comma):  # trailing comma: the new element takes it, and the layout with it
+            separator = elements[-2].comma if len(elements) > 1 else cst.Comma(whitespace_after=_opening(literal))
+            elements[-1:] = [last.with_changes(comma=separator), cst.Element(cst.Name(name), comma=last.comma)]
+        else:
+            separator = _wrap(literal.with_changes(elements=elements), name, indent) or cst.Comma(
+                whitespace_after=cst.SimpleWhitespace(" ")
+            )
+            elements[-1:] = [last.with_changes(comma=separator), cst.Element(cst.Name(name))]
+    return literal.with_changes(elements=elements)
+
+
+def _opening(literal: cst.Tuple | cst.Set | cst.List) -> cst.BaseParenthesizableWhitespace:
+    """The whitespace after the literal's opening bracket (where its first element starts)."""
+    if isinstance(literal, cst.Set):
+        return literal.lbrace.whitespace_after
+    if isinstance(literal, cst.List):
+        return literal.lbracket.whitespace_after
+    return literal.lpar[0].whitespace_after if literal.lpar else cst.SimpleWhitespace(" ")
+
+
+def _wrap(literal: cst.Tuple | cst.Set | cst.List, name: str, indent: str) -> cst.Comma | None:
+    """A line-breaking comma like the literal's last one, if ``, name`` would not fit on its last line."""
+    breaks = [
+        e.comma
+        for e in literal.elements
+        if isinstance(e.comma, cst.Comma) and isinstance(e.comma.whitespace_after, cst.ParenthesizedWhitespace)
+    ]
+    if not breaks:
+        return None
+    last_line = indent + cst.Module([]).code_for_node(literal).rsplit("\n", 1)[-1]
+    if len(last_line) + len(", ") + len(name) + len(":") <= LINE_LENGTH:
+        return None
+    # the break's indentation without any comment that followed that comma
+    whitespace = breaks[-1].whitespace_after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+    return breaks[-1].with_changes(whitespace_after=whitespace)
+
+
+def _statements(code: str, what: str) -> list[cst.BaseStatement]:
+    try:
+        statements = list(cst.parse_module(code).body)
+    except cst.ParserSyntaxError as exc:
+        raise YamlforgeError(
+            f"{what} is not valid Python: {exc.message}", where=f"{what}, line {exc.raw_line}"
+        ) from None
+    if not statements:
+        raise YamlforgeError(f"{what} is empty", where=what)
+    return statements
+
+
+def _elif(names: Sequence[str], body: Sequence[cst.BaseStatement], marker: str, orelse: cst.If | cst.Else) -> cst.If:
+    """``elif m in {A, B}:  <marker>`` with ``body``, followed by ``orelse``."""
+    test = cst.Comparison(
+        left=cst.Name("m"),
+        comparisons=[cst.ComparisonTarget(cst.In(), cst.Set([cst.Element(cst.Name(n)) for n in names]))],
+    )
+    header = cst.TrailingWhitespace(whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(marker))
+    return cst.If(test=test, body=cst.IndentedBlock(body=list(body), header=header), orelse=orelse)
+
+
+def keep_body() -> list[cst.BaseStatement]:
+    return _statements(render(KEEP_TEMPLATE), KEEP_TEMPLATE)
+
+
+# ----------------------------------------------------------------------------- the edits
+
+
+class _ParseModelEdit(cst.CSTTransformer):
+    """Base of the registration edits: visits only ``def parse_model`` and locates its parts before editing.
+
+    ``rules`` says which registrations a subclass handles; :attr:`names` are those not yet registered (a name
+    parse_model already tests ``m`` against is left alone, which is what makes every edit idempotent).
+    """
+
+    rules: tuple[str, ...] = ()
+
+    def __init__(self, registrations: Sequence[Registration]):
+        super().__init__()
+        self.registrations = [r for r in registrations if r.channels in self.rules]
+        self.shape: ParseModelShape | None = None
+        self.todo: list[Registration] = []  # not registered yet, first of each name, in the order given
+        self._inside = False
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Module) or self._inside:
+            return super().on_visit(node)
+        if self.shape is None and m.matches(node, PARSE_MODEL):  # module level: only parse_model is entered
+            self.shape = locate(node)
+            registered = set(self.shape.registered)
+            for reg in self.registrations:
+                if reg.name not in registered:
+                    registered.add(reg.name)
+                    self.todo.append(reg)
+            self.check(self.shape)
+            self._inside = True
+            return super().on_visit(node)
+        return False
+
+    def on_leave(self, original_node, updated_node):
+        if self.shape is not None and original_node is self.shape.function:
+            self._inside = False
+        return super().on_leave(original_node, updated_node)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.todo]
+
+    def check(self, shape: ParseModelShape) -> None:
+        """Raise :class:`_Unexpected` when parse_model lacks what this edit needs beyond :func:`locate`."""
+
+    def run(self, module: cst.Module, filename: str) -> cst.Module:
+        try:
+            updated = module.visit(self)
+        except _Unexpected as exc:
+            line = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[exc.node].start.line
+            raise YamlforgeError(exc.message, where=f"{filename}:{line}") from None
+        if self.shape is None:
+            raise YamlforgeError(
+                "no parse_model function found: expected a top-level 'def parse_model(d, ch, ...)'",
+                where=f"{filename}:1",
+            )
+        return updated
+
+
+class JoinChannelCollections(_ParseModelEdit):
+    """in_out: appends the class to the target's own base collection, and with ``repeats`` to its repeat collection.
+
+    Where: the literal behind the row loop's ``if m in X:`` whose block does ``c1, c2 = ch[f], args[0]`` (tuple,
+    set, ``frozenset({...})`` or ``base_modules``), so c2 is width-scaled exactly like the target's own layers;
+    for ``repeats`` the nested ``if m in Y:`` doing ``args.insert(2, n)``. The name goes last, in the literal's
+    layout (a new line before the closing brace of a one-per-line literal, ``, X`` otherwise).
+    Twice is a no-op: the name is then tested by the base branch, so it counts as registered.
+    """
+
+    rules = ("in_out",)
+
+    def check(self, shape):
+        if shape.repeat is None and any(r.repeats for r in self.todo):
+            raise _Unexpected(
+                shape.repeat_branch or shape.base_branch,
+                "parse_model: expected a nested 'if m in <modules>:' doing 'args.insert(2, n)' in the "
+                "'c1, c2 = ch[f], args[0]' branch (repeats: fold)",
+            )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.default_indent = node.default_indent
+        self.indents: list[str] = []  # of the blocks around the node visited, to measure a literal's lines
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self.indents.append(self.default_indent if node.indent is None else node.indent)
+
+    def leave_IndentedBlock(self, original_node, updated_node):
+        self.indents.pop()
+        return updated_node
+
+    def _join(self, original_node, updated_node):
+        if self.shape is None or not self.names:
+            return updated_node
+        if original_node is self.shape.base:
+            return _append(updated_node, self.names, "".join(self.indents))
+        if original_node is self.shape.repeat:
+            return _append(updated_node, [r.name for r in self.todo if r.repeats], "".join(self.indents))
+        return updated_node
+
+    leave_Tuple = leave_Set = leave_List = _join
+
+
+class AddKeepBranch(_ParseModelEdit):
+    """keep: one ``elif m in {A, B}:  # yamlforge: channel-keeping modules`` branch for every channel-keeping class.
+
+    Where: before the final ``else:`` of the row loop's if/elif chain; its body (``templates/parse_model/keep.py.j2``)
+    passes the input width on: ``c2 = ch[f]``, ``args = [c2, *args]``. If the branch is already there (recognised
+    by its comment and shape), new names join its set instead. Twice is a no-op: every name is then tested by that
+    branch, so it counts as registered and nothing is left to add.
+    """
+
+    rules = ("keep",)
+
+    def leave_Set(self, original_node, updated_node):
+        keep = self.shape.keep_branch if self.shape else None
+        if self.names and keep is not None and original_node is keep.test.comparisons[0].comparator:
+            return _append(updated_node, self.names)
+        return updated_node
+
+    def leave_If(self, original_node, updated_node):
+        if self.names and self.shape.keep_branch is None and original_node is self.shape.last_branch:
+            return updated_node.with_changes(orelse=_elif(self.names, keep_body(), KEEP_MARKER, updated_node.orelse))
+        return updated_node
+
+
+class AddCustomBranches(_ParseModelEdit):
+    """custom (and, for now, backbone): one ``elif m in {NAME}:  # yamlforge`` branch per class, body from its spec.
+
+    Where: before the final ``else:`` of the row loop's if/elif chain, in the order given (after the keep branch
+    when both are added). Twice is a no-op: each name is then tested by its own branch, so it counts as registered.
+    """
+
+    rules = ("custom", "backbone")
+
+    def leave_If(self, original_node, updated_node):
+        if not self.names or original_node is not self.shape.last_branch:
+            return updated_node
+        orelse = updated_node.orelse
+        for reg in reversed(self.todo):
+            orelse = _elif(
+                [reg.name], _statements(reg.body, f"the parse_model branch of '{reg.name}'"), CUSTOM_MARKER, orelse
+            )
+        return updated_node.with_changes(orelse=orelse)
+
+
+# Applied in this order; a later engineer may give "backbone" its own edit (yamlforge/codemods/backbone.py).
+EDITS: tuple[type[_ParseModelEdit], ...] = (JoinChannelCollections, AddKeepBranch, AddCustomBranches)
+
+
+def register_in_parse_model(code: str, registrations: Sequence[Registration], *, filename: str) -> str:
+    """``code`` with every registration made in parse_model, as one coherent edit (idempotent)."""
+    return register_in_module(parse_code(code, filename), registrations, filename=filename).code
+
+
+def register_in_module(module: cst.Module, registrations: Sequence[Registration], *, filename: str) -> cst.Module:
+    """:func:`register_in_parse_model` on an already parsed module (lets a caller chain codemods on one parse)."""
+    original = module
+    wanted = {r.channels for r in registrations}
+    # edits with nothing to register are skipped; the first still runs to check the shape of parse_model
+    for edit in [e for e in EDITS if wanted & set(e.rules)] or EDITS[:1]:
+        try:
+            module = edit(registrations).run(module, filename)
+        except YamlforgeError:
+            # the same shape problem exists in the file as given; report it with the lines the user sees
+            edit(registrations).run(original, filename)
+            raise
+    return module
+
+
+def describe_registration(reg: Registration) -> str:
+    """The parse_model change ``reg`` makes, as text for ``yamlforge show``."""
+    body = render(KEEP_TEMPLATE) if reg.channels == "keep" else reg.body or ""
+    return render(
+        DESCRIBE_TEMPLATE, reg=reg, body=body.rstrip("\n"), keep_marker=KEEP_MARKER, custom_marker=CUSTOM_MARKER
+    ).rstrip("\n")
