@@ -82,9 +82,13 @@ class Changeset:
         """Refuse to write anything that does not parse: Python is re-parsed with libcst and compiled."""
         import libcst
 
+        # Text that is already on disk in this checkout (pristine copies kept for revert) or was already checked
+        # (the same text written in two places) needs no second parse.
+        known = {c.old for c in self.changes.values() if c.old is not None}
         for change in self.effective:
-            if change.new is None:
+            if change.new is None or change.new in known:
                 continue
+            known.add(change.new)
             if change.path.endswith(".py"):
                 try:
                     libcst.parse_module(change.new)

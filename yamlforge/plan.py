@@ -71,10 +71,10 @@ def desired_files(target: Target, original: Callable[[str], str | None], specs: 
     tasks = original(kind.tasks_file)
     if tasks is None:
         raise YamlforgeError(f"'{kind.tasks_file}' is missing", where=str(target.root))
-    if specs:
+    if specs:  # one parse for both edits: parsing dominates apply's time
         imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
-        tasks = codemods.add_imports(tasks, imports, filename=kind.tasks_file)
-        tasks = codemods.register_in_parse_model(tasks, registrations(specs), filename=kind.tasks_file)
+        module = codemods.add_imports_to_module(codemods.parse_code(tasks, kind.tasks_file), imports)
+        tasks = codemods.register_in_module(module, registrations(specs), filename=kind.tasks_file).code
     if any(s.role == "backbone" for s in specs):
         tasks = codemods.add_multi_output_support(tasks, filename=kind.tasks_file)
     files[kind.tasks_file] = tasks

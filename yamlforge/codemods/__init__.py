@@ -2,15 +2,18 @@
 
 from .backbone import add_multi_output_support, backbone_registration
 from .flops import fix_get_flops
-from .imports import add_imports
-from .registration import Registration, describe_registration, register_in_parse_model
+from .imports import add_imports, add_imports_to_module, parse_code
+from .registration import Registration, describe_registration, register_in_module, register_in_parse_model
 
 __all__ = [
     "Registration",
     "add_imports",
+    "add_imports_to_module",
     "add_multi_output_support",
     "backbone_registration",
     "describe_registration",
     "fix_get_flops",
+    "parse_code",
+    "register_in_module",
     "register_in_parse_model",
 ]
