@@ -109,8 +109,8 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
         raise YamlforgeError(f"cannot read module spec: {exc.strerror}", where=str(path)) from None
     yaml = YAML(typ="safe", pure=True)
     try:
-        node = yaml.compose(text)
-        data = yaml.load(text)
+        node = yaml.compose(text)  # kept for line numbers; the data is constructed from it, not parsed twice
+        data = yaml.constructor.construct_document(node) if node is not None else None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
