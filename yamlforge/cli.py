@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -94,6 +94,28 @@ def _code_diff(plan) -> str:
     return "".join(c.diff() for c in plan.changeset.effective if not c.path.startswith(STATE_PREFIX))
 
 
+# --verify on apply and gen-yaml. Annotated defaults are plain values, so calling the command functions directly
+# (the demo does) does not switch verification on.
+VerifyTrainFlag = Annotated[bool, typer.Option(
+    "--train", help="With --verify (implied): also train 1 epoch on a synthetic dataset and reload the checkpoint.")]
+VerifyImgszOption = Annotated[int, typer.Option("--imgsz", help="With --verify: image size of the checks.")]
+
+
+def _verify_written(model: Path, target, *, imgsz: int, train: bool, undo: str = "", show_on_failure: str = "") -> None:
+    """Run ``yamlforge verify`` on what a command just wrote; render it; exit 1 (naming any undo) when a check failed."""
+    from .verify import render_report, verify
+
+    typer.secho(f"\nverify {model}" + (" (with smoke training)" if train else ""), bold=True, err=True)
+    report = verify(model, target, imgsz=imgsz, train=train)
+    render_report(report)
+    if not report.ok:
+        if show_on_failure:
+            _stderr(show_on_failure)
+        if undo:
+            _stderr(f"undo: {undo}")
+        raise typer.Exit(1)
+
+
 @app.command()
 @handle_errors
 def apply(
@@ -104,6 +126,17 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; write nothing."),
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if changes are needed."),
     diff: bool = typer.Option(False, "--diff", help="Also print the diff of what is written."),
+    fuse: Annotated[List[str], typer.Option(
+        "--fuse", help="Also generate <HOST>_<MODULE>: the module inside the target's own HOST block (C2f, C3k2, "
+                       "RepC3, HGBlock, RepNCSPELAN4; repeatable; 'all': every host the target has).")] = [],
+    fuse_at: Annotated[Optional[str], typer.Option(
+        "--fuse-at", help="Where in the host: inner (default: after each inner block) or output (after the "
+                          "aggregation conv).")] = None,
+    run_verify: Annotated[bool, typer.Option(
+        "--verify", help="Then build, run and backprop a small probe detector using the applied modules "
+                         "(yamlforge verify); exit 1 if a check fails.")] = False,
+    train: VerifyTrainFlag = False,
+    imgsz: VerifyImgszOption = 640,
 ):
     """Place module code in the checkout and register it (imports, parse_model), recording it for revert."""
     from .plan import plan_apply
@@ -116,7 +149,15 @@ def apply(
     names = list(module) or [load_spec(p).name for p in spec]
     if not names and not fix:
         raise YamlforgeError("nothing to apply", where="--module", hint="yamlforge apply --repo PATH --module SHSA")
-    plan = plan_apply(target, [registry.get(n) for n in names], registry, fixes=fix)
+    plan = plan_apply(target, [registry.get(n) for n in names], registry, fixes=fix, fuse=fuse, fuse_at=fuse_at)
+    run_verify = run_verify or train
+    if run_verify:
+        if dry_run or check:
+            raise YamlforgeError("--verify builds the patched checkout, so it needs the files written",
+                                 where="--verify", hint="drop --dry-run / --check")
+        from .probe import probe_names, probe_yaml
+
+        probe = probe_yaml(target, probe_names(names, registry))  # before writing: a bad probe changes nothing
     if dry_run or check:
         plan.changeset.validate()
         _print_diff(_code_diff(plan))
@@ -128,6 +169,16 @@ def apply(
     if diff:
         _print_diff(_code_diff(plan))
     _report(plan, verb="apply", dry_run=False, target=target)
+    if run_verify:
+        import tempfile
+
+        from .probe import write_probe
+
+        with tempfile.TemporaryDirectory(prefix="yamlforge-probe-") as folder:
+            _verify_written(write_probe(probe, Path(folder)), target, imgsz=imgsz, train=train,
+                            undo=f"yamlforge revert --repo {target.root}"
+                            + "".join(f" --module {n}" for n in dict.fromkeys(registry.get(n).name for n in names)),
+                            show_on_failure=f"the probe model:\n{probe}")
 
 
 @app.command()
@@ -184,12 +235,26 @@ def list_modules(
 def show(
     name: str = typer.Argument(..., help="Module name (or one of its exports)."),
     spec: List[Path] = SpecOption,
+    fuse: Annotated[List[str], typer.Option(
+        "--fuse", help="Print the generated <HOST>_<NAME> class instead (repeatable, or 'all'); nothing is written.")] = [],
+    fuse_at: Annotated[Optional[str], typer.Option("--fuse-at", help="inner (default) or output.")] = None,
+    repo: Annotated[Optional[Path], typer.Option(
+        "--repo", help="Checkout whose host classes --fuse subclasses (default: Ultralytics 8.4.190).")] = None,
 ):
     """Show a module's spec, arguments, the YAML line to use it and the parse_model branch it adds."""
     from .catalog import describe
     from .specs import SpecRegistry
 
-    typer.echo(describe(SpecRegistry(spec).get(name, option="NAME")), nl=False)
+    module = SpecRegistry(spec).get(name, option="NAME")
+    if not fuse:
+        typer.echo(describe(module), nl=False)
+        return
+    from .fusion import preview_fusions
+    from .targets import detect_target
+
+    for fusion, code in preview_fusions(module, fuse, fuse_at, detect_target(repo) if repo else None):
+        typer.echo(f"# {fusion.file_stem}.py: YAML rows use it as `[-1, n, {fusion.name}, [<{fusion.host} args>]]`")
+        typer.echo(code)
 
 
 # ---------------------------------------------------------------- gen-yaml
@@ -207,6 +272,15 @@ def gen_yaml(
     insert_before: List[str] = typer.Option([], "--insert-before", help=f"New layer between N and its input. "
                                                                          f"{EDIT_HELP}"),
     remove: List[str] = typer.Option([], "--remove", help="Drop layer N (one input); its readers read that input."),
+    replace_all: Annotated[List[str], typer.Option(
+        "--replace-all", help="OLD=NEW: every layer running OLD runs NEW with the same args and repeats, e.g. "
+                              "HGBlock=HGBlock_SHSA (a fusion from `apply --fuse`).")] = [],
+    replace_in: Annotated[Optional[str], typer.Option(
+        "--in", help="Limit --replace-all to the backbone or the head section.")] = None,
+    backbone: Annotated[Optional[str], typer.Option(
+        "--backbone", help="Replace the whole backbone section by MODULE or MODULE(args), a backbone module such as "
+                           "revcol_tiny; the head reads its outputs at the same strides (P3/8, P4/16, P5/32). "
+                           "Other edits then name head layers of BASE.")] = None,
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML file with base and edits (see examples/)."),
     repo: Optional[Path] = typer.Option(None, "--repo", help="Checkout root (default: the one holding BASE, or .)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: next to the base)."),
@@ -216,14 +290,25 @@ def gen_yaml(
     allow_stride_change: bool = typer.Option(False, "--allow-stride-change", help="Allow edits that change strides."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the base; write nothing."),
+    run_verify: Annotated[bool, typer.Option(
+        "--verify", help="Then run yamlforge verify on the written YAML; exit 1 if a check fails.")] = False,
+    train: VerifyTrainFlag = False,
+    imgsz: VerifyImgszOption = 640,
 ):
     """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
-    from .genyaml import GenRequest, compile_yaml, parse_edit, write_result
+    from .genyaml import GenRequest, compile_yaml, parse_backbone, parse_edit, parse_replace_all, write_result
 
+    if (run_verify or train) and dry_run:
+        raise YamlforgeError("--verify builds the written YAML; --dry-run writes nothing", where="--verify",
+                             hint="drop --dry-run")
     edits = [parse_edit(kind, value) for kind, values in (("replace", replace), ("remove", remove),
                                                           ("insert-before", insert_before),
                                                           ("insert-after", insert_after)) for value in values]
-    result = compile_yaml(GenRequest(base, edits, repo=repo, output=output, scale=scale, nc=nc, recipe=recipe,
+    swap = parse_backbone(backbone) if backbone is not None else None
+    if replace_in is not None and not replace_all:
+        raise YamlforgeError("--in limits --replace-all; give --replace-all OLD=NEW", where="--in")
+    swaps = [parse_replace_all(value, replace_in) for value in replace_all]
+    result = compile_yaml(GenRequest(base, edits, backbone=swap, replace_all=swaps, repo=repo, output=output, scale=scale, nc=nc, recipe=recipe,
                                      spec_paths=tuple(spec), allow_stride_change=allow_stride_change, force=force,
                                      dry_run=dry_run))
     if dry_run:
@@ -235,6 +320,10 @@ def gen_yaml(
     if result.rows:
         _stderr(result.table())
     _stderr(f"{len(result.rows)} row(s) changed from {result.display(result.base_path)}")
+    if run_verify or train:
+        from .targets import detect_target
+
+        _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train)
 
 
 

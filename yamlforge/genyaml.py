@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import YamlforgeError
-from .yamlgraph import INPUT, Layer, ModelGraph, builtin_factor, stride_label
+from .yamlgraph import INPUT, SECTIONS, Layer, ModelGraph, builtin_factor, stride_label
 
 EDIT_KINDS = ("replace", "insert-after", "insert-before", "remove")
 RECIPE_KEYS = ("base", "edits", "scale", "nc", "backbone")
@@ -32,7 +32,7 @@ class Edit:
     (default 1); ``N`` may be written ``layerN``; ``--remove`` takes just ``N``.
     """
 
-    kind: str
+    kind: str  # one of EDIT_KINDS, or "backbone" for --backbone (``layer`` unused)
     layer: int
     module: str | None = None
     args: tuple[tuple[str | None, str], ...] = ()  # (name or None, YAML text of the value)
@@ -85,6 +85,48 @@ def parse_edit(kind: str, value: Any) -> Edit:
         return Edit(kind, layer, option=option)
     if not module_text.strip():
         raise YamlforgeError(f"missing module: write --{kind} {layer}=MODULE or {layer}=MODULE(args)", where=option)
+    module, args, repeats = _parse_module(module_text, option)
+    return Edit(kind, layer, module, args, repeats, option)
+
+
+def parse_backbone(value: Any, option: str | None = None) -> Edit:
+    """Parse ``--backbone MODULE`` or ``--backbone MODULE(a, name=b)``: the module that replaces ``backbone:``."""
+    option = option or f"--backbone {value}"
+    value = str(value)
+    if not value.strip():
+        raise YamlforgeError("missing module: write --backbone MODULE or MODULE(args)", where=option)
+    module, args, repeats = _parse_module(value, option)
+    if repeats not in (None, 1):
+        raise YamlforgeError("a backbone is one layer; it takes no repeats", where=option)
+    return Edit("backbone", 0, module, args, None, option)
+
+
+@dataclass(frozen=True)
+class ReplaceAll:
+    """``--replace-all OLD=NEW [--in SECTION]``: every base layer running OLD (in SECTION only, if given) runs NEW,
+    keeping its args, repeats and wiring (``HGBlock=HGBlock_SHSA`` swaps in a fusion variant, see yamlforge.fusion)."""
+
+    old: str
+    new: str
+    section: str | None = None
+    option: str = ""
+
+
+def parse_replace_all(value: Any, section: str | None = None) -> ReplaceAll:
+    """Parse ``--replace-all OLD=NEW``; ``section`` is ``backbone``, ``head`` or None (both)."""
+    option = f"--replace-all {value}"
+    old, _, new = str(value).partition("=")
+    old, new = old.strip(), new.strip()
+    if not (old.replace(".", "_").isidentifier() and new.replace(".", "_").isidentifier()):
+        raise YamlforgeError("expected OLD=NEW, two module names (e.g. HGBlock=HGBlock_SHSA); NEW takes OLD's args",
+                             where=option)
+    if section is not None and section not in SECTIONS:
+        raise YamlforgeError(f"--in takes {' or '.join(SECTIONS)}, got '{section}'", where="--in")
+    return ReplaceAll(old, new, section, option)
+
+
+def _parse_module(module_text: str, option: str) -> tuple[str, tuple[tuple[str | None, str], ...], int | None]:
+    """``MODULE(a, name=b)*3`` -> (module, args as (name, YAML text), repeats or None)."""
     match = _MODULE.fullmatch(module_text)
     if not match:
         raise YamlforgeError(f"cannot read '{module_text}': expected MODULE, MODULE(a, b) or MODULE(a)*3",
@@ -109,7 +151,7 @@ def parse_edit(kind: str, value: Any) -> Edit:
         repeats = int(match.group("repeats"))
         if repeats < 1:
             raise YamlforgeError(f"repeats must be 1 or more, got {repeats}", where=option)
-    return Edit(kind, layer, match.group(1), tuple(args), repeats, option)
+    return match.group(1), tuple(args), repeats
 
 
 def parse_value(text: str, option: str) -> Any:
@@ -148,10 +190,12 @@ def yaml_text(value: Any) -> str:
 
 @dataclass
 class Recipe:
-    """A reproducible gen-yaml call: ``base``, ``edits`` (list of ``{kind: "N=MODULE(...)"}``), ``scale``, ``nc``."""
+    """A reproducible gen-yaml call: ``base``, ``backbone`` (``MODULE(args)``), ``edits`` (list of
+    ``{kind: "N=MODULE(...)"}``), ``scale``, ``nc``."""
 
     path: Path
     base: str | None = None
+    backbone: Edit | None = None
     edits: list[Edit] = field(default_factory=list)
     scale: str | None = None
     nc: int | None = None
@@ -183,11 +227,14 @@ def load_recipe(path: Path) -> Recipe:
     for key in data:
         if key not in RECIPE_KEYS:
             raise YamlforgeError(f"unknown recipe key '{key}' (known: {', '.join(RECIPE_KEYS)})", where=line(key))
-    if "backbone" in data:
-        raise YamlforgeError("recipe key 'backbone' (swap the whole backbone) is not supported by this version yet",
-                             where=line("backbone"))
     recipe = Recipe(path=path.resolve(), base=None if data.get("base") is None else str(data["base"]),
                     scale=data.get("scale"), nc=data.get("nc"))
+    if data.get("backbone") is not None:
+        value = data["backbone"]
+        if not isinstance(value, str):
+            raise YamlforgeError("recipe key 'backbone' is one module, e.g. 'backbone: revcol_small' or "
+                                 "'backbone: revcol_tiny(save_memory=False)'", where=line("backbone"))
+        recipe.backbone = parse_backbone(value, f"{line('backbone')} (backbone: {value})")
     if recipe.nc is not None and (not isinstance(recipe.nc, int) or isinstance(recipe.nc, bool) or recipe.nc < 1):
         raise YamlforgeError("recipe key 'nc' must be a positive whole number", where=line("nc"))
     edits = data.get("edits") or []
@@ -328,6 +375,8 @@ class GenResult:
 class GenRequest:
     base: str | None
     edits: list[Edit] = field(default_factory=list)
+    backbone: Edit | None = None  # parse_backbone(...): replaces the whole backbone section, before the edits
+    replace_all: list[ReplaceAll] = field(default_factory=list)  # after the backbone swap, before the edits
     repo: Path | None = None
     output: Path | None = None
     scale: str | None = None
@@ -365,8 +414,35 @@ class _Modules:
             self._registry = SpecRegistry(list(self.spec_paths))
         return self._registry
 
-    def resolve(self, name: str, option: str):
-        """(YAML name, spec or None); an unknown module is an error naming ``option``."""
+    def outputs(self, name: str) -> int:
+        """Index slots a module's row takes: the number of outputs of a backbone-role spec, else 1."""
+        if name.startswith(("nn.", "torch.nn.", "torchvision.ops.")) or (
+                name not in self.applied_names and name in self.target.known_layers):
+            return 1
+        spec = self.registry.find(name)
+        return len(spec.output_strides) if spec is not None and spec.role == "backbone" else 1
+
+    def resolve_backbone(self, name: str, option: str):
+        """(YAML name, spec) of a backbone-role spec; anything else is an error naming ``option``."""
+        spec = self.registry.find(name)
+        backbones = sorted(e for s in self.registry if s.role == "backbone" for e in s.exports)
+        if spec is None:
+            what = "a layer of the target" if name in self.target.known_layers else "not a module yamlforge knows"
+            close = difflib.get_close_matches(name, backbones, n=3, cutoff=0.6)
+            raise YamlforgeError(f"'{name}' is {what}; --backbone takes a backbone module"
+                                 + (f"; did you mean {', '.join(close)}?" if close else ""), where=option,
+                                 hint=f"backbone modules: {', '.join(backbones)}" if backbones else None)
+        if spec.role != "backbone":
+            raise YamlforgeError(f"{spec.name} is a {spec.role} module; --backbone takes a backbone module "
+                                 f"({', '.join(backbones)})", where=option,
+                                 hint=f"--insert-after N={name} or --replace N={name} adds a layer")
+        return (name if name in spec.exports else spec.exports[0]), spec
+
+    def resolve(self, name: str, option: str, *, in_base: bool = False):
+        """(YAML name, spec or None); an unknown module is an error naming ``option``.
+
+        ``in_base``: a module already in the base, where a backbone-role module is a row like any other.
+        """
         if name.startswith(("nn.", "torch.nn.", "torchvision.ops.")):
             return name, None
         # An applied spec is also imported by tasks.py, so the manifest is asked first; the target's own names
@@ -375,9 +451,9 @@ class _Modules:
             return name, None
         spec = self.registry.find(name)
         if spec is not None:
-            if spec.role != "layer":
+            if spec.role != "layer" and not in_base:
                 raise YamlforgeError(f"{spec.name} is a {spec.role} module; layer edits take layer modules",
-                                     where=option)
+                                     where=option, hint=f"--backbone {name} swaps the whole backbone section")
             return (name if name in spec.exports else spec.exports[0]), spec
         if name in self.target.known_layers:
             return name, None
@@ -432,26 +508,31 @@ def _edit_args(edit: Edit, spec) -> tuple[list[Any], str]:
     return values, f"[{', '.join(texts)}]"
 
 
-def _factor(layer: Layer, specs: dict[str, Any]) -> Fraction | None:
+def _factor(layer: Layer, specs: dict[str, Any]) -> Fraction | tuple[Fraction, ...] | None:
+    """A layer's own stride; a backbone's output strides (relative to its input), one per output."""
     spec = specs.get(layer.module)
     if spec is not None:
+        if spec.role == "backbone":
+            return tuple(Fraction(s) for s in spec.output_strides)
         return Fraction(spec.stride) if isinstance(spec.stride, int) else None
     return builtin_factor(layer.module, layer.args)
 
 
 def _check_strides(graph: ModelGraph, edits: list[Edit], specs: dict[str, Any]) -> None:
     """An edit may not change the resolution later layers run at: compare each edited layer's own factor."""
-    base_strides = graph.strides(graph.base, lambda layer: _factor(layer, specs))
+    base_strides = graph.output_strides(graph.base, lambda layer: _factor(layer, specs))
     for edit in edits:
         if edit.kind == "remove" or edit.kind == "replace":
-            old = graph.base[edit.layer]
+            key, _ = graph.slot_owner[edit.layer]  # the edit was accepted, so the slot exists
+            old = graph.base[key]
             old_factor = _factor(old, specs)
             new_factor = Fraction(1) if edit.kind == "remove" else _factor(
-                next(x for x in graph.layers if x.key == edit.layer), specs)
+                next(x for x in graph.layers if x.key == key), specs)
             if old_factor is None or new_factor is None or old_factor == new_factor:
                 continue
             source = old.refs[0].producer
-            before, after = base_strides.get(source), base_strides.get(old.key)
+            before = base_strides.get((source, old.refs[0].output))
+            after = base_strides.get((old.key, old.outputs - 1))
             now = before * new_factor if before is not None else None
             doing = "removing it" if edit.kind == "remove" else \
                 f"replacing it with {edit.module}, which {_factor_words(new_factor)},"
@@ -461,6 +542,7 @@ def _check_strides(graph: ModelGraph, edits: list[Edit], specs: dict[str, Any]) 
                        f"{stride_label(now)} instead of {stride_label(after)}")
             hint = None
             if isinstance(source, int) and edit.kind == "replace":
+                source = graph.base_slot[source] + old.refs[0].output
                 hint = (f"--insert-after {source}={edit.module} or --replace {source}={edit.module} keeps the "
                         "resolution; --allow-stride-change to do it anyway")
             elif edit.kind == "remove":
@@ -516,11 +598,28 @@ def compile_yaml(request: GenRequest) -> GenResult:
         old_text = base.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise YamlforgeError(f"cannot read the base: {exc}", where=str(base.path)) from None
-    graph = ModelGraph(old_text, where=str(base.path))
-
     modules = _Modules(target, request.spec_paths)
-    specs: dict[str, Any] = {}
+    graph = ModelGraph(old_text, where=str(base.path), outputs=modules.outputs)
+
+    # spec modules already in the base (an earlier gen-yaml output) count too: for strides, and they must be applied
+    in_base: dict[str, tuple[Any, str, list[int]]] = {}
+    for layer in graph.base:
+        if layer.module.startswith(("nn.", "torch.nn.", "torchvision.ops.")):
+            continue
+        if layer.module not in modules.applied_names and layer.module in target.known_layers:
+            continue
+        if layer.module in in_base:
+            in_base[layer.module][2].append(layer.key)
+        elif modules.registry.find(layer.module) is not None:
+            option = f"layer {graph.base_slot[layer.key]}"
+            in_base[layer.module] = (modules.resolve(layer.module, option, in_base=True)[1], option, [layer.key])
+    specs: dict[str, Any] = {name: spec for name, (spec, _, _) in in_base.items()}
     to_apply: list[tuple[Any, str]] = []  # checked after the strides: a wrong edit is reported before a missing apply
+    backbone = request.backbone or (recipe.backbone if recipe else None)
+    if backbone is not None:
+        _swap_backbone(graph, backbone, modules, specs, to_apply)
+    for swap in request.replace_all:
+        _replace_all(graph, swap, modules, specs, to_apply)
     for edit in edits:
         if edit.kind == "remove":
             graph.remove(edit.layer, edit.option)
@@ -538,15 +637,9 @@ def compile_yaml(request: GenRequest) -> GenResult:
         else:
             graph.insert_before(edit.layer, yaml_name, args, args_text, repeats, edit.option)
     graph.validate()
-    for layer in graph.base:  # spec modules already in the base (an earlier gen-yaml output) count too
-        if layer.module in specs or layer.module.startswith(("nn.", "torch.nn.", "torchvision.ops.")):
-            continue
-        if layer.module not in modules.applied_names and layer.module in target.known_layers:
-            continue
-        if modules.registry.find(layer.module) is not None:
-            yaml_name, spec = modules.resolve(layer.module, f"layer {layer.key}")
-            specs[yaml_name] = spec
-            to_apply.append((spec, f"layer {layer.key}"))
+    for spec, option, keys in in_base.values():
+        if any(key not in graph.swapped for key in keys):
+            to_apply.append((spec, option))
     if not request.allow_stride_change:
         _check_strides(graph, edits, specs)
     for spec, option in to_apply:
@@ -554,7 +647,8 @@ def compile_yaml(request: GenRequest) -> GenResult:
 
     text = graph.render()
     text = _set_nc(text, nc)
-    output = _output_path(request, base, scale, edits, nc)
+    named = [Edit("replace", -1, r.new, option=r.option) for r in request.replace_all]  # for the output's name
+    output = _output_path(request, base, scale, ([backbone] if backbone else []) + named + edits, nc)
     text = _apply_scale(text, base, target, scale, output)
     _reload_check(text, graph, output)
     exists = output.exists()
@@ -562,6 +656,42 @@ def compile_yaml(request: GenRequest) -> GenResult:
         raise YamlforgeError(f"'{output}' exists; nothing was written", where="-o",
                              hint="pass --force to overwrite it, or -o another path")
     return GenResult(base.path, output, old_text, text, _changed_rows(graph), target.root, exists)
+
+
+def _swap_backbone(graph: ModelGraph, backbone: Edit, modules: _Modules, specs: dict[str, Any],
+                   to_apply: list[tuple[Any, str]]) -> None:
+    """``--backbone``: one row of the backbone module replaces ``backbone:``; the head reads its outputs by stride."""
+    yaml_name, spec = modules.resolve_backbone(backbone.module, backbone.option)
+    args, args_text = _edit_args(backbone, spec)
+    old_strides = graph.output_strides(graph.base, lambda layer: _factor(layer, specs))
+    graph.swap_backbone(yaml_name, args, args_text, tuple(Fraction(s) for s in spec.output_strides), old_strides,
+                        backbone.option)
+    specs[yaml_name] = spec
+    to_apply.append((spec, backbone.option))
+
+
+def _replace_all(graph: ModelGraph, swap: ReplaceAll, modules: _Modules, specs: dict[str, Any],
+                 to_apply: list[tuple[Any, str]]) -> None:
+    """``--replace-all``: every base row running ``swap.old`` (in its section) gets ``swap.new``, args kept."""
+    host, _, module = swap.new.partition("_")
+    if (host == swap.old and swap.new not in modules.applied_names and swap.new not in modules.target.known_layers
+            and modules.registry.find(swap.new) is None):
+        raise YamlforgeError(f"'{swap.new}' is not in this checkout: fusion variants are generated by apply",
+                             where=swap.option,
+                             hint=f"yamlforge apply --repo {modules.target.root} --module {module} --fuse {host}")
+    yaml_name, spec = modules.resolve(swap.new, swap.option)
+    backbone_rows = len(graph.data[SECTIONS[0]])
+    rows = [layer for layer in graph.base if layer.module == swap.old and layer.key not in graph.swapped
+            and swap.section in (None, SECTIONS[0] if layer.key < backbone_rows else SECTIONS[1])]
+    if not rows:
+        where = f" in its {swap.section}" if swap.section else ""
+        raise YamlforgeError(f"no layer of the base runs {swap.old}{where}, so there is nothing to replace",
+                             where=swap.option)
+    for layer in rows:
+        graph.replace(graph.base_slot[layer.key], yaml_name, layer.args, layer.args_text, layer.repeats, swap.option)
+    if spec is not None:
+        specs[yaml_name] = spec
+        to_apply.append((spec, swap.option))
 
 
 def _output_path(request: GenRequest, base: Base, scale: str | None, edits: list[Edit], nc: int | None) -> Path:
@@ -635,10 +765,10 @@ def _reload_check(text: str, graph: ModelGraph, output: Path) -> None:
 
     data = YAML(typ="safe", pure=True).load(text)
     rows = list(data["backbone"]) + list(data["head"])
-    positions = {layer.key: i for i, layer in enumerate(graph.layers)}
+    positions = graph.slot_numbers(graph.layers)
     expected = []
-    for i, layer in enumerate(graph.layers):
-        values = graph.from_value(layer, i, positions)
+    for layer in graph.layers:
+        values = graph.from_value(layer, positions[layer.key], positions)
         expected.append([values if layer.many else values[0], layer.repeats, layer.module, layer.args])
     if rows != expected:
         bad = next((i for i, (a, b) in enumerate(zip(rows, expected)) if a != b), min(len(rows), len(expected)))
@@ -647,24 +777,31 @@ def _reload_check(text: str, graph: ModelGraph, output: Path) -> None:
 
 
 def _changed_rows(graph: ModelGraph) -> list[ChangedRow]:
-    positions = {layer.key: i for i, layer in enumerate(graph.layers)}
-    base_positions = {b.key: b.key for b in graph.base} | {INPUT: -1}
+    positions = graph.slot_numbers(graph.layers)
+    base_positions = graph.base_slot | {INPUT: -1}
     rows = []
-    for i, layer in enumerate(graph.layers):
-        values = graph.from_value(layer, i, positions)
+    for layer in graph.layers:
+        position = positions[layer.key]
+        values = graph.from_value(layer, position, positions)
         source = str(values if layer.many else values[0])
         if layer.row is None:
-            status = "new"
+            status = "new" if layer.anchor is not None or not graph.swapped else "backbone"
         elif layer.changed:
             status = "replaced"
-        elif values != graph.from_value(graph.base[layer.key], layer.key, base_positions):
+        elif values != graph.from_value(graph.base[layer.key], graph.base_slot[layer.key], base_positions):
             status = "rewired" if layer.rewired else "renumbered"
         else:
             continue
-        rows.append(ChangedRow(i, source, str(layer.repeats), layer.module, layer.args_text, status))
+        rows.append(ChangedRow(graph.slot_label(position, layer.outputs), source, str(layer.repeats), layer.module,
+                               layer.args_text, status))
     for index in sorted(graph.removed):
         old = graph.base[index]
-        rows.append(ChangedRow(f"({index})", "", str(old.repeats), old.module, old.args_text, "removed"))
+        rows.append(ChangedRow(f"({graph.slot_label(graph.base_slot[index], old.outputs)})", "", str(old.repeats),
+                               old.module, old.args_text, "removed"))
+    if graph.swapped:  # one line for the whole old backbone
+        last = graph.base[max(graph.swapped)]
+        slots = f"({min(graph.swapped)}-{graph.base_slot[last.key] + last.outputs - 1})"
+        rows.append(ChangedRow(slots, "", "", f"backbone: {len(graph.swapped)} rows", "", "removed"))
     return rows
 
 
