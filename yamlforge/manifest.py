@@ -34,6 +34,17 @@ class AppliedModule:
 
 
 @dataclass
+class AppliedFusion:
+    """One generated fusion variant (``RepC3_SHSA``): host, inserted module class, its spec, placement, file."""
+
+    host: str
+    module: str
+    spec: str
+    at: str
+    file: str
+
+
+@dataclass
 class FileRecord:
     """A file yamlforge created (``before`` is None) or patched, with content hashes."""
 
@@ -48,14 +59,18 @@ class Manifest:
     fixes: list[str] = field(default_factory=list)
     files: dict[str, FileRecord] = field(default_factory=dict)
     format: int = FORMAT
+    fusions: dict[str, AppliedFusion] = field(default_factory=dict)  # by class name; absent from older manifests
 
     @property
     def applied_names(self) -> set[str]:
         """Every name a model YAML may use because of this manifest (module names and their exports)."""
-        return {n for name, m in self.modules.items() for n in (name, *m.exports)}
+        return {n for name, m in self.modules.items() for n in (name, *m.exports)} | set(self.fusions)
 
     def to_text(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        data = asdict(self)
+        if not self.fusions:  # manifests without fusions stay as they were before fusions existed
+            del data["fusions"]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_text(cls, text: str, where: str) -> Manifest:
@@ -68,6 +83,7 @@ class Manifest:
                 modules={k: AppliedModule(**v) for k, v in raw["modules"].items()},
                 fixes=list(raw.get("fixes", [])),
                 files={k: FileRecord(**v) for k, v in raw["files"].items()},
+                fusions={k: AppliedFusion(**v) for k, v in raw.get("fusions", {}).items()},
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise YamlforgeError(f"unreadable yamlforge manifest: {exc}", where=where,

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from . import codemods
 from .changeset import Changeset
 from .errors import YamlforgeError
+from .fusion import Fusion, render_fusion, resolve_fusions
 from .manifest import (
     APPLIED,
     MANIFEST,
     ORIGINALS,
     STATE_DIR,
+    AppliedFusion,
     AppliedModule,
     FileRecord,
     Manifest,
@@ -59,24 +61,32 @@ def registrations(specs: Iterable[ModuleSpec]) -> list[codemods.Registration]:
 
 
 def desired_files(target: Target, original: Callable[[str], str | None], specs: list[ModuleSpec],
-                  fixes: Iterable[str]) -> dict[str, str | None]:
-    """Text of every file yamlforge writes when ``specs`` and ``fixes`` are applied to the original checkout."""
+                  fixes: Iterable[str], fusions: Iterable[Fusion] = ()) -> dict[str, str | None]:
+    """Text of every file yamlforge writes when ``specs``, ``fusions`` and ``fixes`` are applied to the original
+    checkout (each fusion's module must be among ``specs``)."""
     kind = target.kind
     files: dict[str, str | None] = {}
+    fusions = sorted(fusions, key=lambda f: f.name)
+    by_name = {s.name: s for s in specs}
     for spec in specs:
         files[target.module_path(spec.file_stem)] = render("module_file.py.j2", spec=spec, source=spec.source_text())
+    for fusion in fusions:
+        files[target.module_path(fusion.file_stem)] = render_fusion(target, fusion, by_name[fusion.spec], original)
     if kind.package_init and specs:
-        files[kind.package_init] = render("package_init.py.j2", specs=specs)
+        files[kind.package_init] = render("package_init.py.j2", specs=specs, fusions=fusions)
 
     tasks = original(kind.tasks_file)
     if tasks is None:
         raise YamlforgeError(f"'{kind.tasks_file}' is missing", where=str(target.root))
-    if specs:  # one parse for both edits: parsing dominates apply's time
+    if specs:  # one parse for all edits: parsing dominates apply's time
         imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
+        imports += [(target.import_module(f.file_stem), f.name) for f in fusions]
         module = codemods.add_imports_to_module(codemods.parse_code(tasks, kind.tasks_file), imports)
-        tasks = codemods.register_in_module(module, registrations(specs), filename=kind.tasks_file).code
-    if any(s.role == "backbone" for s in specs):
-        tasks = codemods.add_multi_output_support(tasks, filename=kind.tasks_file)
+        regs = registrations(specs) + [codemods.Registration(f.name, "host", host=f.host) for f in fusions]
+        module = codemods.register_in_module(module, regs, filename=kind.tasks_file)
+        if any(s.role == "backbone" for s in specs):
+            module = codemods.add_multi_output_support_to_module(module, filename=kind.tasks_file)
+        tasks = module.code
     files[kind.tasks_file] = tasks
 
     if "flops" in fixes or any(s.role == "backbone" for s in specs):
@@ -170,8 +180,9 @@ def _spec_for(name: str, record: AppliedModule, registry: SpecRegistry) -> Modul
     return spec
 
 
-def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fixes: list[str]) -> Changeset:
-    """Changeset turning the checkout into ``original + specs + fixes``, rebased onto what is on disk."""
+def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fixes: list[str],
+          fusions: list[Fusion] = ()) -> Changeset:
+    """Changeset turning the checkout into ``original + specs + fusions + fixes``, rebased onto what is on disk."""
     root = target.root
     cs = Changeset(root)
     recorded = manifest.files if manifest else {}
@@ -184,7 +195,7 @@ def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fi
         path = root / rel
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
-    desired = desired_files(target, original, specs, fixes)
+    desired = desired_files(target, original, specs, fixes, fusions)
     for rel in recorded:  # files yamlforge touched that are no longer wanted go back to their original
         desired.setdefault(rel, original(rel))
 
@@ -209,7 +220,7 @@ def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fi
     for rel, text in rebase_all(rebases).items():
         cs.set(rel, text)
 
-    _record(target, cs, manifest, specs, fixes, original, desired)
+    _record(target, cs, manifest, specs, fixes, original, desired, fusions)
     return cs
 
 
@@ -217,7 +228,7 @@ def _stem(rel: str) -> str:
     return rel.rsplit("/", 1)[-1].removesuffix(".py")
 
 
-def _record(target, cs: Changeset, manifest, specs, fixes, original, desired) -> None:
+def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fusions=()) -> None:
     """Add the manifest and the original/applied copies to the changeset (or remove them all on a full revert)."""
     old_files = manifest.files if manifest else {}
     state_files = {p for p in _state_paths(old_files)}
@@ -233,6 +244,9 @@ def _record(target, cs: Changeset, manifest, specs, fixes, original, desired) ->
             file=target.module_path(spec.file_stem), spec_path=None if spec.bundled else str(spec.spec_path),
             requires=list(spec.requires),
         )
+    for fusion in fusions:
+        new.fusions[fusion.name] = AppliedFusion(host=fusion.host, module=fusion.module, spec=fusion.spec,
+                                                 at=fusion.at, file=target.module_path(fusion.file_stem))
     keep_state: set[str] = set()
     for rel, want in sorted(desired.items()):
         before = original(rel)
@@ -253,8 +267,13 @@ def _state_paths(files: dict[str, FileRecord]) -> list[str]:
     return [f"{folder}/{rel}" for rel, rec in files.items() if rec.before is not None for folder in (ORIGINALS, APPLIED)]
 
 
-def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, *, fixes: Iterable[str] = ()) -> Plan:
-    """Apply ``specs`` (and ``fixes``) on top of whatever the manifest says is applied already."""
+def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, *, fixes: Iterable[str] = (),
+               fuse: Iterable[str] = (), fuse_at: str | None = None) -> Plan:
+    """Apply ``specs`` (and ``fixes``) on top of whatever the manifest says is applied already.
+
+    ``fuse`` names host blocks (or ``all``) to generate fusion variants of every spec in: ``RepC3_SHSA`` ...,
+    at placement ``fuse_at`` (each host's default when None); see :mod:`yamlforge.fusion`.
+    """
     fixes = list(fixes)
     for fix in fixes:
         if fix not in FIXES:
@@ -269,9 +288,42 @@ def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, 
     all_specs = sorted(wanted.values(), key=lambda s: s.name)
     original_tasks = _original_text(target, manifest, target.kind.tasks_file)
     notes = _check_name_clashes(target, original_tasks, [s for s in specs if not manifest or s.name not in manifest.modules])
+    new_fusions = resolve_fusions(target, specs, fuse, fuse_at, _original_reader(target, manifest))
+    fusions = {name: _fusion(record) for name, record in (manifest.fusions if manifest else {}).items()}
+    _check_fusion_clashes(target, original_tasks, [f for f in new_fusions if f.name not in fusions])
+    fusions.update((f.name, f) for f in new_fusions)
     all_fixes = sorted(set(fixes) | set(manifest.fixes if manifest else ()))
-    cs = _plan(target, manifest, all_specs, all_fixes)
-    return Plan(cs, [s.name for s in specs] + fixes, notes)
+    cs = _plan(target, manifest, all_specs, all_fixes, list(fusions.values()))
+    return Plan(cs, [s.name for s in specs] + [f.name for f in new_fusions] + fixes, notes)
+
+
+def _fusion(record: AppliedFusion) -> Fusion:
+    return Fusion(host=record.host, module=record.module, spec=record.spec, at=record.at)
+
+
+def _check_fusion_clashes(target: Target, original_tasks: str, fusions: list[Fusion]) -> None:
+    """Refuse a fusion class name the target's tasks file already binds (import or class)."""
+    tree = parse_python(original_tasks, target.kind.tasks_file)
+    for node in tree.body:
+        names = [a.asname or a.name for a in node.names] if isinstance(node, ast.ImportFrom) else (
+            [node.name] if isinstance(node, ast.ClassDef) else [])
+        for fusion in fusions:
+            if fusion.name in names:
+                raise YamlforgeError(f"'{fusion.name}' already exists in the target; refusing to shadow it",
+                                     where=f"{target.kind.tasks_file}:{node.lineno}",
+                                     hint=f"remove the existing '{fusion.name}' from the checkout first")
+
+
+def _original_reader(target: Target, manifest: Manifest | None) -> Callable[[str], str | None]:
+    """Read a checkout file as it was before yamlforge (None when missing)."""
+
+    def read(rel: str) -> str | None:
+        if manifest and rel in manifest.files and manifest.files[rel].before is not None:
+            return (target.root / ORIGINALS / rel).read_text(encoding="utf-8")
+        path = target.root / rel
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    return read
 
 
 def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None = None) -> Plan:
@@ -283,13 +335,18 @@ def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None 
                                  where="--module")
         return Plan(Changeset(target.root), [], ["nothing to revert: no yamlforge manifest in this checkout"])
     if names is None:
-        return Plan(_plan(target, manifest, [], []), sorted(manifest.modules) + manifest.fixes)
-    unknown = [n for n in names if n not in manifest.modules]
+        return Plan(_plan(target, manifest, [], []), sorted(manifest.modules) + sorted(manifest.fusions) + manifest.fixes)
+    unknown = [n for n in names if n not in manifest.modules and n not in manifest.fusions]
     if unknown:
-        raise YamlforgeError(f"module '{unknown[0]}' is not applied (applied: {', '.join(sorted(manifest.modules)) or 'none'})",
-                             where="--module")
+        applied = ", ".join(sorted(manifest.modules) + sorted(manifest.fusions)) or "none"
+        raise YamlforgeError(f"module '{unknown[0]}' is not applied (applied: {applied})", where="--module")
     keep = [_spec_for(n, r, registry) for n, r in sorted(manifest.modules.items()) if n not in names]
-    return Plan(_plan(target, manifest, keep, manifest.fixes), names)
+    kept = {s.name for s in keep}
+    fusions = [_fusion(r) for n, r in sorted(manifest.fusions.items()) if n not in names]
+    dropped = [f.name for f in fusions if f.spec not in kept]  # a fusion goes with the module it embeds
+    fusions = [f for f in fusions if f.spec in kept]
+    notes = [f"{name} is reverted too: it embeds a reverted module" for name in dropped]
+    return Plan(_plan(target, manifest, keep, manifest.fixes, fusions), names + dropped, notes)
 
 
 def _original_text(target: Target, manifest: Manifest | None, rel: str) -> str:

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ..errors import YamlforgeError
 from ..resources import render
-from .predict import parse_code, slots_flag_test, store_outputs_in_slots
+from .predict import (
+    StatementTransformer,
+    UnexpectedShape,
+    parse_code,
+    parsed_statement,
+    shape_error,
+    slots_flag_test,
+    store_outputs_in_slots,
+)
 from .registration import Registration
 
 BRANCH_TEMPLATE = "parse_model/backbone.py.j2"
@@ -63,7 +70,7 @@ else:
 
 def _wrap(template: str, statement: cst.BaseStatement) -> cst.If:
     """``template`` (an ``if`` whose first ``pass`` is a placeholder) holding ``statement``; blank lines stay above."""
-    wrapper = cst.parse_statement(template)
+    wrapper = parsed_statement(template)
     inner = statement.with_changes(leading_lines=())
     if wrapper.orelse is not None:
         wrapper = wrapper.with_changes(
@@ -78,18 +85,13 @@ def _has(statements, matcher) -> bool:
     return any(m.matches(s, matcher) for s in statements)
 
 
-class _RowLoopEdit(cst.CSTTransformer):
-    """Finds ``parse_model``'s row loop and hands its statements to :meth:`edit`; fails on any other shape."""
-
-    METADATA_DEPENDENCIES = (PositionProvider,)
+class _RowLoopEdit(StatementTransformer):
+    """Finds ``parse_model``'s row loop and hands its statements to :meth:`edit_loop`; fails on any other shape."""
 
     def __init__(self, filename: str):
         super().__init__()
         self.filename = filename
         self.found = False
-
-    def where(self, node: cst.CSTNode) -> str:
-        return f"{self.filename}:{self.get_metadata(PositionProvider, node).start.line}"
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
         if original_node.name.value != "parse_model":
@@ -98,24 +100,26 @@ class _RowLoopEdit(cst.CSTTransformer):
         statements = list(updated_node.body.body)
         for index, statement in enumerate(statements):
             if m.matches(statement, ROW_LOOP):
-                where = self.where(original_node.body.body[index])
-                loop_body = self.edit_loop(list(statement.body.body), where)
+                loop_body = self.edit_loop(list(statement.body.body), original_node.body.body[index])
                 statements[index] = statement.with_changes(body=statement.body.with_changes(body=loop_body))
                 statements = self.edit_function(statements, index)
                 return updated_node.with_changes(body=updated_node.body.with_changes(body=statements))
-        raise YamlforgeError(
-            "parse_model: expected the row loop 'for i, (f, n, m, args) in enumerate(...)'",
-            where=self.where(original_node),
+        raise UnexpectedShape(
+            original_node, "parse_model: expected the row loop 'for i, (f, n, m, args) in enumerate(...)'"
         )
 
-    def edit_loop(self, body: list[cst.BaseStatement], where: str) -> list[cst.BaseStatement]:
+    def edit_loop(self, body: list[cst.BaseStatement], loop: cst.For) -> list[cst.BaseStatement]:
+        """The new statements of the row loop ``loop`` (of the module visited: errors point at it)."""
         return body
 
     def edit_function(self, statements: list[cst.BaseStatement], loop_index: int) -> list[cst.BaseStatement]:
         return statements
 
     def run(self, module: cst.Module) -> cst.Module:
-        updated = MetadataWrapper(module, unsafe_skip_copy=True).visit(self)
+        try:
+            updated = module.visit(self)
+        except UnexpectedShape as exc:
+            raise shape_error(module, exc, self.filename) from None
         if not self.found:
             raise YamlforgeError(
                 "no parse_model function found: not a model file yamlforge knows", where=f"{self.filename}:1"
@@ -134,12 +138,12 @@ class NumberRowsBySlot(_RowLoopEdit):
 
     def edit_function(self, statements, loop_index):
         if not _has(statements[:loop_index], OFFSET_INIT):
-            statements.insert(loop_index, cst.parse_statement(_OFFSET_INIT_CODE))
+            statements.insert(loop_index, parsed_statement(_OFFSET_INIT_CODE))
         return statements
 
-    def edit_loop(self, body, where):
+    def edit_loop(self, body, loop):
         if not _has(body, SHIFT_ROW):
-            body.insert(0, cst.parse_statement(_SHIFT_ROW_CODE))
+            body.insert(0, parsed_statement(_SHIFT_ROW_CODE))
         return body
 
 
@@ -152,20 +156,20 @@ class SkipBuiltModules(_RowLoopEdit):
     construction line is no longer a direct statement of the loop, and the reset is only added when missing.
     """
 
-    def edit_loop(self, body, where):
+    def edit_loop(self, body, loop):
         if not _has(body, SKIP_IF_BUILT):
             for index, statement in enumerate(body):
                 if m.matches(statement, CONSTRUCTION):
                     body[index] = _wrap(_SKIP_IF_BUILT_CODE, statement)
                     break
             else:
-                raise YamlforgeError(
+                raise UnexpectedShape(
+                    loop,
                     "parse_model: expected the construction line 'm_ = nn.Sequential(...) if n > 1 else m(*args)' "
                     "in the row loop",
-                    where=where,
                 )
         if not _has(body, RESET_BUILT):
-            body.insert(1 if body and m.matches(body[0], SHIFT_ROW) else 0, cst.parse_statement(_RESET_BUILT_CODE))
+            body.insert(1 if body and m.matches(body[0], SHIFT_ROW) else 0, parsed_statement(_RESET_BUILT_CODE))
         return body
 
 
@@ -178,14 +182,14 @@ class ExtendChannelsPerOutput(_RowLoopEdit):
     ``else`` of the flag test, which is recognised as done.
     """
 
-    def edit_loop(self, body, where):
+    def edit_loop(self, body, loop):
         if _has(body, EXTEND_CHANNELS):
             return body
         for index, statement in enumerate(body):
             if m.matches(statement, APPEND_CHANNELS):
                 body[index] = _wrap(_EXTEND_CHANNELS_CODE, statement)
                 return body
-        raise YamlforgeError("parse_model: expected 'ch.append(c2)' at the end of the row loop", where=where)
+        raise UnexpectedShape(loop, "parse_model: expected 'ch.append(c2)' at the end of the row loop")
 
 
 PARSE_MODEL_EDITS = (SkipBuiltModules, NumberRowsBySlot, ExtendChannelsPerOutput)
@@ -193,15 +197,22 @@ PARSE_MODEL_EDITS = (SkipBuiltModules, NumberRowsBySlot, ExtendChannelsPerOutput
 
 def add_multi_output_support(code: str, *, filename: str) -> str:
     """``tasks.py`` / ``yolo.py`` with parse_model's slot bookkeeping and slot-aware forward loops (idempotent)."""
-    original = parse_code(code, filename)
+    return add_multi_output_support_to_module(parse_code(code, filename), filename=filename).code
+
+
+def add_multi_output_support_to_module(module: cst.Module, *, filename: str) -> cst.Module:
+    """:func:`add_multi_output_support` on an already parsed module (lets a caller chain codemods on one parse).
+
+    Errors name lines of ``module`` as given.
+    """
     try:
-        return _apply_all(original, filename).code
+        return _apply_all(module, filename)
     except YamlforgeError:
         # Each edit checks only shapes of the file as given, so on the original it fails the same way, but with
         # the line numbers the user sees (the edits before it have inserted lines).
         for edit in PARSE_MODEL_EDITS:
-            edit(filename).run(original)
-        store_outputs_in_slots(original, filename=filename)
+            edit(filename).run(module)
+        store_outputs_in_slots(module, filename=filename)
         raise
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ..errors import YamlforgeError
-from .predict import parse_code
+from .predict import UnexpectedShape, parse_code, parsed_statement, shape_error
 
 HELPER = "gflops_at_full_size"
 DECORATOR = "fall_back_to_full_size"
@@ -73,13 +72,18 @@ def _insert_helpers(statements: list, before: int, names: tuple[str, ...]) -> li
     missing = [name for name in names if _function_index(statements, name) is None]
     # each helper is spaced like the anchor (its blank lines, not its comments)
     spacing = [line for line in statements[before].leading_lines if line.comment is None]
-    statements[before:before] = [
-        cst.parse_statement(code[name]).with_changes(leading_lines=spacing) for name in missing
-    ]
+    statements[before:before] = [parsed_statement(code[name]).with_changes(leading_lines=spacing) for name in missing]
     return statements
 
 
-class DecorateGetFlops(cst.CSTTransformer):
+class _ModuleLevelEdit(cst.CSTTransformer):
+    """Edits module-level statements in ``leave_Module``; nothing below them is visited (most of the file)."""
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return isinstance(node, cst.Module) and super().on_visit(node)
+
+
+class DecorateGetFlops(_ModuleLevelEdit):
     """Ultralytics: ``@fall_back_to_full_size`` on module-level ``get_flops``, helpers defined right before it.
 
     The decorator returns ``get_flops(...)`` when it is non-zero and ``gflops_at_full_size(...)`` otherwise, so
@@ -107,7 +111,7 @@ class DecorateGetFlops(cst.CSTTransformer):
         return updated_node.with_changes(body=statements)
 
 
-class FallBackInModelInfo(cst.CSTTransformer):
+class FallBackInModelInfo(_ModuleLevelEdit):
     """YOLOv9: after ``model_info``'s FLOPs ``try`` add ``if not fs or not flops:`` -> profile at full size.
 
     ``fs`` is ``''`` when the stride-sized profile raised, and ``flops`` is bound whenever ``fs`` is not empty,
@@ -115,11 +119,8 @@ class FallBackInModelInfo(cst.CSTTransformer):
     is only added when the statement after the try is not already that ``if``.
     """
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, filename: str):
+    def __init__(self):
         super().__init__()
-        self.filename = filename
         self.found = False
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
@@ -133,13 +134,12 @@ class FallBackInModelInfo(cst.CSTTransformer):
             if m.matches(statement, m.Try()) and m.findall(statement.body, _PROFILE_CALL):
                 break
         else:
-            line = self.get_metadata(PositionProvider, original_node.body[index]).start.line
-            raise YamlforgeError(
-                "model_info: expected a 'try:' computing FLOPs with thop.profile", where=f"{self.filename}:{line}"
+            raise UnexpectedShape(
+                original_node.body[index], "model_info: expected a 'try:' computing FLOPs with thop.profile"
             )
         self.found = True
         if position + 1 >= len(body) or not m.matches(body[position + 1], _MODEL_INFO_FALLBACK):
-            body.insert(position + 1, cst.parse_statement(_MODEL_INFO_FALLBACK_CODE))
+            body.insert(position + 1, parsed_statement(_MODEL_INFO_FALLBACK_CODE))
             statements[index] = function.with_changes(body=function.body.with_changes(body=body))
         statements = _insert_helpers(statements, index, (HELPER,))
         return updated_node.with_changes(body=statements)
@@ -147,16 +147,23 @@ class FallBackInModelInfo(cst.CSTTransformer):
 
 def fix_get_flops(code: str, *, filename: str) -> str:
     """``torch_utils.py`` whose FLOPs report falls back to a full-size profile (Ultralytics or YOLOv9; idempotent)."""
-    module = parse_code(code, filename)
+    return fix_get_flops_in_module(parse_code(code, filename), filename=filename).code
+
+
+def fix_get_flops_in_module(module: cst.Module, *, filename: str) -> cst.Module:
+    """:func:`fix_get_flops` on an already parsed module (errors name lines of ``module`` as given)."""
     decorate = DecorateGetFlops()
-    module = module.visit(decorate)
+    updated = module.visit(decorate)
     if decorate.found:
-        return module.code
-    fallback = FallBackInModelInfo(filename)
-    module = MetadataWrapper(module, unsafe_skip_copy=True).visit(fallback)
+        return updated
+    fallback = FallBackInModelInfo()
+    try:
+        updated = module.visit(fallback)
+    except UnexpectedShape as exc:
+        raise shape_error(module, exc, filename) from None
     if not fallback.found:
         raise YamlforgeError(
             "no get_flops (Ultralytics) or model_info (YOLOv9) function found: not a torch_utils.py yamlforge knows",
             where=f"{filename}:1",
         )
-    return module.code
+    return updated

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -52,6 +54,57 @@ else:
 """
 
 
+@cache
+def parsed_statement(code: str) -> cst.BaseStatement:
+    """``code`` (one statement the edits insert) parsed once per process; libcst nodes are immutable, so shared."""
+    return cst.parse_statement(code)
+
+
+# Every statement that can hold a def or class sits in one of these: a statement-level edit enters only them
+STATEMENT_CONTAINERS = (
+    cst.Module,
+    cst.BaseSuite,
+    cst.BaseCompoundStatement,
+    cst.Else,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+    cst.MatchCase,
+)
+
+
+class StatementTransformer(cst.CSTTransformer):
+    """Visits statements only, never the expressions and simple statements inside them (most of a model file).
+
+    The edits here act in ``leave_FunctionDef`` / ``leave_ClassDef`` on whole statement lists, so they reach
+    every def and class at any depth while visiting a fraction of the nodes a full pass would.
+    """
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return isinstance(node, STATEMENT_CONTAINERS) and super().on_visit(node)
+
+
+class UnexpectedShape(Exception):
+    """Raised by an edit inside a visit: ``node`` lacks the shape it needs; :func:`shape_error` adds the line."""
+
+    def __init__(self, node: cst.CSTNode, message: str):
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+def shape_error(module: cst.Module, exc: UnexpectedShape, filename: str) -> YamlforgeError:
+    """The user error for ``exc`` raised while visiting ``module``, naming ``filename:line``.
+
+    Positions cost a pass over the whole module, so they are computed here, on the error path only.
+    """
+    return YamlforgeError(exc.message, where=f"{filename}:{line_of(module, exc.node)}")
+
+
+def line_of(module: cst.Module, node: cst.CSTNode) -> int:
+    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[node].start.line
+
+
 def parse_code(code: str, filename: str) -> cst.Module:
     """libcst parse with a syntax error reported as ``filename:line``."""
     try:
@@ -60,7 +113,7 @@ def parse_code(code: str, filename: str) -> cst.Module:
         raise YamlforgeError(f"cannot parse: {exc.message}", where=f"{filename}:{exc.raw_line}") from None
 
 
-class StoreBackboneOutputsInSlots(cst.CSTTransformer):
+class StoreBackboneOutputsInSlots(StatementTransformer):
     """Wraps ``y.append(x if m.i in self.save else None)`` in every layer loop of the forward methods.
 
     Inserted where the loop saves a layer's output: ``if getattr(m, "yamlforge_slots", 0):`` stores output k of a
@@ -70,14 +123,12 @@ class StoreBackboneOutputsInSlots(cst.CSTTransformer):
     loop body but sits in the ``else`` of the flag test, which is recognised as done.
     """
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
     def __init__(self, filename: str):
         super().__init__()
         self.filename = filename
         self.classes: list[str] = []
         self.done: dict[tuple[str | None, str], bool] = {}  # (class, method) -> has a (now) slot-aware loop
-        self.lines: dict[tuple[str | None, str], int] = {}
+        self.methods: dict[tuple[str | None, str], cst.FunctionDef] = {}  # the last def of each, for errors
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.classes.append(node.name.value)
@@ -91,7 +142,7 @@ class StoreBackboneOutputsInSlots(cst.CSTTransformer):
         if name not in FORWARD_METHODS or not isinstance(updated_node.body, cst.IndentedBlock):
             return updated_node
         key = (self.classes[-1] if self.classes else None, name)
-        self.lines[key] = self.get_metadata(PositionProvider, original_node).start.line
+        self.methods[key] = original_node
         found = False
         body = []
         for statement in updated_node.body.body:
@@ -109,15 +160,15 @@ class StoreBackboneOutputsInSlots(cst.CSTTransformer):
             return loop, True
         for index, statement in enumerate(statements):
             if m.matches(statement, SAVE_OUTPUT):
-                store = cst.parse_statement(_STORE_IN_SLOTS_CODE)
+                store = parsed_statement(_STORE_IN_SLOTS_CODE)
                 statements[index] = store.with_changes(
                     orelse=store.orelse.with_changes(body=store.orelse.body.with_changes(body=[statement]))
                 )
                 return loop.with_changes(body=loop.body.with_changes(body=statements)), True
         return loop, False
 
-    def check(self) -> None:
-        """Fail naming the method whose layer loop has no recognisable ``y.append(...)``."""
+    def check(self, module: cst.Module) -> None:
+        """Fail naming the method of ``module`` (the module visited) whose layer loop has no ``y.append(...)``."""
         bases = {key: done for key, done in self.done.items() if key[1] in BASE_FORWARD_METHODS}
         if not bases:
             raise YamlforgeError(
@@ -131,15 +182,15 @@ class StoreBackboneOutputsInSlots(cst.CSTTransformer):
                 raise YamlforgeError(
                     f"{owner}: expected a loop 'for m in self.model' saving outputs with "
                     "'y.append(x if m.i in self.save else None)'",
-                    where=f"{self.filename}:{self.lines[key]}",
+                    where=f"{self.filename}:{line_of(module, self.methods[key])}",
                 )
 
 
 def store_outputs_in_slots(module: cst.Module, *, filename: str) -> cst.Module:
     """Apply :class:`StoreBackboneOutputsInSlots` to a parsed module (raises on an unknown loop shape)."""
     transformer = StoreBackboneOutputsInSlots(filename)
-    updated = MetadataWrapper(module, unsafe_skip_copy=True).visit(transformer)
-    transformer.check()
+    updated = module.visit(transformer)
+    transformer.check(module)
     return updated
 
 

@@ -29,7 +29,7 @@ KEEP_TEMPLATE = "parse_model/keep.py.j2"
 DESCRIBE_TEMPLATE = "parse_model/describe.txt.j2"
 KEEP_MARKER = "# yamlforge: channel-keeping modules"
 CUSTOM_MARKER = "# yamlforge"
-CHANNEL_RULES = ("keep", "in_out", "custom", "backbone")
+CHANNEL_RULES = ("keep", "in_out", "custom", "backbone", "host")
 LINE_LENGTH = 120  # the line limit of Ultralytics and YOLOv9 sources: a joined literal wraps rather than exceed it
 
 
@@ -41,6 +41,7 @@ class Registration:
     channels: str  # "keep" | "in_out" | "custom" | "backbone"
     repeats: bool = False  # in_out only: also join the target's repeat collection (args.insert(2, n); n = 1)
     body: str | None = None  # custom only: rendered python statements of the branch body
+    host: str | None = None  # host only: the target class whose parse_model rule this class shares (fusions)
 
     def __post_init__(self):
         if not self.name.isidentifier():
@@ -49,6 +50,8 @@ class Registration:
             raise ValueError(f"unknown channel rule {self.channels!r} (known: {', '.join(CHANNEL_RULES)})")
         if self.channels in ("custom", "backbone") and not self.body:
             raise ValueError(f"{self.channels} registration of {self.name!r} needs a branch body")
+        if (self.channels == "host") != (self.host is not None):
+            raise ValueError(f"registration of {self.name!r}: a host class is given exactly for channels 'host'")
 
 
 # ----------------------------------------------------------------------------- matchers
@@ -454,8 +457,66 @@ class AddCustomBranches(_ParseModelEdit):
         return updated_node.with_changes(orelse=orelse)
 
 
+class JoinHostConditions(JoinChannelCollections):
+    """host: the class joins every condition of parse_model that tests ``m`` against its host class.
+
+    Used for fusion variants (``RepC3_SHSA`` subclasses ``RepC3``), which must follow the host's own rule in that
+    target version without copying it. Where: every collection the row loop tests ``m in`` that names the host
+    (the base and repeat collections, ``frozenset({HGStem, HGBlock})``, ``base_modules`` ...) gets the class
+    appended in its own layout, and every ``m is Host`` check (``if m is HGBlock: args.insert(4, n)``,
+    ``if m is C3k2:``) becomes ``m in {Host, Class}``. A collection used by several conditions is extended once.
+    Twice is a no-op: the class is then tested by parse_model, so it counts as registered.
+    """
+
+    rules = ("host",)
+
+    def check(self, shape):
+        self.joins: dict[int, list[str]] = {}  # id(literal) -> names to append
+        self.checks: dict[int, list[str]] = {}  # id(``m is Host`` comparison) -> names to test as well
+        hosts = {r.host for r in self.todo}
+        statements = list(shape.function.body.body)
+        loop_index = next(i for i, s in enumerate(statements) if m.matches(s, ROW_LOOP))
+        bindings = _bindings(statements[:loop_index])
+        tested: set[str] = set()
+        for comparison in m.findall(shape.function, m.Comparison(left=m.Name("m"))):
+            if len(comparison.comparisons) != 1:
+                continue
+            target = comparison.comparisons[0]
+            if isinstance(target.operator, cst.In):
+                literal = _literal(target.comparator, bindings)
+                if literal is None:
+                    continue
+                found = {e.value.value for e in literal.elements if isinstance(e.value, cst.Name)} & hosts
+                names = self.joins.setdefault(id(literal), [])
+            elif isinstance(target.operator, cst.Is) and m.matches(target.comparator, m.Name()):
+                found = {target.comparator.value} & hosts
+                names = self.checks.setdefault(id(comparison), [])
+            else:
+                continue
+            tested |= found
+            names.extend(r.name for r in self.todo if r.host in found and r.name not in names)
+        missing = sorted(hosts - tested)
+        if missing:
+            raise _Unexpected(shape.function, f"parse_model: expected a condition testing 'm' against {missing[0]}, "
+                                              f"the host class whose rule a fusion shares")
+
+    def _join(self, original_node, updated_node):
+        names = self.joins.get(id(original_node)) if self.shape is not None else None
+        return _append(updated_node, names, "".join(self.indents)) if names else updated_node
+
+    leave_Tuple = leave_Set = leave_List = _join
+
+    def leave_Comparison(self, original_node, updated_node):
+        names = self.checks.get(id(original_node)) if self.shape is not None else None
+        if not names:
+            return updated_node
+        host = updated_node.comparisons[0].comparator
+        members = cst.Set([cst.Element(cst.Name(n)) for n in (host.value, *names)])
+        return updated_node.with_changes(comparisons=[cst.ComparisonTarget(cst.In(), members)])
+
+
 # Applied in this order; a later engineer may give "backbone" its own edit (yamlforge/codemods/backbone.py).
-EDITS: tuple[type[_ParseModelEdit], ...] = (JoinChannelCollections, AddKeepBranch, AddCustomBranches)
+EDITS: tuple[type[_ParseModelEdit], ...] = (JoinChannelCollections, AddKeepBranch, AddCustomBranches, JoinHostConditions)
 
 
 def register_in_parse_model(code: str, registrations: Sequence[Registration], *, filename: str) -> str:
