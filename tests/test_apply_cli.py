@@ -143,3 +143,16 @@ def test_list_and_show(tmp_path):
     rif = runner.invoke(app, ["show", "RIFormerBlock"])
     assert "[-1, 1, RIFormerBlock, [<c2>]]" in rif.stdout
     assert runner.invoke(app, ["show", "Nope"]).exit_code == 2
+
+
+def test_backbone_shape_error_names_the_line_in_the_users_file(repo):
+    tasks = repo / TASKS
+    text = tasks.read_text().replace("        ch.append(c2)\n", "        ch += [c2]\n", 1)
+    tasks.write_text(text)
+    loop = 'for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):'
+    line = text[: text.index(loop)].count("\n") + 1  # the row loop, in the user's own numbering
+    before = tree_hashes(repo)
+    result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "revcol_tiny"])
+    assert result.exit_code == 2, result.output
+    assert f"expected 'ch.append(c2)' at the end of the row loop ({TASKS}:{line})" in result.output
+    assert tree_hashes(repo) == before

@@ -79,14 +79,15 @@ def desired_files(target: Target, original: Callable[[str], str | None], specs: 
     if tasks is None:
         raise YamlforgeError(f"'{kind.tasks_file}' is missing", where=str(target.root))
     if specs:  # one parse for all edits: parsing dominates apply's time
-        imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
-        imports += [(target.import_module(f.file_stem), f.name) for f in fusions]
-        module = codemods.add_imports_to_module(codemods.parse_code(tasks, kind.tasks_file), imports)
-        regs = registrations(specs) + [codemods.Registration(f.name, "host", host=f.host) for f in fusions]
-        module = codemods.register_in_module(module, regs, filename=kind.tasks_file)
+        # Edits that can refuse an unexpected shape run first, so their errors name lines of the user's own file.
+        module = codemods.parse_code(tasks, kind.tasks_file)
         if any(s.role == "backbone" for s in specs):
             module = codemods.add_multi_output_support_to_module(module, filename=kind.tasks_file)
-        tasks = module.code
+        regs = registrations(specs) + [codemods.Registration(f.name, "host", host=f.host) for f in fusions]
+        module = codemods.register_in_module(module, regs, filename=kind.tasks_file)
+        imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
+        imports += [(target.import_module(f.file_stem), f.name) for f in fusions]
+        tasks = codemods.add_imports_to_module(module, imports).code
     files[kind.tasks_file] = tasks
 
     if "flops" in fixes or any(s.role == "backbone" for s in specs):
