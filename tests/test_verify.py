@@ -132,6 +132,44 @@ def test_one_line_keeps_only_the_first_line():
     assert runner.one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
 
 
+def test_backward_passes_when_a_multi_output_function_has_an_unread_output():
+    """Regression: RevCol's reversible autograd.Function returns P2..P5; a P3-P5 head leaves P2 without a gradient,
+    and the per-layer gradient hook then receives None (it crashed with isfinite(None))."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class TwoMaps(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, a, b):
+            return a * 2 + b * 3
+
+    class Backbone(nn.Module):
+        i, f = 0, -1
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return list(TwoMaps.apply(self.conv(x)))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = nn.ModuleList([Backbone()])
+
+        def forward(self, x):
+            return self.model[0](x)[1]  # the head reads only the second map
+
+    report = runner.Report()
+    assert runner.check_backward(report, "yolov9", Model(), 32, 1)
+    assert report.data["checks"][-1]["status"] == "pass"
+
+
 # ------------------------------------------------------------------ report, schema, rendering
 
 

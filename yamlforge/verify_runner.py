@@ -423,8 +423,10 @@ def check_backward(report: Report, kind: str, model, imgsz: int, batch: int) -> 
         def hook(mod, inp, out):
             for t in tensors(out):
                 if t.requires_grad:
+                    # g is None for an output of a multi-output autograd.Function that the loss does not read
+                    # (a RevCol P2/4 map under a P3-P5 head): no gradient there, so nothing non-finite either.
                     t.register_hook(lambda g, i=i: finite_out.__setitem__(
-                        i, finite_out.get(i, True) and bool(torch.isfinite(g).all())))
+                        i, finite_out.get(i, True) and (g is None or bool(torch.isfinite(g).all()))))
         return hook
 
     handles = [layer.register_forward_hook(watch(i)) for i, layer in enumerate(model.model)]

@@ -1,0 +1,218 @@
+"""``apply --verify`` (the probe model) and ``gen-yaml --verify``: probe layout tables, bad input, real runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from yamlforge.cli import app
+from yamlforge.errors import YamlforgeError
+from yamlforge.manifest import read_manifest
+from yamlforge.probe import probe_names, probe_yaml
+from yamlforge.scratch import YOLOV9_RELEASE
+from yamlforge.specs import SpecRegistry
+from yamlforge.targets import detect_target
+
+cli = CliRunner()
+WIDE = {"COLUMNS": "200"}  # the layer table's module names are not cut short
+REGISTRY = SpecRegistry()
+STEM = [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [32, 3, 2]], [-1, 1, "Conv", [64, 3, 2]],
+        [-1, 1, "Conv", [128, 3, 2]]]
+
+# A layer whose spec says `channels: keep` but which halves the width: the layer after it cannot run.
+HALF_WIDTH_PY = '''\
+"""A layer that breaks its spec's channel rule on purpose (tests of --verify)."""
+from torch import nn
+
+
+class HalfWidth(nn.Module):
+    def __init__(self, c1):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c1 // 2, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+'''
+HALF_WIDTH_SPEC = """\
+name: HalfWidth
+summary: Claims to keep its width but halves it.
+paper: "none"
+source: half_width.py
+exports: [HalfWidth]
+role: layer
+channels: keep
+stride: 1
+args: []
+requires: []
+"""
+
+
+def load(text: str) -> dict:
+    return YAML(typ="safe", pure=True).load(text)
+
+
+@pytest.fixture(scope="module")
+def targets(pristine):
+    """Targets of the cached pristine checkouts: probe_yaml only reads them."""
+    return {"ultralytics": detect_target(pristine("ultralytics", "8.4.190")),
+            "yolov9": detect_target(pristine("yolov9", YOLOV9_RELEASE))}
+
+
+@pytest.fixture
+def half_width_spec(tmp_path) -> Path:
+    (tmp_path / "half_width.py").write_text(HALF_WIDTH_PY)
+    spec = tmp_path / "half_width.yaml"
+    spec.write_text(HALF_WIDTH_SPEC)
+    return spec
+
+
+# ---------------------------------------------------------------- the probe model's layout
+
+
+@pytest.mark.parametrize(("kind", "names", "expected_rows", "detect_from"), [
+    ("ultralytics", [], STEM + [[3, 1, "Conv", [256, 3, 2]]], [2, 3, 4]),
+    ("ultralytics", ["SHSA"], STEM + [[3, 1, "SHSA", [16, "None"]], [4, 1, "Conv", [256, 3, 2]]], [2, 4, 5]),
+    ("ultralytics", ["RIFormerBlock"],
+     STEM + [[3, 1, "RIFormerBlock", [128, 4, 1e-05]], [4, 1, "Conv", [256, 3, 2]]], [2, 4, 5]),
+    ("ultralytics", ["SHSA", "token_mixer"],
+     STEM + [[3, 1, "SHSA", [16, "None"]], [-1, 1, "token_mixer", []], [5, 1, "Conv", [256, 3, 2]]], [2, 5, 6]),
+    ("ultralytics", ["SHSA", "SHSA"], STEM + [[3, 1, "SHSA", [16, "None"]], [4, 1, "Conv", [256, 3, 2]]], [2, 4, 5]),
+    ("ultralytics", ["RevCol"], [[-1, 1, "revcol_tiny", [True, 0.0]]], [1, 2, 3]),
+    ("ultralytics", ["revcol_small", "SHSA"],
+     [[-1, 1, "revcol_small", [True, 0.0]], [2, 1, "SHSA", [16, "None"]]], [1, 4, 3]),
+    ("yolov9", ["RIFormerBlock"],
+     STEM + [[3, 1, "RIFormerBlock", [128, 4, 1e-05]], [4, 1, "Conv", [256, 3, 2]]], [2, 4, 5]),
+], ids=["no-module", "keep-at-p4", "in_out-gets-width", "chain-at-p4", "same-module-twice-noop",
+        "backbone-spec-name-smallest", "backbone-export-and-layer-on-its-p4", "yolov9"])
+def test_probe_model_layout(targets, kind, names, expected_rows, detect_from):
+    model = load(probe_yaml(targets[kind], probe_names(names, REGISTRY)))
+    head = "DDetect" if kind == "yolov9" else "Detect"
+    assert model["backbone"] == expected_rows
+    assert model["head"] == [[detect_from, 1, head, ["nc"]]]
+    assert ("anchors" in model) == (kind == "yolov9")  # YOLOv9's parse_model reads d['anchors']
+
+
+@pytest.mark.parametrize(("names", "expected"), [
+    (["SHSA"], ["SHSA"]),
+    (["RevCol"], ["revcol_tiny"]),
+    (["revcol_base"], ["revcol_base"]),
+    (["SHSA", "RIFormerBlock", "SHSA"], ["SHSA", "RIFormerBlock"]),
+], ids=["layer", "backbone-spec", "backbone-export", "repeat-noop"])
+def test_probe_names(names, expected):
+    assert [name for name, _ in probe_names(names, REGISTRY)] == expected
+
+
+def test_probe_refuses_two_backbones(targets):
+    with pytest.raises(YamlforgeError, match="one backbone") as info:
+        probe_yaml(targets["ultralytics"], probe_names(["revcol_tiny", "revcol_small"], REGISTRY))
+    assert info.value.where == "--verify"
+
+
+def test_probe_refuses_a_required_arg_it_cannot_guess(targets, tmp_path, half_width_spec):
+    spec = tmp_path / "half_width.yaml"
+    spec.write_text(HALF_WIDTH_SPEC.replace("args: []", "args: [{name: ratio}]"))
+    with pytest.raises(YamlforgeError, match="needs arg 'ratio'") as info:
+        probe_yaml(targets["ultralytics"], probe_names(["HalfWidth"], SpecRegistry([spec])))
+    assert info.value.where == "--verify"
+
+
+# ---------------------------------------------------------------- bad input: exit 2, nothing written
+
+
+@pytest.fixture(scope="module")
+def scratch(checkout_factory):
+    return checkout_factory("ultralytics", "8.4.190")
+
+
+@pytest.mark.parametrize("args", [
+    ["apply", "--module", "SHSA", "--verify", "--dry-run"],
+    ["apply", "--module", "SHSA", "--verify", "--check"],
+    ["apply", "--module", "SHSA", "--train", "--dry-run"],
+    ["apply", "--module", "revcol_tiny", "--module", "revcol_small", "--verify"],
+    ["gen-yaml", "yolov8n", "--insert-after", "15=Conv(64)", "--verify", "--dry-run"],
+], ids=["apply-dry-run", "apply-check", "apply-train-implies-verify", "apply-two-backbones", "gen-yaml-dry-run"])
+def test_verify_with_bad_input_exits_2_and_writes_nothing(scratch, args):
+    result = cli.invoke(app, [*args, "--repo", str(scratch)])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "(--verify)" in result.output
+    assert "Traceback" not in result.output
+    assert read_manifest(scratch) is None
+    assert not list(scratch.rglob("yolov8n-Conv.yaml"))
+
+
+# ---------------------------------------------------------------- real runs
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("kind", "version", "modules", "shown"), [
+    ("ultralytics", "8.4.190", ["SHSA", "token_mixer"], ["SHSA", "token_mixer"]),
+    ("ultralytics", "8.0.227", ["RevCol", "BiLevelRoutingAttention"], ["revcol_tiny", "BiLevelRoutingAttention"]),
+    ("yolov9", YOLOV9_RELEASE, ["RIFormerBlock"], ["RIFormerBlock", "DDetect"]),
+], ids=["8.4.190-keep-layers", "8.0.227-backbone-and-layer", "yolov9-in_out"])
+def test_apply_verify_builds_a_probe_with_every_applied_module(checkout_factory, kind, version, modules, shown):
+    repo = checkout_factory(kind, version)
+    result = cli.invoke(app, ["apply", "--repo", str(repo), *(f"--module={m}" for m in modules), "--verify",
+                              "--imgsz", "64"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "yamlforge-probe.yaml" in result.output and "verify: ok" in result.output
+    table = result.output.partition("yamlforge-probe.yaml on")[2]
+    for name in shown:
+        assert f" {name} " in table, result.output
+
+
+@pytest.mark.e2e
+def test_apply_verify_train_trains_and_reloads_the_probe(checkout_factory):
+    repo = checkout_factory("ultralytics", "8.4.190")
+    result = cli.invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA", "--train", "--imgsz", "64"])
+    assert result.exit_code == 0, result.output
+    for check in ("train", "reload", "safe_reload"):
+        assert f"✓ {check} " in result.output, result.output
+
+
+@pytest.mark.e2e
+def test_apply_verify_failure_exits_1_keeps_the_apply_and_names_the_undo(checkout_factory, half_width_spec):
+    repo = checkout_factory("ultralytics", "8.4.190")
+    result = cli.invoke(app, ["apply", "--repo", str(repo), "--spec", str(half_width_spec), "--verify",
+                              "--imgsz", "64"])
+    assert result.exit_code == 1, result.output
+    assert "FAILED build" in result.output and "to have 128 channels, but got 64" in result.output  # P5 Conv
+    assert "the probe model:" in result.output and "[3, 1, HalfWidth, []]" in result.output
+    assert f"undo: yamlforge revert --repo {repo} --module HalfWidth" in result.output
+    assert "HalfWidth" in read_manifest(repo).applied_names
+
+
+@pytest.mark.e2e
+def test_gen_yaml_verify_one_line_happy_path(checkout_factory):
+    repo = checkout_factory("ultralytics", "8.4.190")
+    cli.invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
+    result = cli.invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=SHSA", "--repo", str(repo), "--verify",
+                              "--imgsz", "64"])
+    assert result.exit_code == 0, result.output
+    assert (repo / "ultralytics/cfg/models/rt-detr/rtdetr-l-SHSA.yaml").is_file()
+    assert "rtdetr-l-SHSA.yaml on ultralytics 8.4.190" in result.output and "verify: ok" in result.output
+
+
+@pytest.mark.e2e
+def test_gen_yaml_verify_failure_exits_1_and_keeps_the_yaml(checkout_factory, half_width_spec, tmp_path):
+    repo = checkout_factory("ultralytics", "8.4.190")
+    assert cli.invoke(app, ["apply", "--repo", str(repo), "--spec", str(half_width_spec)]).exit_code == 0
+    out = tmp_path / "out.yaml"
+    result = cli.invoke(app, ["gen-yaml", "yolov8n", "--insert-after", "15=HalfWidth", "--repo", str(repo),
+                              "--spec", str(half_width_spec), "-o", str(out), "--verify", "--imgsz", "64"])
+    assert result.exit_code == 1, result.output
+    assert "FAILED build" in result.output and "verify: failed" in result.output
+    assert out.is_file()
+
+
+def test_verify_flags_are_off_when_the_commands_are_called_as_functions():
+    """The demo calls apply() / gen_yaml() directly: their new parameters must default to plain False / 640."""
+    import inspect
+
+    from yamlforge.cli import apply, gen_yaml
+
+    for command in (apply, gen_yaml):
+        params = inspect.signature(command).parameters
+        assert (params["run_verify"].default, params["train"].default, params["imgsz"].default) == (False, False, 640)

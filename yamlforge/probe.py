@@ -1,0 +1,117 @@
+"""The probe model ``apply --verify`` builds: a small detector that uses every module one apply call added."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import YamlforgeError
+from .genyaml import yaml_text
+from .resources import render
+from .specs import ModuleSpec, SpecRegistry
+from .targets import Target
+
+PROBE_NAME = "yamlforge-probe.yaml"  # matches no Ultralytics scale pattern, so the file builds as written
+TEMPLATE = "probe_model.{kind}.yaml.j2"
+# The stock part: stride-2 Conv rows to P4/16 (layer modules run there, where the bundled ones are used), one to P5.
+STEM_WIDTHS = (16, 32, 64, 128)
+P5_WIDTH = 256
+LAYER_WIDTH = 128  # the c2 given to in_out modules: the width they would get at P4 in a small model
+DETECT_STRIDES = (8, 16, 32)
+LAYER_STRIDE = 16
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One YAML row: ``source`` and ``args`` are YAML text, ``slot`` the index slot(s) it occupies."""
+
+    source: str
+    module: str
+    args: str
+    slot: str
+    comment: str = ""
+
+
+def probe_names(names: list[str], registry: SpecRegistry) -> list[tuple[str, ModuleSpec]]:
+    """The YAML names to probe for ``--module`` values: a spec name means all its layers, or its first backbone
+    (the smallest bundled RevCol); an export name means that one."""
+    chosen: dict[str, ModuleSpec] = {}
+    for name in names:
+        spec = registry.get(name)
+        if name in spec.exports:
+            picked = [name]
+        else:
+            picked = list(spec.exports) if spec.role == "layer" else [spec.exports[0]]
+        chosen.update((n, spec) for n in picked)
+    return list(chosen.items())
+
+
+def _args(spec: ModuleSpec, name: str) -> str:
+    """The YAML args the probe gives a module: the spec's defaults; an in_out module's width first."""
+    texts = []
+    for index, arg in enumerate(spec.args):
+        if index == 0 and spec.channels == "in_out" and arg.required:
+            texts.append(str(LAYER_WIDTH))
+        elif not arg.required:
+            texts.append(yaml_text(arg.default))
+        else:
+            raise YamlforgeError(f"{name} needs arg '{arg.name}', so apply --verify cannot place it in a probe model",
+                                 where="--verify", hint=f"yamlforge gen-yaml BASE --insert-after N={name}(...) "
+                                                        "--verify builds it in your own model")
+    return f"[{', '.join(texts)}]"
+
+
+def _stride_label(stride: int) -> str:
+    return f"P{stride.bit_length() - 1}/{stride}" if stride & (stride - 1) == 0 else f"stride {stride}"
+
+
+def probe_yaml(target: Target, modules: list[tuple[str, ModuleSpec]]) -> str:
+    """The probe model YAML for ``target`` using ``modules`` ((YAML name, spec) pairs from :func:`probe_names`).
+
+    Layer modules run one after another at stride 16 and feed the head's P4 input. A backbone-role module is
+    the first row; it takes one index slot per output (the convention of :mod:`yamlforge.codemods.backbone`)
+    and the head reads its stride 8/16/32 outputs, with the layer modules on its stride-16 output.
+    """
+    backbones = [(name, spec) for name, spec in modules if spec.role == "backbone"]
+    layers = [(name, spec) for name, spec in modules if spec.role != "backbone"]
+    if len(backbones) > 1:
+        raise YamlforgeError(f"a probe model has one backbone, got {', '.join(n for n, _ in backbones)}",
+                             where="--verify", hint="apply backbone modules with --verify one at a time")
+    rows: list[ProbeRow] = []
+    levels: dict[int, int] = {}  # stride -> index slot of the feature map the head reads there
+    if backbones:
+        name, spec = backbones[0]
+        strides = spec.output_strides
+        rows.append(ProbeRow("-1", name, _args(spec, name), f"0-{len(strides) - 1}" if len(strides) > 1 else "0",
+                             f"{name} outputs " + ", ".join(_stride_label(s) for s in strides)))
+        levels = {s: i for i, s in enumerate(strides) if s in DETECT_STRIDES} or {s: i for i, s in enumerate(strides)}
+        slot = len(strides)
+    else:
+        for index, width in enumerate(STEM_WIDTHS):
+            stride = 2 ** (index + 1)
+            rows.append(ProbeRow("-1", "Conv", f"[{width}, 3, 2]", f"{index}-{_stride_label(stride)}"))
+            if stride in DETECT_STRIDES:
+                levels[stride] = index
+        slot = len(STEM_WIDTHS)
+    layer_level = LAYER_STRIDE if LAYER_STRIDE in levels else max(levels)
+    source = str(levels[layer_level])
+    for name, spec in layers:
+        rows.append(ProbeRow(source, name, _args(spec, name), str(slot), f"{name} (applied by this call)"))
+        source = "-1"
+        levels[layer_level] = slot
+        slot += 1
+    if not backbones:
+        rows.append(ProbeRow(str(slot - 1), "Conv", f"[{P5_WIDTH}, 3, 2]", f"{slot}-P5/32"))
+        levels[32] = slot
+        slot += 1
+    detect = [levels[s] for s in sorted(levels)]
+    names = ", ".join(n for n, _ in modules) or "only the target's own layers"
+    return render(TEMPLATE.format(kind=target.kind.name), label=target.label, root=target.root, names=names,
+                  rows=rows, detect_from=str(detect), detect_slot=slot,
+                  detect_levels=", ".join(_stride_label(s) for s in sorted(levels)))
+
+
+def write_probe(text: str, folder: Path) -> Path:
+    path = Path(folder) / PROBE_NAME
+    path.write_text(text, encoding="utf-8")
+    return path
