@@ -7,9 +7,9 @@ import shutil
 import textwrap
 
 import pytest
+from checkout_tools import tree_hashes
 from typer.testing import CliRunner
 
-from checkout_tools import tree_hashes
 from yamlforge.cli import app
 from yamlforge.resources import SPECS_DIR
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from checkout_tools import tree_hashes
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
@@ -141,6 +142,18 @@ def test_verify_with_bad_input_exits_2_and_writes_nothing(scratch, args):
     assert "Traceback" not in result.output
     assert read_manifest(scratch) is None
     assert not list(scratch.rglob("yolov8n-Conv.yaml"))
+
+
+@pytest.mark.parametrize("args", [
+    ["apply", "--module", "SHSA", "--verify", "--imgsz", "100"],
+    ["gen-yaml", "yolov8n", "--insert-after", "15=Conv(64)", "--verify", "--imgsz", "100"],
+], ids=["apply", "gen-yaml"])
+def test_verify_with_an_unusable_imgsz_is_refused_before_writing(scratch, args):
+    before = tree_hashes(scratch)
+    result = cli.invoke(app, [*args, "--repo", str(scratch)])
+    assert result.exit_code == 2, result.output
+    assert "--imgsz 100 must be a positive multiple of 32 (--imgsz)" in result.output
+    assert tree_hashes(scratch) == before
 
 
 # ---------------------------------------------------------------- real runs

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_in_checkout
-from yamlforge.codemods.imports import add_imports
-from yamlforge.codemods.registration import register_in_parse_model
 
 from yamlforge.codemods.backbone import add_multi_output_support, backbone_registration
 from yamlforge.codemods.flops import fix_get_flops
+from yamlforge.codemods.imports import add_imports
+from yamlforge.codemods.registration import register_in_parse_model
 from yamlforge.targets import detect_target
 
 pytestmark = pytest.mark.e2e

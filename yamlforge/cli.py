@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -120,16 +120,16 @@ def _verify_written(model: Path, target, *, imgsz: int, train: bool, undo: str =
 @handle_errors
 def apply(
     repo: Path = RepoOption,
-    module: List[str] = typer.Option([], "--module", "-m", help="Module to apply (repeatable); see `yamlforge list`."),
-    spec: List[Path] = SpecOption,
-    fix: List[str] = typer.Option([], "--fix", help="Stand-alone fix to apply: flops (GFLOPs for RT-DETR / backbones)."),
+    module: list[str] = typer.Option([], "--module", "-m", help="Module to apply (repeatable); see `yamlforge list`."),
+    spec: list[Path] = SpecOption,
+    fix: list[str] = typer.Option([], "--fix", help="Stand-alone fix to apply: flops (GFLOPs for RT-DETR / backbones)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; write nothing."),
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if changes are needed."),
     diff: bool = typer.Option(False, "--diff", help="Also print the diff of what is written."),
-    fuse: Annotated[List[str], typer.Option(
+    fuse: Annotated[list[str], typer.Option(
         "--fuse", help="Also generate <HOST>_<MODULE>: the module inside the target's own HOST block (C2f, C3k2, "
                        "RepC3, HGBlock, RepNCSPELAN4; repeatable; 'all': every host the target has).")] = [],
-    fuse_at: Annotated[Optional[str], typer.Option(
+    fuse_at: Annotated[str | None, typer.Option(
         "--fuse-at", help="Where in the host: inner (default: after each inner block) or output (after the "
                           "aggregation conv).")] = None,
     run_verify: Annotated[bool, typer.Option(
@@ -156,7 +156,9 @@ def apply(
             raise YamlforgeError("--verify builds the patched checkout, so it needs the files written",
                                  where="--verify", hint="drop --dry-run / --check")
         from .probe import probe_names, probe_yaml
+        from .verify import check_options
 
+        check_options(imgsz=imgsz)
         probe = probe_yaml(target, probe_names(names, registry))  # before writing: a bad probe changes nothing
     if dry_run or check:
         plan.changeset.validate()
@@ -185,8 +187,8 @@ def apply(
 @handle_errors
 def revert(
     repo: Path = RepoOption,
-    module: List[str] = typer.Option([], "--module", "-m", help="Revert only these modules (default: everything)."),
-    spec: List[Path] = SpecOption,
+    module: list[str] = typer.Option([], "--module", "-m", help="Revert only these modules (default: everything)."),
+    spec: list[Path] = SpecOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; write nothing."),
 ):
     """Undo yamlforge's edits: byte-identical originals, created files removed, your own edits kept."""
@@ -207,7 +209,7 @@ def revert(
 @app.command("list")
 @handle_errors
 def list_modules(
-    spec: List[Path] = SpecOption,
+    spec: list[Path] = SpecOption,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ):
     """List the bundled modules (and your --spec ones)."""
@@ -234,11 +236,11 @@ def list_modules(
 @handle_errors
 def show(
     name: str = typer.Argument(..., help="Module name (or one of its exports)."),
-    spec: List[Path] = SpecOption,
-    fuse: Annotated[List[str], typer.Option(
+    spec: list[Path] = SpecOption,
+    fuse: Annotated[list[str], typer.Option(
         "--fuse", help="Print the generated <HOST>_<NAME> class instead (repeatable, or 'all'); nothing is written.")] = [],
-    fuse_at: Annotated[Optional[str], typer.Option("--fuse-at", help="inner (default) or output.")] = None,
-    repo: Annotated[Optional[Path], typer.Option(
+    fuse_at: Annotated[str | None, typer.Option("--fuse-at", help="inner (default) or output.")] = None,
+    repo: Annotated[Path | None, typer.Option(
         "--repo", help="Checkout whose host classes --fuse subclasses (default: Ultralytics 8.4.190).")] = None,
 ):
     """Show a module's spec, arguments, the YAML line to use it and the parse_model branch it adds."""
@@ -265,28 +267,28 @@ EDIT_HELP = "N=MODULE, N=MODULE(a, b) or N=MODULE(a)*3 (3 repeats); N is the BAS
 @app.command("gen-yaml")
 @handle_errors
 def gen_yaml(
-    base: Optional[str] = typer.Argument(None, help="Model name (rtdetr-l, yolov8n, gelan-c) or path to a model YAML."),
-    replace: List[str] = typer.Option([], "--replace", help=f"Swap a layer's module. {EDIT_HELP}"),
-    insert_after: List[str] = typer.Option([], "--insert-after", help=f"New layer reading N; N's readers read it. "
+    base: str | None = typer.Argument(None, help="Model name (rtdetr-l, yolov8n, gelan-c) or path to a model YAML."),
+    replace: list[str] = typer.Option([], "--replace", help=f"Swap a layer's module. {EDIT_HELP}"),
+    insert_after: list[str] = typer.Option([], "--insert-after", help=f"New layer reading N; N's readers read it. "
                                                                        f"{EDIT_HELP}"),
-    insert_before: List[str] = typer.Option([], "--insert-before", help=f"New layer between N and its input. "
+    insert_before: list[str] = typer.Option([], "--insert-before", help=f"New layer between N and its input. "
                                                                          f"{EDIT_HELP}"),
-    remove: List[str] = typer.Option([], "--remove", help="Drop layer N (one input); its readers read that input."),
-    replace_all: Annotated[List[str], typer.Option(
+    remove: list[str] = typer.Option([], "--remove", help="Drop layer N (one input); its readers read that input."),
+    replace_all: Annotated[list[str], typer.Option(
         "--replace-all", help="OLD=NEW: every layer running OLD runs NEW with the same args and repeats, e.g. "
                               "HGBlock=HGBlock_SHSA (a fusion from `apply --fuse`).")] = [],
-    replace_in: Annotated[Optional[str], typer.Option(
+    replace_in: Annotated[str | None, typer.Option(
         "--in", help="Limit --replace-all to the backbone or the head section.")] = None,
-    backbone: Annotated[Optional[str], typer.Option(
+    backbone: Annotated[str | None, typer.Option(
         "--backbone", help="Replace the whole backbone section by MODULE or MODULE(args), a backbone module such as "
                            "revcol_tiny; the head reads its outputs at the same strides (P3/8, P4/16, P5/32). "
                            "Other edits then name head layers of BASE.")] = None,
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="YAML file with base and edits (see examples/)."),
-    repo: Optional[Path] = typer.Option(None, "--repo", help="Checkout root (default: the one holding BASE, or .)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: next to the base)."),
-    scale: Optional[str] = typer.Option(None, "--scale", help="Scale to build (n, s, m, l, x) of a multi-scale base."),
-    nc: Optional[int] = typer.Option(None, "--nc", help="Number of classes."),
-    spec: List[Path] = SpecOption,
+    recipe: Path | None = typer.Option(None, "--recipe", help="YAML file with base and edits (see examples/)."),
+    repo: Path | None = typer.Option(None, "--repo", help="Checkout root (default: the one holding BASE, or .)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: next to the base)."),
+    scale: str | None = typer.Option(None, "--scale", help="Scale to build (n, s, m, l, x) of a multi-scale base."),
+    nc: int | None = typer.Option(None, "--nc", help="Number of classes."),
+    spec: list[Path] = SpecOption,
     allow_stride_change: bool = typer.Option(False, "--allow-stride-change", help="Allow edits that change strides."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the base; write nothing."),
@@ -301,6 +303,10 @@ def gen_yaml(
     if (run_verify or train) and dry_run:
         raise YamlforgeError("--verify builds the written YAML; --dry-run writes nothing", where="--verify",
                              hint="drop --dry-run")
+    if run_verify or train:
+        from .verify import check_options
+
+        check_options(imgsz=imgsz)
     edits = [parse_edit(kind, value) for kind, values in (("replace", replace), ("remove", remove),
                                                           ("insert-before", insert_before),
                                                           ("insert-after", insert_after)) for value in values]
@@ -308,9 +314,9 @@ def gen_yaml(
     if replace_in is not None and not replace_all:
         raise YamlforgeError("--in limits --replace-all; give --replace-all OLD=NEW", where="--in")
     swaps = [parse_replace_all(value, replace_in) for value in replace_all]
-    result = compile_yaml(GenRequest(base, edits, backbone=swap, replace_all=swaps, repo=repo, output=output, scale=scale, nc=nc, recipe=recipe,
-                                     spec_paths=tuple(spec), allow_stride_change=allow_stride_change, force=force,
-                                     dry_run=dry_run))
+    result = compile_yaml(GenRequest(base, edits, backbone=swap, replace_all=swaps, repo=repo, output=output,
+                                     scale=scale, nc=nc, recipe=recipe, spec_paths=tuple(spec),
+                                     allow_stride_change=allow_stride_change, force=force, dry_run=dry_run))
     if dry_run:
         _print_diff(result.diff())
     else:
@@ -339,7 +345,7 @@ def verify_command(
     batch: int = typer.Option(2, "--batch", help="Batch of the forward/backward pass and the smoke training."),
     train: bool = typer.Option(False, "--train", help="Also train 1 epoch on a synthetic dataset and reload it."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/verify-schema.json)."),
-    python: Optional[str] = typer.Option(None, "--python", help="Python to run the model in (your training venv)."),
+    python: str | None = typer.Option(None, "--python", help="Python to run the model in (your training venv)."),
 ):
     """Build the model in the checkout's own code: imports, layer table, GFLOPs, gradients, optional smoke training."""
     from .targets import detect_target
@@ -359,7 +365,7 @@ def verify_command(
 @handle_errors
 def doctor_command(
     repo: Path = RepoOption,
-    python: Optional[str] = typer.Option(None, "--python", help="Python to check (your training venv)."),
+    python: str | None = typer.Option(None, "--python", help="Python to check (your training venv)."),
 ):
     """Check the checkout: what Python imports, applied modules and their files, missing requirements."""
     from .doctor import doctor, render_doctor

@@ -177,7 +177,7 @@ def _spec_for(name: str, record: AppliedModule, registry: SpecRegistry) -> Modul
     spec = registry.find(name)
     if spec is None:
         raise YamlforgeError(f"module '{name}' is recorded in the manifest but no spec for it exists any more",
-                             where=MANIFEST, hint=f"pass its spec again with --spec, or revert it first")
+                             where=MANIFEST, hint="pass its spec again with --spec, or revert it first")
     return spec
 
 
@@ -214,7 +214,7 @@ def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fi
             cs.set(rel, want)
         elif current is None or want is None or rec.before is None:
             raise YamlforgeError(f"'{rel}' was changed by hand since yamlforge wrote it; nothing was changed",
-                                 where=str(root / rel), hint=f"restore it (git checkout), or delete it and run again")
+                                 where=str(root / rel), hint="restore it (git checkout), or delete it and run again")
         else:
             applied = (root / APPLIED / rel).read_text(encoding="utf-8")
             rebases[rel] = (applied, current, want)
@@ -356,4 +356,4 @@ def _original_text(target: Target, manifest: Manifest | None, rel: str) -> str:
     return (target.root / rel).read_text(encoding="utf-8")
 
 
-__all__ = ["Plan", "plan_apply", "plan_revert", "desired_files", "FIXES", "STATE_DIR"]
+__all__ = ["FIXES", "STATE_DIR", "Plan", "desired_files", "plan_apply", "plan_revert"]

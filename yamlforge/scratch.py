@@ -30,7 +30,7 @@ def _download(requirement: str, dest: Path, *, sdist: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), requirement]
     if sdist:
         cmd[4:4] = ["--no-binary", ":all:"]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     found = sorted(dest.glob(pattern))
     if result.returncode or not found:
         last = (result.stderr.strip().splitlines() or ["no file was downloaded"])[-1]

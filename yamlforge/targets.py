@@ -102,7 +102,7 @@ class Target:
 def _ultralytics_version(root: Path) -> str | None:
     init = root / "ultralytics" / "__init__.py"
     if init.is_file():
-        match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", init.read_text(encoding="utf-8"), re.M)
+        match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", init.read_text(encoding="utf-8"), re.MULTILINE)
         if match:
             return match.group(1)
     return None

@@ -185,16 +185,21 @@ def _runner_failure(target: Target, yaml: str, imgsz: int, batch: int, python: s
     )
 
 
+def check_options(*, imgsz: int, batch: int = 2) -> None:
+    """Refuse unusable sizes up front (callers check before they write anything)."""
+    if imgsz < 32 or imgsz % 32:
+        raise YamlforgeError(f"--imgsz {imgsz} must be a positive multiple of 32", where="--imgsz")
+    if batch < 1:
+        raise YamlforgeError(f"--batch {batch} must be at least 1", where="--batch")
+
+
 def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, python: str | None = None,
            ) -> VerifyReport:
     """Build (with ``train``: smoke-train) ``yaml_path`` in ``target`` in a subprocess; a failed check never raises.
 
     Raises YamlforgeError for bad input: missing YAML, unusable --imgsz/--batch, unknown --python.
     """
-    if imgsz < 32 or imgsz % 32:
-        raise YamlforgeError(f"--imgsz {imgsz} must be a positive multiple of 32", where="--imgsz")
-    if batch < 1:
-        raise YamlforgeError(f"--batch {batch} must be at least 1", where="--batch")
+    check_options(imgsz=imgsz, batch=batch)
     yaml = resolve_yaml(yaml_path, target)
     python = resolve_python(python)
     args = ["--mode", "verify", "--kind", target.kind.name, "--root", str(target.root), "--yaml", yaml,

@@ -13,6 +13,7 @@ logic; users never need it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -348,12 +349,10 @@ def check_flops(report: Report, kind: str, model, imgsz: int) -> bool:
     totals["gflops"] = None
     totals["target_gflops"] = None
     if kind == "ultralytics":
-        try:
+        with contextlib.suppress(Exception):  # releases without get_flops: thop's figure below is what counts
             from ultralytics.utils.torch_utils import get_flops
 
             totals["target_gflops"] = round(float(get_flops(model, imgsz)), 3)
-        except Exception:  # older releases without get_flops: thop's figure below is what counts
-            pass
     layer, deepcopy_error = first_undeepcopyable_layer(model)
     x = torch.zeros(1, 3, imgsz, imgsz)
     model.eval()
