@@ -67,7 +67,7 @@ def test_failure_midway_restores_everything(tree, monkeypatch):
 def test_invalid_python_is_never_written(tree):
     cs = Changeset(tree)
     cs.set("pkg/a.py", "def (:\n")
-    with pytest.raises(YamlforgeError, match="would not parse"):
+    with pytest.raises(YamlforgeError, match="would not compile"):
         write_changeset(cs)
     assert (tree / "pkg" / "a.py").read_text() == "a = 1\n"
 

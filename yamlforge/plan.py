@@ -138,9 +138,8 @@ def _resolve_class(target: Target, module: str, name: str, depth: int = 0) -> as
     return None
 
 
-def _check_name_clashes(target: Target, original_tasks: str, specs: list[ModuleSpec]) -> list[str]:
-    """Refuse names the target already has with other code; return notes for names a user hand-patched in."""
-    tree = parse_python(original_tasks, target.kind.tasks_file)
+def _bound_names(tree: ast.Module) -> dict[str, tuple[str, int]]:
+    """Top-level names of the tasks file: ``name -> (module it is imported from, or "" for a class, line)``."""
     bound: dict[str, tuple[str, int]] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -148,15 +147,20 @@ def _check_name_clashes(target: Target, original_tasks: str, specs: list[ModuleS
                 bound[alias.asname or alias.name] = (node.module, node.lineno)
         elif isinstance(node, ast.ClassDef):
             bound[node.name] = ("", node.lineno)
+    return bound
+
+
+def _check_name_clashes(target: Target, tree: ast.Module, specs: list[ModuleSpec]) -> list[str]:
+    """Refuse names the target already has with other code; return notes for names a user hand-patched in."""
+    bound = _bound_names(tree)
     notes = []
     for spec in specs:
-        ours = ast.parse(spec.source_text())
         for name in spec.exports:
             if name not in bound:
                 continue
             module, line = bound[name]
             theirs = _resolve_class(target, module, name) if module else _class_node(tree, name)
-            mine = _class_node(ours, name)
+            mine = _class_node(ast.parse(spec.source_text()), name)
             if theirs is not None and mine is not None and ast.dump(theirs) == ast.dump(mine):
                 notes.append(f"{name} is already imported in {target.kind.tasks_file}:{line} (hand-patched); kept")
                 continue
@@ -287,11 +291,11 @@ def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, 
     for spec in specs:
         wanted[spec.name] = spec
     all_specs = sorted(wanted.values(), key=lambda s: s.name)
-    original_tasks = _original_text(target, manifest, target.kind.tasks_file)
-    notes = _check_name_clashes(target, original_tasks, [s for s in specs if not manifest or s.name not in manifest.modules])
+    tree = parse_python(_original_text(target, manifest, target.kind.tasks_file), target.kind.tasks_file)
+    notes = _check_name_clashes(target, tree, [s for s in specs if not manifest or s.name not in manifest.modules])
     new_fusions = resolve_fusions(target, specs, fuse, fuse_at, _original_reader(target, manifest))
     fusions = {name: _fusion(record) for name, record in (manifest.fusions if manifest else {}).items()}
-    _check_fusion_clashes(target, original_tasks, [f for f in new_fusions if f.name not in fusions])
+    _check_fusion_clashes(target, tree, [f for f in new_fusions if f.name not in fusions])
     fusions.update((f.name, f) for f in new_fusions)
     all_fixes = sorted(set(fixes) | set(manifest.fixes if manifest else ()))
     cs = _plan(target, manifest, all_specs, all_fixes, list(fusions.values()))
@@ -302,17 +306,14 @@ def _fusion(record: AppliedFusion) -> Fusion:
     return Fusion(host=record.host, module=record.module, spec=record.spec, at=record.at)
 
 
-def _check_fusion_clashes(target: Target, original_tasks: str, fusions: list[Fusion]) -> None:
+def _check_fusion_clashes(target: Target, tree: ast.Module, fusions: list[Fusion]) -> None:
     """Refuse a fusion class name the target's tasks file already binds (import or class)."""
-    tree = parse_python(original_tasks, target.kind.tasks_file)
-    for node in tree.body:
-        names = [a.asname or a.name for a in node.names] if isinstance(node, ast.ImportFrom) else (
-            [node.name] if isinstance(node, ast.ClassDef) else [])
-        for fusion in fusions:
-            if fusion.name in names:
-                raise YamlforgeError(f"'{fusion.name}' already exists in the target; refusing to shadow it",
-                                     where=f"{target.kind.tasks_file}:{node.lineno}",
-                                     hint=f"remove the existing '{fusion.name}' from the checkout first")
+    bound = _bound_names(tree)
+    for fusion in fusions:
+        if fusion.name in bound:
+            raise YamlforgeError(f"'{fusion.name}' already exists in the target; refusing to shadow it",
+                                 where=f"{target.kind.tasks_file}:{bound[fusion.name][1]}",
+                                 hint=f"remove the existing '{fusion.name}' from the checkout first")
 
 
 def _original_reader(target: Target, manifest: Manifest | None) -> Callable[[str], str | None]:
