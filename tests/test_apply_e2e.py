@@ -16,6 +16,7 @@ from yamlforge.scratch import YOLOV9_RELEASE
 pytestmark = pytest.mark.e2e
 
 LAYER_MODULES = ["SHSA", "BiLevelRoutingAttention", "RIFormerBlock", "token_mixer"]
+ALL_MODULES = [*LAYER_MODULES, "RevCol"]  # every bundled spec
 
 # Every layer module in one small detector; SHSA and BRA sit at stride 16 (global attention is O((HW)^2)).
 ULTRALYTICS_YAML = """\
@@ -61,6 +62,27 @@ head:
   [[[4, 8, 10], 1, DDetect, [nc]]]
 """
 
+# The RevCol backbone takes slots 0-3 (P2/4 ... P5/32); the head reads P3, P4, P5.
+BACKBONE_YAML = {
+    "ultralytics": """\
+nc: 4
+backbone:
+  - [-1, 1, revcol_tiny, []] # 0-3
+head:
+  - [[1, 2, 3], 1, Detect, [nc]] # 4
+""",
+    "yolov9": """\
+nc: 4
+depth_multiple: 1.0
+width_multiple: 1.0
+anchors: 3
+backbone:
+  [[-1, 1, revcol_tiny, []]]  # 0-3
+head:
+  [[[1, 2, 3], 1, DDetect, [nc]]]  # 4
+""",
+}
+
 # Output channels each module layer must produce (width 0.25: 512 -> 128 for RIFormerBlock's in_out rule).
 EXPECTED = {4: 64, 6: 128, 7: 128, 8: 128}
 
@@ -76,15 +98,27 @@ model.eval()
 with torch.no_grad():
     model(torch.zeros(1, 3, 640, 640))
 print("SHAPES" + json.dumps(shapes))
+{build_backbone}
+backbone_out = []
+model.model[0].register_forward_hook(lambda mod, inp, out: backbone_out.extend(list(o.shape) for o in out))
+model.eval()
+with torch.no_grad():
+    model(torch.zeros(1, 3, 640, 640))
+print("BACKBONE" + json.dumps(backbone_out))
 """
 
 BUILD = {
-    "ultralytics": "from ultralytics import YOLO\nmodel = YOLO('model.yaml').model",
-    "yolov9": "from models.yolo import Model\nmodel = Model('model.yaml', ch=3, nc=4)",
+    "ultralytics": "from ultralytics import YOLO\nmodel = YOLO('{yaml}').model",
+    "yolov9": "from models.yolo import Model\nmodel = Model('{yaml}', ch=3, nc=4)",
 }
 
 TARGETS = [("ultralytics", v) for v in ULTRALYTICS_VERSIONS] + [("yolov9", YOLOV9_RELEASE)]
 IDS = [f"{k}-{v}" for k, v in TARGETS]
+
+
+def tagged(out: str, tag: str):
+    """The JSON printed on the line that starts with ``tag`` (targets print their own summaries around it)."""
+    return json.loads(next(line[len(tag):] for line in out.splitlines() if line.startswith(tag)))
 
 
 def cli(*args):
@@ -94,12 +128,17 @@ def cli(*args):
 @pytest.mark.parametrize("kind,version", TARGETS, ids=IDS)
 def test_apply_all_modules_builds_and_runs_at_640(checkout_factory, kind, version):
     repo = checkout_factory(kind, version)
-    args = [x for name in LAYER_MODULES for x in ("--module", name)]
+    args = [x for name in ALL_MODULES for x in ("--module", name)]
     result = cli("apply", "--repo", repo, *args)
     assert result.exit_code == 0, result.output
     (repo / "model.yaml").write_text(ULTRALYTICS_YAML if kind == "ultralytics" else YOLOV9_YAML)
-    out = run_in_checkout(repo, PROBE.format(build=BUILD[kind], indices=sorted(EXPECTED))).stdout
-    shapes = json.loads(out.split("SHAPES", 1)[1])
+    (repo / "backbone.yaml").write_text(BACKBONE_YAML[kind])
+    code = PROBE.format(build=BUILD[kind].format(yaml="model.yaml"), indices=sorted(EXPECTED),
+                        build_backbone=BUILD[kind].format(yaml="backbone.yaml"))
+    out = run_in_checkout(repo, code).stdout
+    backbone = tagged(out, "BACKBONE")
+    assert backbone == [[1, c, 640 // s, 640 // s] for c, s in ((64, 4), (128, 8), (256, 16), (512, 32))]
+    shapes = tagged(out, "SHAPES")
     for index, channels in EXPECTED.items():
         (_, _, h, w), (_, c_out, h2, w2) = shapes[str(index)]
         assert c_out == channels, f"layer {index}: {c_out} channels, expected {channels}"
@@ -111,7 +150,7 @@ def test_apply_all_modules_builds_and_runs_at_640(checkout_factory, kind, versio
 def test_apply_twice_is_noop_and_revert_is_byte_identical(checkout_factory, kind, version):
     repo = checkout_factory(kind, version)
     pristine = tree_hashes(repo)
-    args = [x for name in LAYER_MODULES for x in ("--module", name)]
+    args = [x for name in ALL_MODULES for x in ("--module", name)]
     assert cli("apply", "--repo", repo, *args).exit_code == 0
     applied = tree_hashes(repo)
     assert applied != pristine
