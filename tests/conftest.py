@@ -34,6 +34,20 @@ def pristine():
 
 
 @pytest.fixture
+def genyaml_repo(tmp_path):
+    """What gen-yaml reads of a real 8.4.190 checkout (version, tasks.py, model YAMLs), copied: fast, no torch."""
+    import shutil
+
+    source = pristine_checkout("ultralytics", "8.4.190")
+    dest = tmp_path / "repo"
+    for rel in ("ultralytics/__init__.py", "ultralytics/nn/tasks.py"):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / rel, dest / rel)
+    shutil.copytree(source / "ultralytics/cfg/models", dest / "ultralytics/cfg/models")
+    return dest
+
+
+@pytest.fixture
 def yolov9_checkout(checkout_factory):
     return checkout_factory("yolov9", YOLOV9_RELEASE)
 

@@ -22,14 +22,8 @@ MODEL_FILES = sorted((PRISTINE / "ultralytics/cfg/models").rglob("*.yaml"))
 
 
 @pytest.fixture
-def repo(tmp_path):
-    """The parts of a real 8.4.190 checkout gen-yaml reads (tasks.py, version, model YAMLs), copied."""
-    dest = tmp_path / "repo"
-    for rel in ("ultralytics/__init__.py", "ultralytics/nn/tasks.py"):
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PRISTINE / rel, dest / rel)
-    shutil.copytree(PRISTINE / "ultralytics/cfg/models", dest / "ultralytics/cfg/models")
-    return dest
+def repo(genyaml_repo):
+    return genyaml_repo
 
 
 def write_spec(folder: Path, name: str, *, stride: int = 1, args: str = "") -> Path:

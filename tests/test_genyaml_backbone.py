@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
-from test_genyaml import EXAMPLES, PRISTINE, mark_applied, rows
+from test_genyaml import EXAMPLES, mark_applied, rows
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -27,14 +27,8 @@ REVCOL_ROW = [-1, 1, "revcol_tiny", [True, 0.0]]  # the spec's defaults, written
 
 
 @pytest.fixture
-def repo(tmp_path):
-    """What gen-yaml reads of a real 8.4.190 checkout (tasks.py, version, model YAMLs), copied."""
-    dest = tmp_path / "repo"
-    for rel in ("ultralytics/__init__.py", "ultralytics/nn/tasks.py"):
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PRISTINE / rel, dest / rel)
-    shutil.copytree(PRISTINE / "ultralytics/cfg/models", dest / "ultralytics/cfg/models")
-    return dest
+def repo(genyaml_repo):
+    return genyaml_repo
 
 
 def gen(repo: Path, base: str, backbone: str | None = "revcol_tiny", *edits: tuple[str, str], **options):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from checkout_tools import tree_hashes
 from typer.testing import CliRunner
@@ -16,13 +14,8 @@ RT = "ultralytics/cfg/models/rt-detr"
 
 
 @pytest.fixture
-def repo(tmp_path):
-    dest = tmp_path / "repo"
-    for rel in ("ultralytics/__init__.py", "ultralytics/nn/tasks.py"):
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PRISTINE / rel, dest / rel)
-    shutil.copytree(PRISTINE / "ultralytics/cfg/models", dest / "ultralytics/cfg/models")
-    return dest
+def repo(genyaml_repo):
+    return genyaml_repo
 
 
 def run(*args):
