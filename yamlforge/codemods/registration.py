@@ -191,8 +191,12 @@ def _tested_names(function: cst.FunctionDef, bindings: dict[str, cst.BaseExpress
     return frozenset(names)
 
 
-def locate(function: cst.FunctionDef) -> ParseModelShape:
-    """Find the parts of ``def parse_model`` that registration edits, or raise :class:`_Unexpected` saying which."""
+def locate(function: cst.FunctionDef, registered: frozenset[str] | None = None) -> ParseModelShape:
+    """Find the parts of ``def parse_model`` that registration edits, or raise :class:`_Unexpected` saying which.
+
+    ``registered``, when the caller already knows it (a previous edit of the same apply), saves a search of the
+    whole function for the names ``m`` is tested against.
+    """
     statements = list(function.body.body)
     loop_index = next((i for i, s in enumerate(statements) if m.matches(s, ROW_LOOP)), None)
     if loop_index is None:
@@ -228,7 +232,7 @@ def locate(function: cst.FunctionDef) -> ParseModelShape:
         repeat_branch=repeat_branch,
         last_branch=branches[-1],
         keep_branch=next((b for b in branches if m.matches(b, KEEP_BRANCH)), None),
-        registered=_tested_names(function, bindings),
+        registered=_tested_names(function, bindings) if registered is None else registered,
     )
 
 
@@ -323,8 +327,9 @@ class _ParseModelEdit(cst.CSTTransformer):
 
     rules: tuple[str, ...] = ()
 
-    def __init__(self, registrations: Sequence[Registration]):
+    def __init__(self, registrations: Sequence[Registration], registered: frozenset[str] | None = None):
         super().__init__()
+        self._registered = registered
         self.registrations = [r for r in registrations if r.channels in self.rules]
         self.shape: ParseModelShape | None = None
         self.todo: list[Registration] = []  # not registered yet, first of each name, in the order given
@@ -334,7 +339,7 @@ class _ParseModelEdit(cst.CSTTransformer):
         if isinstance(node, cst.Module) or self._inside:
             return super().on_visit(node)
         if self.shape is None and m.matches(node, PARSE_MODEL):  # module level: only parse_model is entered
-            self.shape = locate(node)
+            self.shape = locate(node, self._registered)
             registered = set(self.shape.registered)
             for reg in self.registrations:
                 if reg.name not in registered:
@@ -527,11 +532,14 @@ def register_in_parse_model(code: str, registrations: Sequence[Registration], *,
 def register_in_module(module: cst.Module, registrations: Sequence[Registration], *, filename: str) -> cst.Module:
     """:func:`register_in_parse_model` on an already parsed module (lets a caller chain codemods on one parse)."""
     original = module
+    registered = None
     wanted = {r.channels for r in registrations}
     # edits with nothing to register are skipped; the first still runs to check the shape of parse_model
     for edit in [e for e in EDITS if wanted & set(e.rules)] or EDITS[:1]:
         try:
-            module = edit(registrations).run(module, filename)
+            done = edit(registrations, registered)
+            module = done.run(module, filename)
+            registered = done.shape.registered | set(done.names)  # what the next edit would find, without a search
         except YamlforgeError:
             # the same shape problem exists in the file as given; report it with the lines the user sees
             edit(registrations).run(original, filename)
