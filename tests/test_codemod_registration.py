@@ -443,9 +443,9 @@ def apply_bundled(code: str, package: str, filename: str, registrations=BUNDLED)
 
 @pytest.mark.parametrize(("name", "kind", "version", "relpath", "package"), TARGETS, ids=IDS)
 def test_real_excerpt_before_after(name, kind, version, relpath, package):
-    """imports + parse_model of each target, with the four bundled layer modules applied as reviewed in .after.py."""
-    before = (FIXTURES / f"{name}.before.py").read_text(encoding="utf-8")
-    after = (FIXTURES / f"{name}.after.py").read_text(encoding="utf-8")
+    """imports + parse_model of each target, with the four bundled layer modules applied as reviewed in .py.after."""
+    before = (FIXTURES / f"{name}.py.before").read_text(encoding="utf-8")
+    after = (FIXTURES / f"{name}.py.after").read_text(encoding="utf-8")
     assert apply_bundled(before, package, relpath) == after
     assert apply_bundled(after, package, relpath) == after
 
