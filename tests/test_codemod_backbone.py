@@ -8,6 +8,7 @@ from pathlib import Path
 
 import libcst as cst
 import pytest
+from conftest import ULTRALYTICS_VERSIONS
 
 from yamlforge.codemods.backbone import add_multi_output_support, backbone_registration
 from yamlforge.codemods.predict import SLOTS_FLAG
@@ -15,7 +16,6 @@ from yamlforge.errors import YamlforgeError
 from yamlforge.resources import render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbone"
-ULTRALYTICS_VERSIONS = ("8.0.227", "8.1.47", "8.2.103", "8.3.40", "8.3.228", "8.4.190")
 TARGETS = [("ultralytics", v, "ultralytics/nn/tasks.py") for v in ULTRALYTICS_VERSIONS]
 TARGETS.append(("yolov9", "0.0.4", "models/yolo.py"))
 

@@ -8,12 +8,12 @@ from copy import deepcopy
 from pathlib import Path
 
 import pytest
+from conftest import ULTRALYTICS_VERSIONS
 
 from yamlforge.codemods.flops import fix_get_flops
 from yamlforge.errors import YamlforgeError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbone"
-ULTRALYTICS_VERSIONS = ("8.0.227", "8.1.47", "8.2.103", "8.3.40", "8.3.228", "8.4.190")
 TARGETS = [("ultralytics", v, "ultralytics/utils/torch_utils.py") for v in ULTRALYTICS_VERSIONS]
 TARGETS.append(("yolov9", "0.0.4", "utils/torch_utils.py"))
 
