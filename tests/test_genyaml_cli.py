@@ -107,3 +107,16 @@ def test_output_option_and_repo_found_from_the_base_path(repo, tmp_path):
     result = run(repo / RT / "rtdetr-l.yaml", "--replace", "3=nn.Identity", "-o", out)
     assert result.exit_code == 0, result.output
     assert "- [-1, 1, nn.Identity, []] # stage 2" in out.read_text()
+
+
+def test_tasks_py_syntax_error_is_one_line_not_a_traceback(repo, tmp_path):
+    tasks = repo / "ultralytics/nn/tasks.py"
+    text = tasks.read_text()
+    tasks.write_text(text.replace("def parse_model(", "def parse_model((", 1))
+    line = text[: text.index("def parse_model(")].count("\n") + 1
+    result = CliRunner().invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=nn.Identity", "--repo", str(repo),
+                                      "-o", str(tmp_path / "out.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "'ultralytics/nn/tasks.py' is not valid Python" in result.output
+    assert f"(ultralytics/nn/tasks.py:{line})" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out.yaml").exists()

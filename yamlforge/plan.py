@@ -19,7 +19,6 @@ from .manifest import (
     APPLIED,
     MANIFEST,
     ORIGINALS,
-    STATE_DIR,
     AppliedFusion,
     AppliedModule,
     FileRecord,
@@ -30,7 +29,7 @@ from .manifest import (
 from .rebase import rebase_all
 from .resources import render, render_string
 from .specs import ModuleSpec, SpecRegistry, load_spec
-from .targets import Target
+from .targets import Target, parse_python
 
 FIXES = ("flops",)
 
@@ -99,15 +98,6 @@ def desired_files(target: Target, original: Callable[[str], str | None], specs: 
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def parse_python(text: str, filename: str) -> ast.Module:
-    """``ast.parse`` whose syntax errors are user errors naming the file and line."""
-    try:
-        return ast.parse(text)
-    except SyntaxError as exc:
-        raise YamlforgeError(f"'{filename}' is not valid Python ({exc.msg}); nothing was changed",
-                             where=f"{filename}:{exc.lineno}", hint="fix or restore the file, then run again") from None
 
 
 def _class_node(tree: ast.Module, name: str) -> ast.ClassDef | None:
@@ -357,4 +347,4 @@ def _original_text(target: Target, manifest: Manifest | None, rel: str) -> str:
     return (target.root / rel).read_text(encoding="utf-8")
 
 
-__all__ = ["FIXES", "STATE_DIR", "Plan", "desired_files", "plan_apply", "plan_revert"]
+__all__ = ["FIXES", "Plan", "desired_files", "plan_apply", "plan_revert"]

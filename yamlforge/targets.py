@@ -11,6 +11,15 @@ from pathlib import Path
 from .errors import YamlforgeError
 
 
+def parse_python(text: str, filename: str) -> ast.Module:
+    """``ast.parse`` whose syntax errors are user errors naming the file and line."""
+    try:
+        return ast.parse(text)
+    except SyntaxError as exc:
+        raise YamlforgeError(f"'{filename}' is not valid Python ({exc.msg}); nothing was changed",
+                             where=f"{filename}:{exc.lineno}", hint="fix or restore the file, then run again") from None
+
+
 @dataclass(frozen=True)
 class TargetKind:
     """Everything the codemods and gen-yaml need to know about one family of checkouts."""
@@ -79,7 +88,7 @@ class Target:
     @cached_property
     def known_layers(self) -> frozenset[str]:
         """Names parse_model can resolve without yamlforge: everything tasks.py imports or defines."""
-        tree = ast.parse(self.tasks_path.read_text(encoding="utf-8"))
+        tree = parse_python(self.tasks_path.read_text(encoding="utf-8"), self.kind.tasks_file)
         names: set[str] = set()
         star_modules: list[str] = []
         for node in tree.body:
@@ -94,7 +103,7 @@ class Target:
         for module in star_modules:  # YOLOv9: from models.common import *
             path = self.root / (module.replace(".", "/") + ".py")
             if path.is_file():
-                sub = ast.parse(path.read_text(encoding="utf-8"))
+                sub = parse_python(path.read_text(encoding="utf-8"), str(path.relative_to(self.root)))
                 names.update(n.name for n in sub.body if isinstance(n, ast.ClassDef))
         return frozenset(names)
 

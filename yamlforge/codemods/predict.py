@@ -194,6 +194,3 @@ def store_outputs_in_slots(module: cst.Module, *, filename: str) -> cst.Module:
     return updated
 
 
-def add_slot_aware_forward(code: str, *, filename: str) -> str:
-    """Full new text of ``code`` with every forward layer loop made slot-aware (idempotent)."""
-    return store_outputs_in_slots(parse_code(code, filename), filename=filename).code
