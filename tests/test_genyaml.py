@@ -213,6 +213,22 @@ def test_output_named_without_a_scale_keeps_only_the_requested_row(repo, tmp_pat
     assert "  s: [0.33, 0.50, 1024] # YOLOv8s summary" in result.new_text
 
 
+def test_scale_rows_go_as_whole_lines_and_nc_changes_in_place_nothing_else(repo, tmp_path):
+    base = (repo / "ultralytics/cfg/models/v8/yolov8.yaml").read_text()
+    result = compile_yaml(GenRequest("yolov8s", repo=repo, nc=5, output=tmp_path / "mine.yaml"))
+    kept = [line for line in base.splitlines(keepends=True) if not line.startswith(("  n:", "  m:", "  l:", "  x:"))]
+    assert result.new_text == "".join(kept).replace("nc: 80 #", "nc: 5 #", 1)
+
+
+def test_flow_style_scales_are_not_cut(repo, tmp_path):
+    base = repo / "ultralytics/cfg/models/mine-base.yaml"
+    base.write_text("nc: 2\nscales: {n: [0.33, 0.25, 1024], s: [0.33, 0.50, 1024]}\n"
+                    "backbone:\n  - [-1, 1, Conv, [64, 3, 2]]\nhead:\n  - [-1, 1, nn.Identity, []]\n")
+    with pytest.raises(YamlforgeError, match="scales are one flow mapping") as err:
+        compile_yaml(GenRequest(str(base), repo=repo, scale="s", output=tmp_path / "out.yaml"))
+    assert err.value.where == "-o"
+
+
 def test_scale_option_names_the_output(repo):
     result = compile_yaml(GenRequest("yolov8", [parse_edit("insert-after", "15=nn.Identity")], repo=repo, scale="m"))
     assert result.output_path.name == "yolov8m-Identity.yaml"

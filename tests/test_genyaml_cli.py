@@ -114,9 +114,20 @@ def test_tasks_py_syntax_error_is_one_line_not_a_traceback(repo, tmp_path):
     text = tasks.read_text()
     tasks.write_text(text.replace("def parse_model(", "def parse_model((", 1))
     line = text[: text.index("def parse_model(")].count("\n") + 1
-    result = CliRunner().invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=nn.Identity", "--repo", str(repo),
+    # AIFI is checked against the names tasks.py imports, so tasks.py is read (nn.* or an applied spec need not)
+    result = CliRunner().invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=AIFI", "--repo", str(repo),
                                       "-o", str(tmp_path / "out.yaml")])
     assert result.exit_code == 2, result.output
     assert "'ultralytics/nn/tasks.py' is not valid Python" in result.output
     assert f"(ultralytics/nn/tasks.py:{line})" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out.yaml").exists()
+
+
+def test_torch_modules_need_no_parse_of_tasks_py(repo, tmp_path):
+    # parsing tasks.py is most of a gen-yaml call's work; torch's and applied modules are known without it
+    tasks = repo / "ultralytics/nn/tasks.py"
+    tasks.write_text(tasks.read_text().replace("def parse_model(", "def parse_model((", 1))
+    result = CliRunner().invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=nn.Identity", "--repo", str(repo),
+                                      "-o", str(tmp_path / "out.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "nn.Identity" in (tmp_path / "out.yaml").read_text()

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from yamlforge.errors import YamlforgeError
 from yamlforge.genyaml import parse_edit
-from yamlforge.yamlgraph import ModelGraph, builtin_factor, scan_flow_sequence, stride_label
+from yamlforge.yamlgraph import ModelGraph, builtin_factor, stride_label
 
 
 def d(text: str) -> str:
@@ -300,12 +300,35 @@ def test_bad_base_files(text, message):
         ModelGraph(text, "m.yaml")
 
 
-def test_scanner_spans_nested_quoted_and_commented():
-    text = "[[-1, 6], 1, nn.Upsample, [None, 2, 'a,]b'],  # c, ]\n]"
-    span = scan_flow_sequence(text, 0)
-    assert [text[c.start:c.end] for c in span.children] == ["[-1, 6]", "1", "nn.Upsample", "[None, 2, 'a,]b']"]
-    assert [text[c.start:c.end] for c in span.children[0].children] == ["-1", "6"]
-    assert span.end == len(text)
+def test_row_spans_nested_quoted_and_commented():
+    text = "backbone:\n  - [-1, 1, Conv, [64]]\nhead:\n  - [[-1, 0], 1, nn.Upsample, [None, 2, 'a,]b'],  # c, ]\n  ]\n"
+    span = ModelGraph(text).base[1].row.span
+    assert [text[c.start:c.end] for c in span.children] == ["[-1, 0]", "1", "nn.Upsample", "[None, 2, 'a,]b']"]
+    assert [text[c.start:c.end] for c in span.children[0].children] == ["-1", "0"]
+    assert text[span.start:span.end].endswith("# c, ]\n  ]") and text[span.start] == "["
+
+
+ALIASED = d("""
+    backbone:
+      - &stem [-1, 1, Conv, &wide [64, 3, 2]]
+      - [-1, 1, Conv, *wide]
+      - *stem
+    head:
+      - [-1, 1, nn.Identity, []]
+    """)
+
+
+def test_rows_holding_an_alias_are_not_rewritten_in_place():
+    graph = ModelGraph(ALIASED)
+    assert [layer.row is not None for layer in graph.base] == [True, False, False, True]
+    assert apply_edits(ALIASED, ("insert-after", "0=nn.Identity")) == ALIASED.replace(
+        "  - [-1, 1, Conv, *wide]\n", "  - [-1, 1, nn.Identity, []] # 1\n  - [-1, 1, Conv, *wide]\n")
+    with pytest.raises(YamlforgeError, match="layer 2 is not written as a one-line .* no row can be placed after it"):
+        apply_edits(ALIASED, ("insert-after", "2=nn.Identity"))
+    with pytest.raises(YamlforgeError, match="layer 1 is not written as a one-line"):
+        apply_edits(ALIASED, ("replace", "1=nn.Identity"))
+    with pytest.raises(YamlforgeError, match="layer 2 is not written as a one-line"):
+        apply_edits(ALIASED, ("replace", "2=nn.Identity"))
 
 
 @pytest.mark.parametrize("module, args, factor", [

@@ -30,22 +30,17 @@ class FileChange:
 
     def diff(self) -> str:
         """Unified diff with ``a/``/``b/`` headers (``/dev/null`` for a created or deleted file)."""
-        if self.old == self.new:
-            return ""
-        old_lines = (self.old or "").splitlines(keepends=True)
-        new_lines = (self.new or "").splitlines(keepends=True)
-        lines = difflib.unified_diff(
-            old_lines,
-            new_lines,
-            fromfile="/dev/null" if self.old is None else f"a/{self.path}",
-            tofile="/dev/null" if self.new is None else f"b/{self.path}",
-        )
-        out = []
-        for line in lines:
-            if not line.endswith("\n"):  # last line of a file without a final newline
-                line += "\n\\ No newline at end of file\n"
-            out.append(line)
-        return "".join(out)
+        return unified_diff(self.old, self.new, "/dev/null" if self.old is None else f"a/{self.path}",
+                            "/dev/null" if self.new is None else f"b/{self.path}")
+
+
+def unified_diff(old: str | None, new: str | None, fromfile: str, tofile: str) -> str:
+    """The diff ``git apply`` takes, with its marker for a last line without a newline; ``""`` when nothing changed."""
+    if old == new:
+        return ""
+    lines = difflib.unified_diff((old or "").splitlines(keepends=True), (new or "").splitlines(keepends=True),
+                                 fromfile=fromfile, tofile=tofile)
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 @dataclass

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .manifest import MANIFEST, read_manifest
+from .manifest import MANIFEST, read_manifest, sha256
 from .targets import Target
 from .verify import resolve_python, run_runner
 
@@ -41,7 +40,7 @@ def file_status(root: Path, relpath: str, after: str | None) -> str:
     path = root / relpath
     if not path.is_file():
         return "missing" if after is not None else "ok"
-    return "ok" if hashlib.sha256(path.read_bytes()).hexdigest() == after else "modified"
+    return "ok" if sha256(path.read_bytes()) == after else "modified"
 
 
 def doctor(target: Target, *, python: str | None = None) -> DoctorReport:

@@ -11,8 +11,10 @@ from typing import Any
 
 from .errors import YamlforgeError
 from .yamlgraph import INPUT, SECTIONS, Layer, ModelGraph, builtin_factor, stride_label
+from .yamlload import entry, load_nodes
 
 EDIT_KINDS = ("replace", "insert-after", "insert-before", "remove")
+TORCH_PREFIXES = ("nn.", "torch.nn.", "torchvision.ops.")  # modules parse_model takes from torch itself
 RECIPE_KEYS = ("base", "edits", "scale", "nc", "backbone")
 # Ultralytics 8.4.190's guess_model_scale; the checkout's own pattern is read from its tasks.py when present.
 DEFAULT_SCALE_PATTERN = r"yolo(e-)?[v]?\d+([nslmx])"
@@ -156,12 +158,9 @@ def _parse_module(module_text: str, option: str) -> tuple[str, tuple[tuple[str |
 
 def parse_value(text: str, option: str) -> Any:
     """One YAML flow value, as the model YAML will hold it."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     try:
-        loaded = YAML(typ="safe", pure=True).load(f"[{text}]")
-    except YAMLError:
+        loaded, _ = load_nodes(f"[{text}]", where=option, what="value")
+    except YamlforgeError:
         loaded = None
     if not isinstance(loaded, list) or len(loaded) != 1:
         raise YamlforgeError(f"'{text}' is not a single YAML value", where=option)
@@ -202,27 +201,18 @@ class Recipe:
 
 
 def load_recipe(path: Path) -> Recipe:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise YamlforgeError(f"cannot read recipe: {exc.strerror}", where="--recipe") from None
-    try:
-        data = YAML(typ="rt", pure=True).load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise YamlforgeError("malformed recipe YAML", where=f"{path}:{mark.line + 1 if mark else 1}") from None
+    data, node = load_nodes(text, where=str(path), what="recipe YAML")
     if not isinstance(data, dict):
         raise YamlforgeError("a recipe is a mapping with base and edits", where=f"{path}:1")
 
-    def line(key, container=data) -> str:
-        try:
-            return f"{path}:{container.lc.key(key)[0] + 1}"
-        except (AttributeError, KeyError, TypeError):
-            return f"{path}:1"
+    def line(key) -> str:
+        found = entry(node, key)
+        return f"{path}:{found[0].start_mark.line + 1 if found else 1}"
 
     for key in data:
         if key not in RECIPE_KEYS:
@@ -240,8 +230,8 @@ def load_recipe(path: Path) -> Recipe:
     edits = data.get("edits") or []
     if not isinstance(edits, list):
         raise YamlforgeError("recipe key 'edits' must be a list of {kind: value}", where=line("edits"))
-    for i, item in enumerate(edits):
-        where = f"{path}:{edits.lc.item(i)[0] + 1}" if hasattr(edits, "lc") else str(path)
+    for item, item_node in zip(edits, entry(node, "edits")[1].value if edits else ()):
+        where = f"{path}:{item_node.start_mark.line + 1}"
         if not isinstance(item, dict) or len(item) != 1:
             raise YamlforgeError("each edit is one '<kind>: <value>' pair, e.g. 'insert-after: 3=SHSA'", where=where)
         (kind, value), = item.items()
@@ -358,10 +348,10 @@ class GenResult:
 
     def diff(self) -> str:
         """Unified diff of the base against the output, ``a/``/``b/`` headers."""
-        lines = difflib.unified_diff(self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
-                                     fromfile=f"a/{self.display(self.base_path)}",
-                                     tofile=f"b/{self.display(self.output_path)}")
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        from .changeset import unified_diff
+
+        return unified_diff(self.old_text, self.new_text, f"a/{self.display(self.base_path)}",
+                            f"b/{self.display(self.output_path)}")
 
     def table(self) -> str:
         header = ("layer", "from", "n", "module", "args", "")
@@ -414,12 +404,22 @@ class _Modules:
             self._registry = SpecRegistry(list(self.spec_paths))
         return self._registry
 
+    def spec_behind(self, name: str):
+        """The spec a YAML module name stands for in this checkout; None for torch's and the target's own layers.
+
+        Only a spec name makes yamlforge read tasks.py here: when the spec is not applied, a target class of the same
+        name is the one parse_model finds.
+        """
+        if name.startswith(TORCH_PREFIXES):
+            return None
+        spec = self.registry.find(name)
+        if spec is None or name not in self.applied_names and name in self.target.known_layers:
+            return None
+        return spec
+
     def outputs(self, name: str) -> int:
         """Index slots a module's row takes: the number of outputs of a backbone-role spec, else 1."""
-        if name.startswith(("nn.", "torch.nn.", "torchvision.ops.")) or (
-                name not in self.applied_names and name in self.target.known_layers):
-            return 1
-        spec = self.registry.find(name)
+        spec = self.spec_behind(name)
         return len(spec.output_strides) if spec is not None and spec.role == "backbone" else 1
 
     def resolve_backbone(self, name: str, option: str):
@@ -443,19 +443,13 @@ class _Modules:
 
         ``in_base``: a module already in the base, where a backbone-role module is a row like any other.
         """
-        if name.startswith(("nn.", "torch.nn.", "torchvision.ops.")):
-            return name, None
-        # An applied spec is also imported by tasks.py, so the manifest is asked first; the target's own names
-        # then need no spec registry (~60 ms of YAML parsing).
-        if name not in self.applied_names and name in self.target.known_layers:
-            return name, None
-        spec = self.registry.find(name)
+        spec = self.spec_behind(name)
         if spec is not None:
             if spec.role != "layer" and not in_base:
                 raise YamlforgeError(f"{spec.name} is a {spec.role} module; layer edits take layer modules",
                                      where=option, hint=f"--backbone {name} swaps the whole backbone section")
             return (name if name in spec.exports else spec.exports[0]), spec
-        if name in self.target.known_layers:
+        if name.startswith(TORCH_PREFIXES) or name in self.target.known_layers:
             return name, None
         names = sorted(set(self.target.known_layers) | {s.name for s in self.registry})
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
@@ -604,15 +598,10 @@ def compile_yaml(request: GenRequest) -> GenResult:
     # spec modules already in the base (an earlier gen-yaml output) count too: for strides, and they must be applied
     in_base: dict[str, tuple[Any, str, list[int]]] = {}
     for layer in graph.base:
-        if layer.module.startswith(("nn.", "torch.nn.", "torchvision.ops.")):
-            continue
-        if layer.module not in modules.applied_names and layer.module in target.known_layers:
-            continue
         if layer.module in in_base:
             in_base[layer.module][2].append(layer.key)
-        elif modules.registry.find(layer.module) is not None:
-            option = f"layer {graph.base_slot[layer.key]}"
-            in_base[layer.module] = (modules.resolve(layer.module, option, in_base=True)[1], option, [layer.key])
+        elif (spec := modules.spec_behind(layer.module)) is not None:
+            in_base[layer.module] = (spec, f"layer {graph.base_slot[layer.key]}", [layer.key])
     specs: dict[str, Any] = {name: spec for name, (spec, _, _) in in_base.items()}
     to_apply: list[tuple[Any, str]] = []  # checked after the strides: a wrong edit is reported before a missing apply
     backbone = request.backbone or (recipe.backbone if recipe else None)
@@ -645,12 +634,12 @@ def compile_yaml(request: GenRequest) -> GenResult:
     for spec, option in to_apply:
         modules.check_applied(spec, option)
 
-    text = graph.render()
-    text = _set_nc(text, nc)
     named = [Edit("replace", -1, r.new, option=r.option) for r in request.replace_all]  # for the output's name
     output = _output_path(request, base, scale, ([backbone] if backbone else []) + named + edits, nc)
-    text = _apply_scale(text, base, target, scale, output)
-    _reload_check(text, graph, output)
+    _set_nc(graph, nc)
+    kept_scale = _apply_scale(graph, base, target, scale, output)
+    text = graph.render()
+    _reload_check(text, graph, output, nc=nc, scale=kept_scale)
     exists = output.exists()
     if exists and not request.force and not request.dry_run:
         raise YamlforgeError(f"'{output}' exists; nothing was written", where="-o",
@@ -712,58 +701,53 @@ def _output_stem(base: Base, scale: str | None, edits: list[Edit], nc: int | Non
     return f"{stem}-{suffix}"
 
 
-def _load_rt(text: str):
-    from ruamel.yaml import YAML
-
-    return YAML(typ="rt", pure=True).load(text)
-
-
-def _set_nc(text: str, nc: int | None) -> str:
+def _set_nc(graph: ModelGraph, nc: int | None) -> None:
     """``--nc``: rewrite the number in place, comment and spacing kept."""
     if nc is None:
-        return text
-    data = _load_rt(text)
-    if "nc" not in data:
+        return
+    found = entry(graph.node, "nc")
+    if found is None:
         raise YamlforgeError("the base has no 'nc:' key to set", where="--nc")
-    line, col = data.lc.value("nc")
-    lines = text.splitlines(keepends=True)
-    match = re.match(r"\d+", lines[line][col:])
-    if not match:
+    value = graph.data["nc"]
+    if not isinstance(value, int) or isinstance(value, bool) or not re.fullmatch(r"\d+", found[1].value):
         raise YamlforgeError("the base's 'nc:' is not a plain number", where="--nc")
-    lines[line] = lines[line][:col] + str(nc) + lines[line][col + match.end():]
-    return "".join(lines)
+    graph.splice_node(found[1], str(nc))
 
 
-def _apply_scale(text: str, base: Base, target, scale: str | None, output: Path) -> str:
-    """Make the output build at the requested scale: keep a name the target parses, or keep only that scale row."""
-    data = _load_rt(text)
-    scales = data.get("scales")
+def _apply_scale(graph: ModelGraph, base: Base, target, scale: str | None, output: Path) -> str | None:
+    """Make the output build at the requested scale: keep a name the target parses, or keep only that scale row.
+
+    Returns the one scale the output keeps, None when it keeps them all.
+    """
+    scales = graph.data.get("scales")
     if scale and (not isinstance(scales, dict) or len(scales) < 2):
         raise YamlforgeError(f"the base {base.path.name} has a single scale; --scale cannot pick another",
                              where="--scale")
     wanted = scale or base.scale
     if not wanted or not isinstance(scales, dict) or len(scales) < 2:
-        return text
+        return None
     if wanted not in scales:
         raise YamlforgeError(f"scale '{wanted}' is not in the base (scales: {', '.join(scales)})", where="--scale")
     parsed = guess_scale(scale_pattern(target), output.stem)
     if parsed == wanted:
-        return text
+        return None
     if parsed:
         raise YamlforgeError(f"the output name {output.name} makes {target.label} build scale '{parsed}', "
                              f"not '{wanted}'", where="-o", hint=f"name it like {base.name}-*.yaml")
-    lines = text.splitlines(keepends=True)
-    for key in reversed(list(scales)):
-        if key != wanted:
-            del lines[scales.lc.key(key)[0]]
-    return "".join(lines)
+    scale_rows = entry(graph.node, "scales")[1]
+    if scale_rows.flow_style:
+        raise YamlforgeError(f"the base's scales are one flow mapping, so the other scales cannot be dropped from the "
+                             f"output; name it so {target.label} reads scale '{wanted}' from it",
+                             where="-o", hint=f"-o {base.name}-custom.yaml")
+    for key, value in scale_rows.value:
+        if key.value != wanted:
+            graph.cut_lines(key, value)
+    return wanted
 
 
-def _reload_check(text: str, graph: ModelGraph, output: Path) -> None:
-    """Re-load what would be written and compare each row with the graph (the writer never writes a broken file)."""
-    from ruamel.yaml import YAML
-
-    data = YAML(typ="safe", pure=True).load(text)
+def _reload_check(text: str, graph: ModelGraph, output: Path, *, nc: int | None, scale: str | None) -> None:
+    """Re-load what would be written and compare it with the plan (the writer never writes a broken file)."""
+    data, _ = load_nodes(text, where=str(output), what="output (internal error, please report it)")
     rows = list(data["backbone"]) + list(data["head"])
     positions = graph.slot_numbers(graph.layers)
     expected = []
@@ -772,8 +756,15 @@ def _reload_check(text: str, graph: ModelGraph, output: Path) -> None:
         expected.append([values if layer.many else values[0], layer.repeats, layer.module, layer.args])
     if rows != expected:
         bad = next((i for i, (a, b) in enumerate(zip(rows, expected)) if a != b), min(len(rows), len(expected)))
-        raise YamlforgeError(f"internal error: the generated YAML does not re-load as planned at layer {bad}; "
-                             "nothing was written", where=str(output), hint="please report this with the command")
+        problem = f"layer {bad}"
+    elif nc is not None and data.get("nc") != nc:
+        problem = "nc"
+    elif scale is not None and list(data.get("scales") or ()) != [scale]:
+        problem = "scales"
+    else:
+        return
+    raise YamlforgeError(f"internal error: the generated YAML does not re-load as planned at {problem}; "
+                         "nothing was written", where=str(output), hint="please report this with the command")
 
 
 def _changed_rows(graph: ModelGraph) -> list[ChangedRow]:

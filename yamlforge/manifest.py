@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ FORMAT = 1
 
 
 def sha256(data: bytes | None) -> str | None:
+    import hashlib  # not at the top: it loads OpenSSL (ms), and gen-yaml reads the manifest without hashing
+
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import keyword
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode
 
 from .errors import YamlforgeError
 from .resources import SPECS_DIR
+from .yamlload import line_of, load_nodes
 
 ROLES = ("layer", "backbone")
 CHANNEL_RULES = ("keep", "in_out", "custom")
@@ -81,6 +79,8 @@ class ModuleSpec:
 
     def digest(self) -> str:
         """sha256 of the spec and its implementation: what the manifest records."""
+        import hashlib  # not at the top: it loads OpenSSL (ms), and gen-yaml reads specs without hashing them
+
         h = hashlib.sha256(self.spec_path.read_bytes())
         h.update(self.source.read_bytes())
         return h.hexdigest()
@@ -91,15 +91,6 @@ class ModuleSpec:
         return self.stride if isinstance(self.stride, tuple) else (self.stride,)
 
 
-def _line_of(node: MappingNode | None, key: str | None) -> int:
-    if node is None:
-        return 1
-    for k, v in node.value:
-        if key is not None and k.value == key:
-            return v.start_mark.line + 1
-    return node.start_mark.line + 1
-
-
 def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
     """Read one spec file; any problem is a YamlforgeError naming ``file:line`` and the field."""
     path = Path(path)
@@ -107,20 +98,12 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise YamlforgeError(f"cannot read module spec: {exc.strerror}", where=str(path)) from None
-    yaml = YAML(typ="safe", pure=True)
-    try:
-        node = yaml.compose(text)  # kept for line numbers; the data is constructed from it, not parsed twice
-        data = yaml.constructor.construct_document(node) if node is not None else None
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise YamlforgeError(f"malformed YAML in module spec: {problem}", where=f"{path}:{line}") from None
+    data, node = load_nodes(text, where=str(path), what="YAML in module spec")
     if not isinstance(data, dict) or not isinstance(node, MappingNode):
         raise YamlforgeError("a module spec must be a mapping of fields", where=f"{path}:1")
 
     def fail(key: str | None, message: str) -> YamlforgeError:
-        return YamlforgeError(message, where=f"{path}:{_line_of(node, key)}")
+        return YamlforgeError(message, where=f"{path}:{line_of(node, key)}")
 
     for key in data:
         if key not in FIELDS:

@@ -9,105 +9,25 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from ruamel.yaml.nodes import Node, SequenceNode
+
 from .errors import YamlforgeError
+from .yamlload import entry, load_nodes
 
 SECTIONS = ("backbone", "head")
 INPUT = "input"  # producer of layer 0's ``-1``: the image
 
 
-# ---------------------------------------------------------------- flow-sequence scanner
+# ---------------------------------------------------------------- the graph
 
 
 @dataclass
 class Span:
-    """Where one flow element sits in the text; ``children`` for a ``[...]`` sequence."""
+    """Where a flow row, or one of its elements, sits in the text; ``children`` for a ``[...]`` sequence."""
 
     start: int
     end: int
     children: list[Span] | None = None
-
-
-def _skip_blank(text: str, i: int) -> int:
-    """Skip whitespace, newlines and ``# comments`` inside a flow collection."""
-    while i < len(text):
-        c = text[i]
-        if c in " \t\r\n":
-            i += 1
-        elif c == "#" and (i == 0 or text[i - 1] in " \t\r\n"):
-            while i < len(text) and text[i] != "\n":
-                i += 1
-        else:
-            break
-    return i
-
-
-def _scan_quoted(text: str, i: int) -> int:
-    quote = text[i]
-    i += 1
-    while i < len(text):
-        if quote == '"' and text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == quote:
-            if quote == "'" and text[i + 1 : i + 2] == "'":  # '' is an escaped quote
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    raise ValueError("unterminated quoted scalar")
-
-
-def _scan_element(text: str, i: int) -> Span:
-    c = text[i]
-    if c == "[":
-        return scan_flow_sequence(text, i)
-    if c == "{":
-        depth, j = 0, i
-        while j < len(text):
-            if text[j] in "'\"":
-                j = _scan_quoted(text, j)
-                continue
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-            if depth == 0:
-                return Span(i, j)
-        raise ValueError("unterminated flow mapping")
-    if c in "'\"":
-        return Span(i, _scan_quoted(text, i))
-    j = i
-    while j < len(text) and text[j] not in ",[]{}\n" and not (text[j] == "#" and text[j - 1] in " \t"):
-        j += 1
-    end = j
-    while end > i and text[end - 1] in " \t":
-        end -= 1
-    if end == i:
-        raise ValueError("empty element")
-    return Span(i, end)
-
-
-def scan_flow_sequence(text: str, i: int) -> Span:
-    """Spans of ``[a, [b, c], d]`` starting at ``text[i] == '['`` (ruamel gives starts only, we need ends)."""
-    if text[i] != "[":
-        raise ValueError("not a flow sequence")
-    children: list[Span] = []
-    j = _skip_blank(text, i + 1)
-    if j < len(text) and text[j] == "]":
-        return Span(i, j + 1, children)
-    while j < len(text):
-        child = _scan_element(text, j)
-        children.append(child)
-        j = _skip_blank(text, child.end)
-        if j < len(text) and text[j] == "]":
-            return Span(i, j + 1, children)
-        if j >= len(text) or text[j] != ",":
-            raise ValueError("expected ',' or ']'")
-        j = _skip_blank(text, j + 1)
-        if j < len(text) and text[j] == "]":  # trailing comma
-            return Span(i, j + 1, children)
-    raise ValueError("unterminated flow sequence")
-
-
-# ---------------------------------------------------------------- the graph
 
 
 @dataclass
@@ -187,31 +107,24 @@ class ModelGraph:
     """
 
     def __init__(self, text: str, where: str = "<yaml>", outputs: Callable[[str], int] | None = None):
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-
         self.text = text
         self.where = where
         self._outputs = outputs or (lambda module: 1)
         self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        try:
-            self.data = YAML(typ="rt", pure=True).load(text)
-        except YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise YamlforgeError(f"malformed model YAML: {problem}", where=f"{where}:{mark.line + 1 if mark else 1}") from None
+        self.data, self.node = load_nodes(text, where=where, what="model YAML")
         if not isinstance(self.data, dict) or not all(isinstance(self.data.get(s), list) for s in SECTIONS):
             raise YamlforgeError("not a model YAML: it needs 'backbone' and 'head' lists", where=f"{where}:1")
         self.base: list[Layer] = []
+        self._splices: list[tuple[int, int, str]] = []  # text edits outside the layer rows: splice_node, cut_lines
         slot = 0
         for section in SECTIONS:
-            seq = self.data[section]
-            flow = seq.fa.flow_style()
-            for i, value in enumerate(seq):
-                line, col = seq.lc.item(i)
-                layer = self._read_layer(len(self.base), slot, value, section, flow, line, col)
+            seq = entry(self.node, section)[1]
+            cursor = self._offset(seq.start_mark.line, seq.start_mark.column)  # where the next row may start
+            for value, item in zip(self.data[section], seq.value):
+                layer = self._read_layer(len(self.base), slot, value, item, section, bool(seq.flow_style), cursor)
                 self.base.append(layer)
                 slot += layer.outputs
+                cursor = layer.row.span.end if layer.row else cursor
         self.base_slot: dict[Hashable, int] = self.slot_numbers(self.base)
         self.slot_owner: dict[int, Slot] = {self.base_slot[b.key] + k: (b.key, k) for b in self.base
                                         for k in range(b.outputs)}
@@ -228,6 +141,17 @@ class ModelGraph:
     def _offset(self, line: int, col: int) -> int:
         return self._line_starts[line] + col
 
+    def splice_node(self, node: Node, text: str) -> None:
+        """On render, ``node``'s own text (a scalar outside the layer rows, such as ``nc:``'s number) becomes ``text``."""
+        start, end = node.start_mark, node.end_mark
+        self._splices.append((self._offset(start.line, start.column), self._offset(end.line, end.column), text))
+
+    def cut_lines(self, first: Node, last: Node) -> None:
+        """On render, the whole lines from ``first``'s start to ``last``'s end go (one ``scales:`` row, say)."""
+        end = last.end_mark
+        last_line = end.line if end.column > 0 or end.line == first.start_mark.line else end.line - 1
+        self._splices.append((self._line_starts[first.start_mark.line], self._line_end(last_line), ""))
+
     def _line_of(self, offset: int) -> int:
         lo, hi = 0, len(self._line_starts) - 1
         while lo < hi:
@@ -241,8 +165,27 @@ class ModelGraph:
     def _line_end(self, line: int) -> int:
         return self._line_starts[line + 1] if line + 1 < len(self._line_starts) else len(self.text)
 
-    def _read_layer(self, index: int, slot: int, value: Any, section: str, flow: bool, line: int, col: int) -> Layer:
+    def _span(self, node: Node, after: int) -> Span | None:
+        """Offsets of a node and, for a sequence, of its items; None unless it starts at or after ``after`` and each
+        item lies inside it, in order (an alias's node is its anchor's, which sits earlier in the text)."""
+        start, end = node.start_mark, node.end_mark
+        span = Span(self._offset(start.line, start.column), self._offset(end.line, end.column))
+        if span.start < after:
+            return None
+        if isinstance(node, SequenceNode):
+            span.children, cursor = [], span.start
+            for item in node.value:
+                child = self._span(item, cursor)
+                if child is None or child.end > span.end:
+                    return None
+                span.children.append(child)
+                cursor = child.end
+        return span
+
+    def _read_layer(self, index: int, slot: int, value: Any, node: Node, section: str, flow: bool,
+                    after: int) -> Layer:
         """Row ``index`` starting at ``slot``; its refs hold absolute slot numbers until _resolve_base_refs."""
+        line = node.start_mark.line
         where = f"{self.where}:{line + 1}"
         if not isinstance(value, list) or len(value) != 4:
             raise YamlforgeError(f"layer {slot} is not a [from, repeats, module, args] row", where=where)
@@ -266,13 +209,8 @@ class ModelGraph:
             else:
                 refs.append(Ref(e, relative=False))
         row = None
-        start = self._offset(line, col)
-        try:
-            span = scan_flow_sequence(self.text, start)
-            ok = len(span.children) == 4 and (not isinstance(f, list) or span.children[0].children is not None)
-        except (ValueError, IndexError):
-            ok = False
-        if ok:
+        span = self._span(node, after) if isinstance(node, SequenceNode) and node.flow_style else None
+        if span is not None:  # a one-line-style [from, repeats, module, args] row, which edits can rewrite in place
             first, last = self._line_of(span.start), self._line_of(span.end - 1)
             line_start, line_end = self._line_starts[first], self._line_end(last)
             row = Row(section, flow, span, line + 1, line_start, line_end, self.text[line_start:span.start],
@@ -548,6 +486,9 @@ class ModelGraph:
             if self.text[start:end] != text or start == end:
                 patches.append((start, end, order, text))
 
+        for start, end, text in self._splices:
+            patch(start, end, text)
+
         for base_layer in self.base:
             index = base_layer.key
             if index in self.swapped:
@@ -583,11 +524,15 @@ class ModelGraph:
             position = positions[layer.key]
             anchor_index, side = layer.anchor
             anchor = self.base[anchor_index].row
-            if anchor is None or not anchor.own_lines and not (side == "before" and anchor.flow_section
-                                                              and _suffix_is_plain(anchor.suffix)):
+            if anchor is None:
+                raise YamlforgeError(f"layer {self.base_slot[anchor_index]} is not written as a one-line [from, "
+                                     f"repeats, module, args] flow list, so no row can be placed {side} it",
+                                     where=self.where)
+            if not anchor.own_lines and not (side == "before" and anchor.flow_section
+                                             and _suffix_is_plain(anchor.suffix)):
                 raise YamlforgeError(f"cannot place a new row {side} layer {self.base_slot[anchor_index]}: its line "
                                      "holds more than the row (a bracket of the list); put the row on its own line",
-                                     where=f"{self.where}:{anchor.line if anchor else 1}")
+                                     where=f"{self.where}:{anchor.line}")
             if anchor.flow_section:
                 prefix, comma = " " * len(anchor.prefix), ","
             else:
