@@ -226,7 +226,11 @@ def test_flow_style_scales_are_not_cut(repo, tmp_path):
                     "backbone:\n  - [-1, 1, Conv, [64, 3, 2]]\nhead:\n  - [-1, 1, nn.Identity, []]\n")
     with pytest.raises(YamlforgeError, match="scales are one flow mapping") as err:
         compile_yaml(GenRequest(str(base), repo=repo, scale="s", output=tmp_path / "out.yaml"))
-    assert err.value.where == "-o"
+    assert err.value.where == "-o" and "one per line" in err.value.hint
+    base.write_text(base.read_text().replace("scales: {n: [0.33, 0.25, 1024], s: [0.33, 0.50, 1024]}",
+                                             "scales:\n  n: [0.33, 0.25, 1024]\n  s: [0.33, 0.50, 1024]"))
+    result = compile_yaml(GenRequest(str(base), repo=repo, scale="s", output=tmp_path / "out.yaml"))  # the hint works
+    assert "scales:\n  s: [0.33, 0.50, 1024]\nbackbone:" in result.new_text
 
 
 def test_scale_option_names_the_output(repo):

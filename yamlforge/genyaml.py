@@ -738,7 +738,8 @@ def _apply_scale(graph: ModelGraph, base: Base, target, scale: str | None, outpu
     if scale_rows.flow_style:
         raise YamlforgeError(f"the base's scales are one flow mapping, so the other scales cannot be dropped from the "
                              f"output; name it so {target.label} reads scale '{wanted}' from it",
-                             where="-o", hint=f"-o {base.name}-custom.yaml")
+                             where="-o", hint="write the base's scales one per line (block style), so the others "
+                                              "can be dropped")
     for key, value in scale_rows.value:
         if key.value != wanted:
             graph.cut_lines(key, value)
