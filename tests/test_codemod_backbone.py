@@ -185,7 +185,7 @@ ERRORS = [
         27,
         id="rtdetr-predict-without-loop",
     ),
-    pytest.param(PLAIN.replace("ch = [ch]", "ch = [ch"), "cannot parse", None, id="syntax-error"),
+    pytest.param(PLAIN.replace("ch = [ch]", "ch = [ch"), "not valid Python", 11, id="syntax-error"),
 ]
 
 

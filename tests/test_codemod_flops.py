@@ -147,7 +147,7 @@ ERRORS = [
         4,
         id="model-info-no-try",
     ),
-    pytest.param("def get_flops(model:\n    return 0\n", "cannot parse", None, id="syntax-error"),
+    pytest.param("def get_flops(model:\n    return 0\n", "not valid Python", 1, id="syntax-error"),
 ]
 
 

@@ -8,15 +8,14 @@ import textwrap
 from pathlib import Path
 
 import libcst as cst
-import libcst.matchers as m
 import pytest
 
 from yamlforge.codemods import describe_registration
 from yamlforge.codemods.imports import add_imports
 from yamlforge.codemods.registration import (
     KEEP_MARKER,
-    PARSE_MODEL,
     Registration,
+    is_parse_model,
     locate,
     register_in_parse_model,
 )
@@ -451,7 +450,7 @@ def test_real_excerpt_before_after(name, kind, version, relpath, package):
 
 
 def _parse_model(code: str) -> cst.FunctionDef:
-    return next(s for s in cst.parse_module(code).body if m.matches(s, PARSE_MODEL))
+    return next(s for s in cst.parse_module(code).body if is_parse_model(s))
 
 
 def _names(literal) -> list[str]:

@@ -14,26 +14,12 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from ..errors import YamlforgeError
 from ..resources import render
-from .predict import (
-    StatementTransformer,
-    UnexpectedShape,
-    parse_code,
-    parsed_statement,
-    shape_error,
-    slots_flag_test,
-    store_outputs_in_slots,
-)
-from .registration import Registration
+from .base import StatementTransformer, UnexpectedShape, edit_code, parsed_statement
+from .predict import slots_flag_test, store_outputs_in_slots
+from .registration import Registration, is_parse_model, is_row_loop
 
 BRANCH_TEMPLATE = "parse_model/backbone.py.j2"
-
-# ``for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):`` on every Ultralytics version and YOLOv9
-ROW_LOOP = m.For(
-    target=m.Tuple(elements=[m.Element(m.Name("i")), m.Element(m.Tuple())]),
-    iter=m.Call(func=m.Name("enumerate")),
-)
 
 
 def _statement(target: str, value: m.BaseMatcherNode) -> m.SimpleStatementLine:
@@ -88,18 +74,26 @@ def _has(statements, matcher) -> bool:
 class _RowLoopEdit(StatementTransformer):
     """Finds ``parse_model``'s row loop and hands its statements to :meth:`edit_loop`; fails on any other shape."""
 
-    def __init__(self, filename: str):
+    def __init__(self):
         super().__init__()
-        self.filename = filename
         self.found = False
 
+    @classmethod
+    def apply(cls, module: cst.Module) -> cst.Module:
+        """This edit on ``module`` (raises :class:`UnexpectedShape` when it has no parse_model of the known shape)."""
+        edit = cls()
+        updated = module.visit(edit)
+        if not edit.found:
+            raise UnexpectedShape(module, "no parse_model function found: not a model file yamlforge knows")
+        return updated
+
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
-        if original_node.name.value != "parse_model":
+        if not is_parse_model(original_node):
             return updated_node
         self.found = True
         statements = list(updated_node.body.body)
         for index, statement in enumerate(statements):
-            if m.matches(statement, ROW_LOOP):
+            if is_row_loop(statement):
                 loop_body = self.edit_loop(list(statement.body.body), original_node.body.body[index])
                 statements[index] = statement.with_changes(body=statement.body.with_changes(body=loop_body))
                 statements = self.edit_function(statements, index)
@@ -114,17 +108,6 @@ class _RowLoopEdit(StatementTransformer):
 
     def edit_function(self, statements: list[cst.BaseStatement], loop_index: int) -> list[cst.BaseStatement]:
         return statements
-
-    def run(self, module: cst.Module) -> cst.Module:
-        try:
-            updated = module.visit(self)
-        except UnexpectedShape as exc:
-            raise shape_error(module, exc, self.filename) from None
-        if not self.found:
-            raise YamlforgeError(
-                "no parse_model function found: not a model file yamlforge knows", where=f"{self.filename}:1"
-            )
-        return updated
 
 
 class NumberRowsBySlot(_RowLoopEdit):
@@ -192,34 +175,13 @@ class ExtendChannelsPerOutput(_RowLoopEdit):
         raise UnexpectedShape(loop, "parse_model: expected 'ch.append(c2)' at the end of the row loop")
 
 
-PARSE_MODEL_EDITS = (SkipBuiltModules, NumberRowsBySlot, ExtendChannelsPerOutput)
+# parse_model's slot bookkeeping, then the forward loops that read it
+MULTI_OUTPUT_EDITS = (SkipBuiltModules.apply, NumberRowsBySlot.apply, ExtendChannelsPerOutput.apply, store_outputs_in_slots)
 
 
 def add_multi_output_support(code: str, *, filename: str) -> str:
     """``tasks.py`` / ``yolo.py`` with parse_model's slot bookkeeping and slot-aware forward loops (idempotent)."""
-    return add_multi_output_support_to_module(parse_code(code, filename), filename=filename).code
-
-
-def add_multi_output_support_to_module(module: cst.Module, *, filename: str) -> cst.Module:
-    """:func:`add_multi_output_support` on an already parsed module (lets a caller chain codemods on one parse).
-
-    Errors name lines of ``module`` as given.
-    """
-    try:
-        return _apply_all(module, filename)
-    except YamlforgeError:
-        # Each edit checks only shapes of the file as given, so on the original it fails the same way, but with
-        # the line numbers the user sees (the edits before it have inserted lines).
-        for edit in PARSE_MODEL_EDITS:
-            edit(filename).run(module)
-        store_outputs_in_slots(module, filename=filename)
-        raise
-
-
-def _apply_all(module: cst.Module, filename: str) -> cst.Module:
-    for edit in PARSE_MODEL_EDITS:
-        module = edit(filename).run(module)
-    return store_outputs_in_slots(module, filename=filename)
+    return edit_code(code, MULTI_OUTPUT_EDITS, filename=filename)
 
 
 def backbone_registration(name: str) -> Registration:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from ..errors import YamlforgeError
-from .predict import UnexpectedShape, parse_code, parsed_statement, shape_error
+from .base import ModuleLevelTransformer, UnexpectedShape, edit_code, parsed_statement
 
 HELPER = "gflops_at_full_size"
 DECORATOR = "fall_back_to_full_size"
@@ -76,14 +75,7 @@ def _insert_helpers(statements: list, before: int, names: tuple[str, ...]) -> li
     return statements
 
 
-class _ModuleLevelEdit(cst.CSTTransformer):
-    """Edits module-level statements in ``leave_Module``; nothing below them is visited (most of the file)."""
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        return isinstance(node, cst.Module) and super().on_visit(node)
-
-
-class DecorateGetFlops(_ModuleLevelEdit):
+class DecorateGetFlops(ModuleLevelTransformer):
     """Ultralytics: ``@fall_back_to_full_size`` on module-level ``get_flops``, helpers defined right before it.
 
     The decorator returns ``get_flops(...)`` when it is non-zero and ``gflops_at_full_size(...)`` otherwise, so
@@ -111,7 +103,7 @@ class DecorateGetFlops(_ModuleLevelEdit):
         return updated_node.with_changes(body=statements)
 
 
-class FallBackInModelInfo(_ModuleLevelEdit):
+class FallBackInModelInfo(ModuleLevelTransformer):
     """YOLOv9: after ``model_info``'s FLOPs ``try`` add ``if not fs or not flops:`` -> profile at full size.
 
     ``fs`` is ``''`` when the stride-sized profile raised, and ``flops`` is bound whenever ``fs`` is not empty,
@@ -145,25 +137,21 @@ class FallBackInModelInfo(_ModuleLevelEdit):
         return updated_node.with_changes(body=statements)
 
 
-def fix_get_flops(code: str, *, filename: str) -> str:
-    """``torch_utils.py`` whose FLOPs report falls back to a full-size profile (Ultralytics or YOLOv9; idempotent)."""
-    return fix_get_flops_in_module(parse_code(code, filename), filename=filename).code
-
-
-def fix_get_flops_in_module(module: cst.Module, *, filename: str) -> cst.Module:
-    """:func:`fix_get_flops` on an already parsed module (errors name lines of ``module`` as given)."""
+def full_size_flops_fallback(module: cst.Module) -> cst.Module:
+    """The edit :class:`DecorateGetFlops` on Ultralytics' ``torch_utils.py``, else :class:`FallBackInModelInfo`."""
     decorate = DecorateGetFlops()
     updated = module.visit(decorate)
     if decorate.found:
         return updated
     fallback = FallBackInModelInfo()
-    try:
-        updated = module.visit(fallback)
-    except UnexpectedShape as exc:
-        raise shape_error(module, exc, filename) from None
+    updated = module.visit(fallback)
     if not fallback.found:
-        raise YamlforgeError(
-            "no get_flops (Ultralytics) or model_info (YOLOv9) function found: not a torch_utils.py yamlforge knows",
-            where=f"{filename}:1",
+        raise UnexpectedShape(
+            module, "no get_flops (Ultralytics) or model_info (YOLOv9) function found: not a torch_utils.py yamlforge knows"
         )
     return updated
+
+
+def fix_get_flops(code: str, *, filename: str) -> str:
+    """``torch_utils.py`` whose FLOPs report falls back to a full-size profile (Ultralytics or YOLOv9; idempotent)."""
+    return edit_code(code, [full_size_flops_fallback], filename=filename)

@@ -2,39 +2,30 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterable, Sequence
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
 
-from ..errors import YamlforgeError
+from .base import Edit, ModuleLevelTransformer, edit_code
 
 MARKER = "# yamlforge"  # on every import line we add: reviewers see what is ours, revert can find it
 
-IMPORT_LINE = m.SimpleStatementLine(body=[m.ZeroOrMore(), m.Import() | m.ImportFrom(), m.ZeroOrMore()])
-DOCSTRING = m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])
+
+def _is_import_line(statement: cst.CSTNode) -> bool:
+    """A line holding ``import ...`` or ``from ... import ...`` (among other small statements, maybe)."""
+    match statement:
+        case cst.SimpleStatementLine(body=smalls):
+            return any(isinstance(small, (cst.Import, cst.ImportFrom)) for small in smalls)
+    return False
 
 
-def parse_code(code: str, filename: str) -> cst.Module:
-    """libcst parse whose syntax errors are user errors naming ``filename:line``.
-
-    The line and message are Python's own (libcst's parser can point one line past the mistake).
-    """
-    try:
-        return cst.parse_module(code)
-    except cst.ParserSyntaxError as exc:
-        line, message = exc.raw_line, exc.message
-    try:
-        ast.parse(code)
-    except SyntaxError as exc:
-        line, message = exc.lineno or line, exc.msg
-    raise YamlforgeError(
-        f"'{filename}' is not valid Python ({message}); nothing was changed",
-        where=f"{filename}:{line}",
-        hint="fix or restore the file, then run again",
-    )
+def _is_docstring(statement: cst.CSTNode) -> bool:
+    """A docstring: a line holding a lone string."""
+    match statement:
+        case cst.SimpleStatementLine([cst.Expr(cst.SimpleString() | cst.ConcatenatedString())]):
+            return True
+    return False
 
 
 def _bound_by(statement: cst.CSTNode) -> Iterable[str]:
@@ -89,7 +80,7 @@ def module_level_names(module: cst.Module) -> frozenset[str]:
     return frozenset(name for statement in module.body for name in _bound_by(statement))
 
 
-class AddImports(cst.CSTTransformer):
+class AddImports(ModuleLevelTransformer):
     """Adds one ``from <module> import <A>, <B>  # yamlforge`` statement per module, after the last top-level import.
 
     Names keep the order given and are grouped by module; the lines go directly below the file's last top-level
@@ -105,9 +96,6 @@ class AddImports(cst.CSTTransformer):
             if not all(part.isidentifier() for part in module.split(".")) or not name.isidentifier():
                 raise ValueError(f"not an importable (module, name) pair: {(module, name)!r}")
         self.imports = list(imports)
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        return isinstance(node, cst.Module)  # only the module's own statement list is edited
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         bound = set(module_level_names(updated_node))
@@ -125,10 +113,10 @@ class AddImports(cst.CSTTransformer):
 
 
 def _insert_position(body: Sequence[cst.BaseStatement]) -> int:
-    last_import = max((i for i, statement in enumerate(body) if m.matches(statement, IMPORT_LINE)), default=None)
+    last_import = max((i for i, statement in enumerate(body) if _is_import_line(statement)), default=None)
     if last_import is not None:
         return last_import + 1
-    return 1 if body and m.matches(body[0], DOCSTRING) else 0
+    return 1 if body and _is_docstring(body[0]) else 0
 
 
 def _import_line(module: str, names: Sequence[str]) -> cst.SimpleStatementLine:
@@ -139,11 +127,12 @@ def _import_line(module: str, names: Sequence[str]) -> cst.SimpleStatementLine:
     )
 
 
+def import_edits(imports: Sequence[tuple[str, str]]) -> list[Edit]:
+    """The edit :class:`AddImports` for ``imports`` (``(module, name)`` pairs)."""
+    transformer = AddImports(imports)  # keeps no state between visits: one serves every run
+    return [lambda module: module.visit(transformer)]
+
+
 def add_imports(code: str, imports: Sequence[tuple[str, str]], *, filename: str) -> str:
     """``code`` with ``from module import name`` for every pair not already bound at module level (idempotent)."""
-    return add_imports_to_module(parse_code(code, filename), imports).code
-
-
-def add_imports_to_module(module: cst.Module, imports: Sequence[tuple[str, str]]) -> cst.Module:
-    """:func:`add_imports` on an already parsed module (lets a caller chain codemods on one parse)."""
-    return module.visit(AddImports(imports))
+    return edit_code(code, import_edits(imports), filename=filename)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, PositionProvider
 
-from ..errors import YamlforgeError
 from ..targets import KINDS
+from .base import StatementTransformer, UnexpectedShape, parsed_statement
 
 # The methods that run ``self.model`` layer by layer, as the target descriptions name them (Ultralytics
 # ``_predict_once`` and the ``predict`` overrides of RT-DETR / World / YOLOE models, YOLOv9 ``_forward_once``).
@@ -54,65 +51,6 @@ else:
 """
 
 
-@cache
-def parsed_statement(code: str) -> cst.BaseStatement:
-    """``code`` (one statement the edits insert) parsed once per process; libcst nodes are immutable, so shared."""
-    return cst.parse_statement(code)
-
-
-# Every statement that can hold a def or class sits in one of these: a statement-level edit enters only them
-STATEMENT_CONTAINERS = (
-    cst.Module,
-    cst.BaseSuite,
-    cst.BaseCompoundStatement,
-    cst.Else,
-    cst.ExceptHandler,
-    cst.ExceptStarHandler,
-    cst.Finally,
-    cst.MatchCase,
-)
-
-
-class StatementTransformer(cst.CSTTransformer):
-    """Visits statements only, never the expressions and simple statements inside them (most of a model file).
-
-    The edits here act in ``leave_FunctionDef`` / ``leave_ClassDef`` on whole statement lists, so they reach
-    every def and class at any depth while visiting a fraction of the nodes a full pass would.
-    """
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        return isinstance(node, STATEMENT_CONTAINERS) and super().on_visit(node)
-
-
-class UnexpectedShape(Exception):
-    """Raised by an edit inside a visit: ``node`` lacks the shape it needs; :func:`shape_error` adds the line."""
-
-    def __init__(self, node: cst.CSTNode, message: str):
-        super().__init__(message)
-        self.node = node
-        self.message = message
-
-
-def shape_error(module: cst.Module, exc: UnexpectedShape, filename: str) -> YamlforgeError:
-    """The user error for ``exc`` raised while visiting ``module``, naming ``filename:line``.
-
-    Positions cost a pass over the whole module, so they are computed here, on the error path only.
-    """
-    return YamlforgeError(exc.message, where=f"{filename}:{line_of(module, exc.node)}")
-
-
-def line_of(module: cst.Module, node: cst.CSTNode) -> int:
-    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[node].start.line
-
-
-def parse_code(code: str, filename: str) -> cst.Module:
-    """libcst parse with a syntax error reported as ``filename:line``."""
-    try:
-        return cst.parse_module(code)
-    except cst.ParserSyntaxError as exc:
-        raise YamlforgeError(f"cannot parse: {exc.message}", where=f"{filename}:{exc.raw_line}") from None
-
-
 class StoreBackboneOutputsInSlots(StatementTransformer):
     """Wraps ``y.append(x if m.i in self.save else None)`` in every layer loop of the forward methods.
 
@@ -123,9 +61,8 @@ class StoreBackboneOutputsInSlots(StatementTransformer):
     loop body but sits in the ``else`` of the flag test, which is recognised as done.
     """
 
-    def __init__(self, filename: str):
+    def __init__(self):
         super().__init__()
-        self.filename = filename
         self.classes: list[str] = []
         self.done: dict[tuple[str | None, str], bool] = {}  # (class, method) -> has a (now) slot-aware loop
         self.methods: dict[tuple[str | None, str], cst.FunctionDef] = {}  # the last def of each, for errors
@@ -168,29 +105,23 @@ class StoreBackboneOutputsInSlots(StatementTransformer):
         return loop, False
 
     def check(self, module: cst.Module) -> None:
-        """Fail naming the method of ``module`` (the module visited) whose layer loop has no ``y.append(...)``."""
-        bases = {key: done for key, done in self.done.items() if key[1] in BASE_FORWARD_METHODS}
-        if not bases:
-            raise YamlforgeError(
-                "no _predict_once / _forward_once method found: not a model file yamlforge knows",
-                where=f"{self.filename}:1",
-            )
+        """Raise :class:`UnexpectedShape` at the method of ``module`` (the module visited) lacking a loop it needs."""
+        if not any(key[1] in BASE_FORWARD_METHODS for key in self.done):
+            raise UnexpectedShape(module, "no _predict_once / _forward_once method found: not a model file yamlforge knows")
         required = [key for key in self.done if key in REQUIRED_CLASS_METHODS or key[1] in BASE_FORWARD_METHODS]
         for key in required:
             if not self.done[key]:
                 owner = f"{key[0]}.{key[1]}" if key[0] else key[1]
-                raise YamlforgeError(
+                raise UnexpectedShape(
+                    self.methods[key],
                     f"{owner}: expected a loop 'for m in self.model' saving outputs with "
                     "'y.append(x if m.i in self.save else None)'",
-                    where=f"{self.filename}:{line_of(module, self.methods[key])}",
                 )
 
 
-def store_outputs_in_slots(module: cst.Module, *, filename: str) -> cst.Module:
-    """Apply :class:`StoreBackboneOutputsInSlots` to a parsed module (raises on an unknown loop shape)."""
-    transformer = StoreBackboneOutputsInSlots(filename)
+def store_outputs_in_slots(module: cst.Module) -> cst.Module:
+    """The edit :class:`StoreBackboneOutputsInSlots` (raises :class:`UnexpectedShape` on an unknown loop shape)."""
+    transformer = StoreBackboneOutputsInSlots()
     updated = module.visit(transformer)
     transformer.check(module)
     return updated
-
-

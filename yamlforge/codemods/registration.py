@@ -14,22 +14,23 @@ shape, ``elif m in {...}:``), so later keep modules join its set instead of open
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import libcst as cst
-import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, PositionProvider
 
+from .. import specs
 from ..errors import YamlforgeError
 from ..resources import render
-from .imports import parse_code
+from .base import Edit, UnexpectedShape, edit_code
 
 KEEP_TEMPLATE = "parse_model/keep.py.j2"
 DESCRIBE_TEMPLATE = "parse_model/describe.txt.j2"
 KEEP_MARKER = "# yamlforge: channel-keeping modules"
 CUSTOM_MARKER = "# yamlforge"
-CHANNEL_RULES = ("keep", "in_out", "custom", "backbone", "host")
+# the spec's rules, and "host": a fusion class shares its host's rule (a backbone's branch is a "custom" one)
+CHANNEL_RULES = (*specs.CHANNEL_RULES, "host")
 LINE_LENGTH = 120  # the line limit of Ultralytics and YOLOv9 sources: a joined literal wraps rather than exceed it
 
 
@@ -38,7 +39,7 @@ class Registration:
     """How one class becomes known to parse_model."""
 
     name: str  # class/factory name as used in YAML (e.g. "SHSA")
-    channels: str  # "keep" | "in_out" | "custom" | "backbone"
+    channels: str  # one of CHANNEL_RULES
     repeats: bool = False  # in_out only: also join the target's repeat collection (args.insert(2, n); n = 1)
     body: str | None = None  # custom only: rendered python statements of the branch body
     host: str | None = None  # host only: the target class whose parse_model rule this class shares (fusions)
@@ -48,89 +49,118 @@ class Registration:
             raise ValueError(f"registration name {self.name!r} is not a Python identifier")
         if self.channels not in CHANNEL_RULES:
             raise ValueError(f"unknown channel rule {self.channels!r} (known: {', '.join(CHANNEL_RULES)})")
-        if self.channels in ("custom", "backbone") and not self.body:
+        if self.channels == "custom" and not self.body:
             raise ValueError(f"{self.channels} registration of {self.name!r} needs a branch body")
         if (self.channels == "host") != (self.host is not None):
             raise ValueError(f"registration of {self.name!r}: a host class is given exactly for channels 'host'")
 
 
-# ----------------------------------------------------------------------------- matchers
+# ----------------------------------------------------------------------------- shapes
+# Each shape is a ``match`` on libcst's node classes: declarative like libcst.matchers, alternatives included
+# (``cst.Tuple() | cst.Set()``), without importing libcst.matchers, which costs apply as much as libcst itself.
 
 
-def _subscript(value: str, index: m.BaseMatcherNode) -> m.Subscript:
-    return m.Subscript(value=m.Name(value), slice=[m.SubscriptElement(m.Index(index))])
+def is_parse_model(node: cst.CSTNode) -> bool:
+    """``def parse_model(...):``"""
+    match node:
+        case cst.FunctionDef(name=cst.Name("parse_model")):
+            return True
+    return False
 
 
-# ``for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):`` (the branch bodies use these names)
-ROW_LOOP = m.For(
-    target=m.Tuple(
-        elements=[
-            m.Element(m.Name("i")),
-            m.Element(m.Tuple(elements=[m.Element(m.Name(n)) for n in ("f", "n", "m", "args")])),
-        ]
-    ),
-    iter=m.Call(func=m.Name("enumerate")),
-)
-PARSE_MODEL = m.FunctionDef(name=m.Name("parse_model"))
+def is_row_loop(node: cst.CSTNode) -> bool:
+    """``for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):`` (the branch bodies use these names)."""
+    match node:
+        case cst.For(
+            target=cst.Tuple([
+                cst.Element(cst.Name("i")),
+                cst.Element(cst.Tuple([
+                    cst.Element(cst.Name("f")), cst.Element(cst.Name("n")),
+                    cst.Element(cst.Name("m")), cst.Element(cst.Name("args")),
+                ])),
+            ]),
+            iter=cst.Call(func=cst.Name("enumerate")),
+        ):
+            return True
+    return False
 
 
-def m_in(collection: m.BaseMatcherNode | None = None) -> m.Comparison:
-    """``m in <collection>`` (any collection by default)."""
-    collection = m.DoNotCare() if collection is None else collection
-    return m.Comparison(left=m.Name("m"), comparisons=[m.ComparisonTarget(m.In(), comparator=collection)])
+def _is_base_assign(node: cst.CSTNode) -> bool:
+    """``c1, c2 = ch[f], args[0]``"""
+    match node:
+        case cst.SimpleStatementLine([cst.Assign(
+            targets=[cst.AssignTarget(cst.Tuple([cst.Element(cst.Name("c1")), cst.Element(cst.Name("c2"))]))],
+            value=cst.Tuple([
+                cst.Element(cst.Subscript(cst.Name("ch"), [cst.SubscriptElement(cst.Index(cst.Name("f")))])),
+                cst.Element(cst.Subscript(cst.Name("args"), [cst.SubscriptElement(cst.Index(cst.Integer("0")))])),
+            ]),
+        )]):
+            return True
+    return False
 
 
-def _branch_doing(statement: m.BaseMatcherNode) -> m.If:
-    """``if m in X:`` whose block holds ``statement`` (as a direct statement)."""
-    return m.If(test=m_in(), body=m.IndentedBlock(body=[m.ZeroOrMore(), statement, m.ZeroOrMore()]))
+def _is_repeat_insert(node: cst.CSTNode) -> bool:
+    """``args.insert(2, n)``"""
+    match node:
+        case cst.SimpleStatementLine([cst.Expr(cst.Call(
+            func=cst.Attribute(cst.Name("args"), cst.Name("insert")),
+            args=[cst.Arg(cst.Integer("2")), cst.Arg(cst.Name("n"))],
+        ))]):
+            return True
+    return False
 
 
-# ``c1, c2 = ch[f], args[0]``
-BASE_ASSIGN = m.SimpleStatementLine(
-    body=[
-        m.Assign(
-            targets=[m.AssignTarget(m.Tuple(elements=[m.Element(m.Name("c1")), m.Element(m.Name("c2"))]))],
-            value=m.Tuple(
-                elements=[m.Element(_subscript("ch", m.Name("f"))), m.Element(_subscript("args", m.Integer("0")))]
-            ),
-        )
-    ]
-)
-# ``args.insert(2, n)``
-REPEAT_INSERT = m.SimpleStatementLine(
-    body=[
-        m.Expr(
-            m.Call(
-                func=m.Attribute(value=m.Name("args"), attr=m.Name("insert")),
-                args=[m.Arg(m.Integer("2")), m.Arg(m.Name("n"))],
-            )
-        )
-    ]
-)
-BASE_BRANCH = _branch_doing(BASE_ASSIGN)
-REPEAT_BRANCH = _branch_doing(REPEAT_INSERT)
-KEEP_BRANCH = m.If(
-    test=m_in(m.Set()),
-    body=m.IndentedBlock(header=m.TrailingWhitespace(comment=m.Comment(KEEP_MARKER))),
-)
+def _branch_doing(node: cst.CSTNode, does: Callable[[cst.CSTNode], bool]) -> bool:
+    """``if m in X:`` whose block holds a statement ``does`` accepts (as a direct statement)."""
+    match node:
+        case cst.If(
+            test=cst.Comparison(cst.Name("m"), [cst.ComparisonTarget(cst.In())]),
+            body=cst.IndentedBlock(body=statements),
+        ):
+            return any(does(statement) for statement in statements)
+    return False
 
-LITERAL = m.Tuple() | m.Set() | m.List()
-# ``frozenset({...})`` (8.3+), also ``set(...)`` / ``tuple(...)`` of a literal
-WRAPPED_LITERAL = m.Call(func=m.Name("frozenset") | m.Name("set") | m.Name("tuple"), args=[m.Arg(LITERAL)])
-# ``base_modules = frozenset({...})`` and the like, before the row loop
-BINDING = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])
+
+def is_base_branch(node: cst.CSTNode) -> bool:
+    return _branch_doing(node, _is_base_assign)
+
+
+def is_repeat_branch(node: cst.CSTNode) -> bool:
+    return _branch_doing(node, _is_repeat_insert)
+
+
+def is_keep_branch(node: cst.CSTNode) -> bool:
+    """``elif m in {...}:  # yamlforge: channel-keeping modules``"""
+    match node:
+        case cst.If(
+            test=cst.Comparison(cst.Name("m"), [cst.ComparisonTarget(cst.In(), cst.Set())]),
+            body=cst.IndentedBlock(header=cst.TrailingWhitespace(comment=cst.Comment(comment))),
+        ):
+            return comment == KEEP_MARKER
+    return False
+
+
+class _ComparisonsOfM(cst.CSTVisitor):
+    """Collects every comparison ``m <op> <comparator>`` below the node visited."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[cst.Comparison] = []
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        match node:
+            case cst.Comparison(left=cst.Name("m")):
+                self.found.append(node)
+
+
+def comparisons_of_m(node: cst.CSTNode) -> list[cst.Comparison]:
+    """Every ``m in X`` / ``m is X`` / ... comparison inside ``node``."""
+    visitor = _ComparisonsOfM()
+    node.visit(visitor)
+    return visitor.found
 
 
 # ----------------------------------------------------------------------------- locating parse_model's parts
-
-
-class _Unexpected(Exception):
-    """parse_model is not shaped as expected at ``node``; turned into a YamlforgeError with its line."""
-
-    def __init__(self, node: cst.CSTNode, message: str):
-        super().__init__(message)
-        self.node = node
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -158,9 +188,9 @@ def _bindings(statements: Sequence[cst.BaseStatement]) -> dict[str, cst.BaseExpr
     """``name = value`` statements of parse_model before its row loop (the last one wins, as at run time)."""
     bound = {}
     for statement in statements:
-        if m.matches(statement, BINDING):
-            assign = statement.body[0]
-            bound[assign.targets[0].target.value] = assign.value
+        match statement:
+            case cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], value)]):
+                bound[name] = value
     return bound
 
 
@@ -168,17 +198,19 @@ def _literal(comparator: cst.BaseExpression, bindings: dict[str, cst.BaseExpress
     """The tuple/set/list literal behind ``m in <comparator>``, looking through ``frozenset(...)`` and names."""
     if isinstance(comparator, cst.Name) and comparator.value in bindings:
         comparator = bindings[comparator.value]
-    if m.matches(comparator, LITERAL):
-        return comparator
-    if m.matches(comparator, WRAPPED_LITERAL):
-        return comparator.args[0].value
+    match comparator:
+        case cst.Tuple() | cst.Set() | cst.List():
+            return comparator
+        # ``frozenset({...})`` (8.3+), also ``set(...)`` / ``tuple(...)`` of a literal
+        case cst.Call(cst.Name("frozenset" | "set" | "tuple"), [cst.Arg(cst.Tuple() | cst.Set() | cst.List() as literal)]):
+            return literal
     return None
 
 
 def _tested_names(function: cst.FunctionDef, bindings: dict[str, cst.BaseExpression]) -> frozenset[str]:
     """Names ``m`` is compared with anywhere in parse_model: ``m in {A, B}``, ``m is A``, ``m in base_modules``."""
     names = set()
-    for comparison in m.findall(function, m.Comparison(left=m.Name("m"))):
+    for comparison in comparisons_of_m(function):
         for target in comparison.comparisons:
             if isinstance(target.operator, cst.In):
                 literal = _literal(target.comparator, bindings)
@@ -192,37 +224,37 @@ def _tested_names(function: cst.FunctionDef, bindings: dict[str, cst.BaseExpress
 
 
 def locate(function: cst.FunctionDef, registered: frozenset[str] | None = None) -> ParseModelShape:
-    """Find the parts of ``def parse_model`` that registration edits, or raise :class:`_Unexpected` saying which.
+    """Find the parts of ``def parse_model`` that registration edits, or raise :class:`UnexpectedShape` saying which.
 
     ``registered``, when the caller already knows it (a previous edit of the same apply), saves a search of the
     whole function for the names ``m`` is tested against.
     """
     statements = list(function.body.body)
-    loop_index = next((i for i, s in enumerate(statements) if m.matches(s, ROW_LOOP)), None)
+    loop_index = next((i for i, s in enumerate(statements) if is_row_loop(s)), None)
     if loop_index is None:
-        raise _Unexpected(function, "parse_model: expected the row loop 'for i, (f, n, m, args) in enumerate(...)'")
+        raise UnexpectedShape(function, "parse_model: expected the row loop 'for i, (f, n, m, args) in enumerate(...)'")
     loop = statements[loop_index]
     chain = next(
-        (s for s in loop.body.body if isinstance(s, cst.If) and any(m.matches(b, BASE_BRANCH) for b in _branches(s))),
+        (s for s in loop.body.body if isinstance(s, cst.If) and any(is_base_branch(b) for b in _branches(s))),
         None,
     )
     if chain is None:
-        raise _Unexpected(
+        raise UnexpectedShape(
             loop, "parse_model: expected a branch 'if m in <modules>:' doing 'c1, c2 = ch[f], args[0]' in the row loop"
         )
     branches = list(_branches(chain))
     if not isinstance(branches[-1].orelse, cst.Else):
-        raise _Unexpected(chain, "parse_model: expected the row loop's if/elif chain to end with 'else:'")
-    base_branch = next(b for b in branches if m.matches(b, BASE_BRANCH))
+        raise UnexpectedShape(chain, "parse_model: expected the row loop's if/elif chain to end with 'else:'")
+    base_branch = next(b for b in branches if is_base_branch(b))
     bindings = _bindings(statements[:loop_index])
     base = _literal(base_branch.test.comparisons[0].comparator, bindings)
     if base is None:
-        raise _Unexpected(
+        raise UnexpectedShape(
             base_branch,
             "parse_model: expected the modules of 'if m in <modules>:' (c1, c2 = ch[f], args[0]) to be a tuple, "
             "a set, frozenset({...}) or a name bound to one of those before the row loop",
         )
-    repeat_branch = next((s for s in base_branch.body.body if m.matches(s, REPEAT_BRANCH)), None)
+    repeat_branch = next((s for s in base_branch.body.body if is_repeat_branch(s)), None)
     repeat = _literal(repeat_branch.test.comparisons[0].comparator, bindings) if repeat_branch else None
     return ParseModelShape(
         function=function,
@@ -231,7 +263,7 @@ def locate(function: cst.FunctionDef, registered: frozenset[str] | None = None) 
         repeat=repeat,
         repeat_branch=repeat_branch,
         last_branch=branches[-1],
-        keep_branch=next((b for b in branches if m.matches(b, KEEP_BRANCH)), None),
+        keep_branch=next((b for b in branches if is_keep_branch(b)), None),
         registered=_tested_names(function, bindings) if registered is None else registered,
     )
 
@@ -338,7 +370,7 @@ class _ParseModelEdit(cst.CSTTransformer):
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, cst.Module) or self._inside:
             return super().on_visit(node)
-        if self.shape is None and m.matches(node, PARSE_MODEL):  # module level: only parse_model is entered
+        if self.shape is None and is_parse_model(node):  # module level: only parse_model is entered
             self.shape = locate(node, self._registered)
             registered = set(self.shape.registered)
             for reg in self.registrations:
@@ -360,18 +392,13 @@ class _ParseModelEdit(cst.CSTTransformer):
         return [r.name for r in self.todo]
 
     def check(self, shape: ParseModelShape) -> None:
-        """Raise :class:`_Unexpected` when parse_model lacks what this edit needs beyond :func:`locate`."""
+        """Raise :class:`UnexpectedShape` when parse_model lacks what this edit needs beyond :func:`locate`."""
 
-    def run(self, module: cst.Module, filename: str) -> cst.Module:
-        try:
-            updated = module.visit(self)
-        except _Unexpected as exc:
-            line = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)[exc.node].start.line
-            raise YamlforgeError(exc.message, where=f"{filename}:{line}") from None
+    def run(self, module: cst.Module) -> cst.Module:
+        updated = module.visit(self)
         if self.shape is None:
-            raise YamlforgeError(
-                "no parse_model function found: expected a top-level 'def parse_model(d, ch, ...)'",
-                where=f"{filename}:1",
+            raise UnexpectedShape(
+                module, "no parse_model function found: expected a top-level 'def parse_model(d, ch, ...)'"
             )
         return updated
 
@@ -390,7 +417,7 @@ class JoinChannelCollections(_ParseModelEdit):
 
     def check(self, shape):
         if shape.repeat is None and any(r.repeats for r in self.todo):
-            raise _Unexpected(
+            raise UnexpectedShape(
                 shape.repeat_branch or shape.base_branch,
                 "parse_model: expected a nested 'if m in <modules>:' doing 'args.insert(2, n)' in the "
                 "'c1, c2 = ch[f], args[0]' branch (repeats: fold)",
@@ -443,13 +470,13 @@ class AddKeepBranch(_ParseModelEdit):
 
 
 class AddCustomBranches(_ParseModelEdit):
-    """custom (and, for now, backbone): one ``elif m in {NAME}:  # yamlforge`` branch per class, body from its spec.
+    """custom (backbones too): one ``elif m in {NAME}:  # yamlforge`` branch per class, body from its spec.
 
     Where: before the final ``else:`` of the row loop's if/elif chain, in the order given (after the keep branch
     when both are added). Twice is a no-op: each name is then tested by its own branch, so it counts as registered.
     """
 
-    rules = ("custom", "backbone")
+    rules = ("custom",)
 
     def leave_If(self, original_node, updated_node):
         if not self.names or original_node is not self.shape.last_branch:
@@ -480,10 +507,10 @@ class JoinHostConditions(JoinChannelCollections):
         self.checks: dict[int, list[str]] = {}  # id(``m is Host`` comparison) -> names to test as well
         hosts = {r.host for r in self.todo}
         statements = list(shape.function.body.body)
-        loop_index = next(i for i, s in enumerate(statements) if m.matches(s, ROW_LOOP))
+        loop_index = next(i for i, s in enumerate(statements) if is_row_loop(s))
         bindings = _bindings(statements[:loop_index])
         tested: set[str] = set()
-        for comparison in m.findall(shape.function, m.Comparison(left=m.Name("m"))):
+        for comparison in comparisons_of_m(shape.function):
             if len(comparison.comparisons) != 1:
                 continue
             target = comparison.comparisons[0]
@@ -493,7 +520,7 @@ class JoinHostConditions(JoinChannelCollections):
                     continue
                 found = {e.value.value for e in literal.elements if isinstance(e.value, cst.Name)} & hosts
                 names = self.joins.setdefault(id(literal), [])
-            elif isinstance(target.operator, cst.Is) and m.matches(target.comparator, m.Name()):
+            elif isinstance(target.operator, cst.Is) and isinstance(target.comparator, cst.Name):
                 found = {target.comparator.value} & hosts
                 names = self.checks.setdefault(id(comparison), [])
             else:
@@ -502,7 +529,7 @@ class JoinHostConditions(JoinChannelCollections):
             names.extend(r.name for r in self.todo if r.host in found and r.name not in names)
         missing = sorted(hosts - tested)
         if missing:
-            raise _Unexpected(shape.function, f"parse_model: expected a condition testing 'm' against {missing[0]}, "
+            raise UnexpectedShape(shape.function, f"parse_model: expected a condition testing 'm' against {missing[0]}, "
                                               f"the host class whose rule a fusion shares")
 
     def _join(self, original_node, updated_node):
@@ -520,31 +547,38 @@ class JoinHostConditions(JoinChannelCollections):
         return updated_node.with_changes(comparisons=[cst.ComparisonTarget(cst.In(), members)])
 
 
-# Applied in this order; a later engineer may give "backbone" its own edit (yamlforge/codemods/backbone.py).
+# Applied in this order
 EDITS: tuple[type[_ParseModelEdit], ...] = (JoinChannelCollections, AddKeepBranch, AddCustomBranches, JoinHostConditions)
 
 
-def register_in_parse_model(code: str, registrations: Sequence[Registration], *, filename: str) -> str:
-    """``code`` with every registration made in parse_model, as one coherent edit (idempotent)."""
-    return register_in_module(parse_code(code, filename), registrations, filename=filename).code
+class _Registered:
+    """The names parse_model tests ``m`` against in the module the last edit returned, so the next skips the search."""
+
+    def __init__(self):
+        self.module: cst.Module | None = None
+        self.names: frozenset[str] = frozenset()
+
+    def run(self, edit: type[_ParseModelEdit], registrations: Sequence[Registration], module: cst.Module) -> cst.Module:
+        done = edit(registrations, self.names if module is self.module else None)
+        updated = done.run(module)
+        self.module, self.names = updated, done.shape.registered | set(done.names)
+        return updated
 
 
-def register_in_module(module: cst.Module, registrations: Sequence[Registration], *, filename: str) -> cst.Module:
-    """:func:`register_in_parse_model` on an already parsed module (lets a caller chain codemods on one parse)."""
-    original = module
-    registered = None
+def registration_edits(registrations: Sequence[Registration]) -> list[Edit]:
+    """The edits making every registration in parse_model, as one coherent change (idempotent).
+
+    Edits with nothing to register are left out; the first still runs alone, to check the shape of parse_model.
+    """
     wanted = {r.channels for r in registrations}
-    # edits with nothing to register are skipped; the first still runs to check the shape of parse_model
-    for edit in [e for e in EDITS if wanted & set(e.rules)] or EDITS[:1]:
-        try:
-            done = edit(registrations, registered)
-            module = done.run(module, filename)
-            registered = done.shape.registered | set(done.names)  # what the next edit would find, without a search
-        except YamlforgeError:
-            # the same shape problem exists in the file as given; report it with the lines the user sees
-            edit(registrations).run(original, filename)
-            raise
-    return module
+    registered = _Registered()
+    edits = [e for e in EDITS if wanted & set(e.rules)] or EDITS[:1]
+    return [partial(registered.run, edit, registrations) for edit in edits]
+
+
+def register_in_parse_model(code: str, registrations: Sequence[Registration], *, filename: str) -> str:
+    """``code`` with every registration made in parse_model (see :func:`registration_edits`)."""
+    return edit_code(code, registration_edits(registrations), filename=filename)
 
 
 def describe_registration(reg: Registration) -> str:
