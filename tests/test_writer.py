@@ -32,6 +32,14 @@ def test_writes_creates_and_deletes(tree):
     assert snapshot(tree) == {"pkg/a.py": b"a = 2\n", "pkg/new/c.py": b"c = 1\n"}
 
 
+def patch_remove_create(tree):
+    cs = Changeset(tree)
+    cs.set("pkg/a.py", "a = 2\n")
+    cs.set("pkg/b.py", None)
+    cs.set("pkg/new/c.py", "c = 1\n")
+    return cs
+
+
 def test_read_only_file_refused_before_anything_is_written(tree):
     before = snapshot(tree)
     os.chmod(tree / "pkg" / "b.py", 0o444)
@@ -45,10 +53,7 @@ def test_read_only_file_refused_before_anything_is_written(tree):
 
 def test_failure_midway_restores_everything(tree, monkeypatch):
     before = snapshot(tree)
-    cs = Changeset(tree)
-    cs.set("pkg/a.py", "a = 2\n")
-    cs.set("pkg/b.py", None)
-    cs.set("pkg/new/c.py", "c = 1\n")
+    cs = patch_remove_create(tree)
     real_replace, calls = os.replace, []
 
     def failing_replace(src, dst):  # the disk fills up on the second swap
@@ -80,3 +85,20 @@ def test_diff_has_git_headers(tree):
     assert "--- a/pkg/a.py\n+++ b/pkg/a.py\n" in text
     assert "--- /dev/null\n+++ b/pkg/c.py\n" in text
     assert text.endswith("+c = 1\n\\ No newline at end of file\n")
+
+
+def test_interrupt_midway_restores_everything_and_leaves_no_journal(tree, monkeypatch):
+    before = snapshot(tree)
+    cs = patch_remove_create(tree)
+    calls = []
+
+    def ctrl_c_after_a_is_replaced_and_b_removed():
+        calls.append(1)
+        if len(calls) == 7:  # journal, mkdir, 2 staged, backup + swap of a, removal of b
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("yamlforge.writer.checkpoint", ctrl_c_after_a_is_replaced_and_b_removed)
+    with pytest.raises(KeyboardInterrupt):
+        write_changeset(cs)
+    assert snapshot(tree) == before
+    assert sorted(p.name for p in tree.rglob("*")) == ["a.py", "b.py", "pkg"]  # no journal, backup or staged file

@@ -8,6 +8,7 @@ what is on disk now (:mod:`yamlforge.rebase`), so user edits made in between sur
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from . import codemods
 from .changeset import Changeset
 from .errors import YamlforgeError
 from .fusion import Fusion, render_fusion, resolve_fusions
+from .lock import CheckoutLock, hold_checkout
 from .manifest import (
     APPLIED,
     MANIFEST,
@@ -41,6 +43,20 @@ class Plan:
     changeset: Changeset
     modules: list[str]
     notes: list[str] = field(default_factory=list)
+    lock: CheckoutLock | None = field(default=None, repr=False, compare=False)
+
+
+def _under_lock(planner: Callable[..., Plan]) -> Callable[..., Plan]:
+    """Plan holding the checkout lock; the plan keeps it until the writer has written it (or the plan is dropped)."""
+
+    @functools.wraps(planner)
+    def locked(target: Target, *args, **kwargs) -> Plan:
+        lock = hold_checkout(target.root)
+        plan = planner(target, *args, **kwargs)
+        plan.lock = lock
+        return plan
+
+    return locked
 
 
 # ----------------------------------------------------------------------------- desired state
@@ -77,17 +93,8 @@ def desired_files(target: Target, original: Callable[[str], str | None], specs: 
     tasks = original(kind.tasks_file)
     if tasks is None:
         raise YamlforgeError(f"'{kind.tasks_file}' is missing", where=str(target.root))
-    if specs:  # one parse for all edits: parsing dominates apply's time
-        # Edits that can refuse an unexpected shape run first, so their errors name lines of the user's own file.
-        module = codemods.parse_code(tasks, kind.tasks_file)
-        if any(s.role == "backbone" for s in specs):
-            module = codemods.add_multi_output_support_to_module(module, filename=kind.tasks_file)
-        regs = registrations(specs) + [codemods.Registration(f.name, "host", host=f.host) for f in fusions]
-        module = codemods.register_in_module(module, regs, filename=kind.tasks_file)
-        imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
-        imports += [(target.import_module(f.file_stem), f.name) for f in fusions]
-        tasks = codemods.add_imports_to_module(module, imports).code
-    files[kind.tasks_file] = tasks
+    edits = _tasks_edits(target, specs, fusions) if specs else []
+    files[kind.tasks_file] = codemods.edit_code(tasks, edits, filename=kind.tasks_file) if edits else tasks
 
     if "flops" in fixes or any(s.role == "backbone" for s in specs):
         flops = original(kind.flops_file)
@@ -95,6 +102,15 @@ def desired_files(target: Target, original: Callable[[str], str | None], specs: 
             raise YamlforgeError(f"'{kind.flops_file}' is missing", where=str(target.root))
         files[kind.flops_file] = codemods.fix_get_flops(flops, filename=kind.flops_file)
     return files
+
+
+def _tasks_edits(target: Target, specs: list[ModuleSpec], fusions: list[Fusion]) -> list[codemods.Edit]:
+    """The edits of the tasks file, applied on one parse (parsing dominates apply's time)."""
+    edits = list(codemods.MULTI_OUTPUT_EDITS) if any(s.role == "backbone" for s in specs) else []
+    regs = registrations(specs) + [codemods.Registration(f.name, "host", host=f.host) for f in fusions]
+    imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
+    imports += [(target.import_module(f.file_stem), f.name) for f in fusions]
+    return edits + codemods.registration_edits(regs) + codemods.import_edits(imports)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -262,6 +278,7 @@ def _state_paths(files: dict[str, FileRecord]) -> list[str]:
     return [f"{folder}/{rel}" for rel, rec in files.items() if rec.before is not None for folder in (ORIGINALS, APPLIED)]
 
 
+@_under_lock
 def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, *, fixes: Iterable[str] = (),
                fuse: Iterable[str] = (), fuse_at: str | None = None) -> Plan:
     """Apply ``specs`` (and ``fixes``) on top of whatever the manifest says is applied already.
@@ -318,6 +335,7 @@ def _original_reader(target: Target, manifest: Manifest | None) -> Callable[[str
     return read
 
 
+@_under_lock
 def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None = None) -> Plan:
     """Remove the named modules (all of yamlforge's edits when ``names`` is None)."""
     manifest = read_manifest(target.root)

@@ -1,14 +1,22 @@
-"""Writes a validated changeset to disk atomically: every file or none."""
+"""Writes a validated changeset to disk: every file or none, even if the process is killed half-way.
+
+Under the checkout lock (:mod:`yamlforge.lock`) the writer checks that nothing changed since planning, records
+every operation in the journal (:mod:`yamlforge.journal`), stages each new file next to its destination, keeps the
+old content as a backup, renames the staged files into place and deletes the journal: that deletion commits.
+A failure before it rolls everything back in-process; a killed process is rolled back by the next run.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 from .changeset import Changeset
 from .errors import YamlforgeError
+from .journal import BACKUPS, JOURNAL, Journal, checkpoint, clean_up, plan_journal, remove_empty, roll_back
+from .lock import hold_checkout
 
 
 def _preflight(changeset: Changeset) -> None:
@@ -30,68 +38,89 @@ def _preflight(changeset: Changeset) -> None:
 
 
 def write_changeset(changeset: Changeset) -> None:
-    """Stage every new file next to its destination, then swap them in; on any failure restore what was swapped."""
+    """Write ``changeset`` holding the checkout lock (the one its plan took, else taken now); release it after."""
     changeset.validate()
-    _preflight(changeset)
-    staged: list[tuple[Path, Path | None, bytes | None]] = []  # (dest, temp file, old bytes)
-    made_dirs: list[Path] = []
-    done: list[tuple[Path, bytes | None]] = []
+    lock = hold_checkout(changeset.root)
     try:
-        for change in changeset.effective:
-            dest = changeset.root / change.path
-            old = dest.read_bytes() if change.old is not None else None
-            if change.new is None:
-                staged.append((dest, None, old))
-                continue
-            for parent in reversed(dest.parents):
-                if not parent.exists():
-                    parent.mkdir()
-                    made_dirs.append(parent)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".yamlforge", dir=dest.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(change.new.encode("utf-8"))
-            if old is not None:
-                os.chmod(tmp, stat.S_IMODE(dest.stat().st_mode))
-            else:
-                os.chmod(tmp, 0o644)
-            staged.append((dest, Path(tmp), old))
-        for dest, tmp, old in staged:
-            if tmp is None:
-                dest.unlink()
-            else:
-                os.replace(tmp, dest)
-            done.append((dest, old))
+        _preflight(changeset)  # the last line of defence: a plan made without the lock may be stale
+        _write(changeset.root, {c.path: c.new for c in changeset.effective})
+    finally:
+        lock.release()
+
+
+def _write(root: Path, files: dict[str, str | None]) -> None:
+    """Journal, stage, swap, commit; undo on any failure before the commit."""
+    if not files:
+        return
+    journal = plan_journal(root, [(rel, None if new is None else new.encode("utf-8")) for rel, new in files.items()])
+    written = False
+    try:
+        journal.save(root)
+        _stage(root, journal, files)
+        _swap(root, journal)
+        written = True
     except OSError as exc:
-        for dest, old in reversed(done):
-            if old is None:
-                dest.unlink(missing_ok=True)
-            else:
-                dest.write_bytes(old)
-        for _, tmp, _ in staged:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-        for directory in reversed(made_dirs):
-            _remove_empty(directory)
         raise YamlforgeError(f"could not write the checkout ({exc.strerror}); nothing was changed",
-                             where=str(exc.filename or changeset.root)) from None
-    for change in changeset.effective:
-        if change.new is None:
-            for parent in (changeset.root / change.path).parents:
-                if parent == changeset.root or not _remove_empty(parent):
+                             where=str(exc.filename or root)) from None
+    finally:
+        if not written:  # a disk error, or anything else (Ctrl-C): undone here, not left to the next run
+            _undo(root, journal)
+    (root / JOURNAL).unlink()  # committed
+    checkpoint()
+    clean_up(root)
+
+
+def _stage(root: Path, journal: Journal, files: dict[str, str | None]) -> None:
+    """Create the missing folders and write every new file under its staged name."""
+    for rel in journal.made_dirs:
+        (root / rel).mkdir(exist_ok=True)
+        checkpoint()
+    for op in journal.operations:
+        if op.staged is None:
+            continue
+        dest, staged = root / op.path, root / op.staged
+        staged.write_bytes(files[op.path].encode("utf-8"))
+        os.chmod(staged, stat.S_IMODE(dest.stat().st_mode) if op.old is not None else 0o644)
+        checkpoint()
+    (root / BACKUPS).mkdir(exist_ok=True)
+
+
+def _swap(root: Path, journal: Journal) -> None:
+    """Move each old file to its backup (a hard link while it is replaced) and the staged file into its place."""
+    for op in journal.operations:
+        dest = root / op.path
+        if op.backup is not None:
+            if op.staged is None:
+                os.replace(dest, root / op.backup)
+            else:
+                _link(dest, root / op.backup)
+            checkpoint()
+        if op.staged is not None:
+            os.replace(root / op.staged, dest)
+            checkpoint()
+    for op in journal.operations:
+        if op.new is None:  # a revert removes the folders its files leave empty
+            for parent in (root / op.path).parents:
+                if parent == root or not remove_empty(parent):
                     break
 
 
-def _remove_empty(directory: Path) -> bool:
-    """Remove a folder left empty by a revert (a stale ``__pycache__`` does not count as content)."""
+def _link(source: Path, backup: Path) -> None:
+    """Keep ``source``'s content at ``backup``: a hard link, or an atomic copy where links are not supported."""
     try:
-        entries = list(directory.iterdir())
-    except FileNotFoundError:
-        return True
-    if any(e.name != "__pycache__" for e in entries):
-        return False
-    for cache in entries:
-        for f in cache.iterdir():
-            f.unlink()
-        cache.rmdir()
-    directory.rmdir()
-    return True
+        os.link(source, backup)
+    except OSError:
+        tmp = backup.with_name(backup.name + ".tmp")
+        shutil.copy2(source, tmp)
+        os.replace(tmp, backup)
+
+
+def _undo(root: Path, journal: Journal) -> None:
+    """Roll back a write that failed in this process."""
+    try:
+        roll_back(root, journal)
+        (root / JOURNAL).unlink(missing_ok=True)
+        clean_up(root)
+    except OSError:
+        raise YamlforgeError("could not write the checkout, nor undo the files already written", where=str(root),
+                             hint="the next `yamlforge apply` or `yamlforge revert` finishes the undo") from None
