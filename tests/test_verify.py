@@ -15,7 +15,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
-from yamlforge.verify import RUNNER, Check, VerifyReport, format_shape, render_report
+from yamlforge.targets import KINDS, YOLOV9, Runtime, Target
+from yamlforge.verify import RUNNER, Check, VerifyReport, format_shape, render_report, verify
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify-schema.json").read_text())
 
@@ -112,20 +113,20 @@ def test_failing_layer_is_none_outside_the_model():
     assert runner.failing_layer(info.value) is None
 
 
-@pytest.mark.parametrize(("missing", "expected"), [
-    ("cpuinfo", "pip install py-cpuinfo"),
-    ("tensorboard", "pip install tensorboard"),
-    ("cv2.typing", "pip install opencv-python"),
-    ("ultralytics", None),  # the target itself: not a pip fix, the import check explains it
-    ("models.yamlforge", None),
+@pytest.mark.parametrize(("missing", "package", "expected"), [
+    ("cpuinfo", "ultralytics", "pip install py-cpuinfo"),
+    ("tensorboard", "models", "pip install tensorboard"),
+    ("cv2.typing", "ultralytics", "pip install opencv-python"),
+    ("ultralytics", "ultralytics", None),  # the target itself: not a pip fix, the import check explains it
+    ("models.yamlforge", "models", None),
 ], ids=["renamed", "same-name", "submodule", "target-ultralytics", "target-yolov9"])
-def test_hint_for_missing_module(missing, expected):
-    hint = runner.hint_for(ModuleNotFoundError(name=missing))
+def test_hint_for_missing_module(missing, package, expected):
+    hint = runner.hint_for(ModuleNotFoundError(name=missing), package)
     assert (hint is None) if expected is None else hint.endswith(expected)
 
 
 def test_hint_for_other_errors_is_none():
-    assert runner.hint_for(KeyError("SHSA")) is None
+    assert runner.hint_for(KeyError("SHSA"), "ultralytics") is None
 
 
 def test_one_line_keeps_only_the_first_line():
@@ -166,8 +167,73 @@ def test_backward_passes_when_a_multi_output_function_has_an_unread_output():
             return self.model[0](x)[1]  # the head reads only the second map
 
     report = runner.Report()
-    assert runner.check_backward(report, "yolov9", Model(), 32, 1)
+    assert runner.check_backward(report, facts_of(YOLOV9), Model(), 32, 1)
     assert report.data["checks"][-1]["status"] == "pass"
+
+
+# ------------------------------------------------------------------ target facts handed to the runner
+
+
+def facts_of(kind, version=None) -> dict:
+    """What verify sends the runner for a checkout of ``kind`` (as it arrives: through JSON)."""
+    return json.loads(json.dumps(Target(root=Path("/r"), kind=kind, version=version).runner_facts()))
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_runtime_facts_round_trip_through_json(kind):
+    assert Runtime.from_facts(facts_of(kind)) == kind.runtime
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_runner_reads_exactly_the_facts_yamlforge_sends(kind):
+    facts = facts_of(kind, "8.4.190")
+    assert set(facts) == runner.FACT_KEYS
+    assert runner.read_facts(json.dumps(facts)) == facts
+
+
+def changed_facts(drop: str = "", **changes) -> str:
+    facts = {**facts_of(YOLOV9), **changes}
+    return json.dumps({k: v for k, v in facts.items() if k != drop})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "--target is not JSON"),
+    (changed_facts(schema="yamlforge.target/2"), "--target has schema 'yamlforge.target/2'; this runner reads"),
+    (changed_facts(drop="trainer"), "--target lacks trainer"),
+    (changed_facts(build="keras"), "--target build 'keras' is not one this runner knows (wrapper, model_class)"),
+    (changed_facts(name_lookup="getattr"), "--target name_lookup 'getattr' is not one this runner knows"),
+], ids=["not-json", "schema", "missing-key", "unknown-build", "unknown-lookup"])
+def test_runner_refuses_facts_it_does_not_understand_in_one_line(tmp_path, text, message):
+    result = subprocess.run([sys.executable, str(RUNNER), "--target", text], capture_output=True, text=True,
+                            cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"verify_runner: {json.loads(result.stdout)['error']}"]
+    assert json.loads(result.stdout)["error"].startswith(message)
+
+
+def test_verify_reports_a_refusal_as_a_runner_failure(monkeypatch, tmp_path):
+    model = tmp_path / "m.yaml"
+    model.write_text("nc: 1\n")
+    monkeypatch.setattr("yamlforge.verify.run_runner",
+                        lambda *a, **k: ({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, ""))
+    report = verify(model, Target(root=tmp_path, kind=YOLOV9, version=None), imgsz=64)
+    assert report.failed_checks == ["runner"]
+    assert report.check("runner").message == "the verify subprocess refused to run: --target lacks trainer"
+    jsonschema.validate(json.loads(report.to_json()), SCHEMA)
+
+
+@pytest.mark.parametrize(("version", "since", "expected"), [
+    ("8.4.190", "8.4", True), ("8.10.0", "8.4", True), ("8.3.228", "8.4", False), (None, "8.4", False),
+    ("8.4.190", None, False),
+], ids=["same", "later-minor", "earlier", "no-version", "no-threshold"])
+def test_version_threshold(version, since, expected):
+    assert runner.version_at_least(version, since) is expected
+
+
+@pytest.mark.parametrize(("head", "expected"), [("DualDDetect", "train_dual.py"), ("DDetect", "train.py")])
+def test_head_picks_the_training_script(head, expected):
+    cfg = {"head": [[[15, 18, 21], 1, head, ["nc"]]]}
+    assert runner.by_head(YOLOV9.runtime.train_scripts, cfg) == expected
 
 
 # ------------------------------------------------------------------ report, schema, rendering

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,21 +48,13 @@ def doctor(target: Target, *, python: str | None = None) -> DoctorReport:
     """Inspect ``target`` (and the package ``python`` imports for it); every problem comes with its fix."""
     python = resolve_python(python)
     report = DoctorReport(target=target, python=python)
-    root = target.root
-    manifest = read_manifest(root)
+    manifest = read_manifest(target.root)
     requires: list[str] = []
     if manifest is not None:
         report.modules = {name: list(m.exports) for name, m in manifest.modules.items()}
         requires = sorted({r for m in manifest.modules.values() for r in m.requires})
-        for relpath, record in sorted(manifest.files.items()):
-            status = file_status(root, relpath, record.after)
-            report.files[relpath] = status
-            if status != "ok":
-                names = " ".join(f"--module {n}" for n in manifest.modules) or ""
-                report.problems.append(Problem(
-                    f"{relpath} is {status} since yamlforge applied {', '.join(manifest.modules) or 'its fixes'}",
-                    f"yamlforge apply --repo {root} {names}".rstrip() + "  # re-applies onto your edits"))
-    args = ["--mode", "environment", "--kind", target.kind.name, "--root", str(root)]
+        _check_files(report, manifest)
+    args = ["--mode", "environment", "--target", json.dumps(target.runner_facts())]
     if requires:
         args += ["--requires", *requires]
     raw, stderr = run_runner(python, args, timeout=TIMEOUT)
@@ -70,9 +63,28 @@ def doctor(target: Target, *, python: str | None = None) -> DoctorReport:
         report.problems.append(Problem(f"{python} cannot run yamlforge's probe: {last}",
                                        f"check that {python} is the Python you train with"))
         return report
+    _check_environment(report, raw)
+    return report
+
+
+def _check_files(report: DoctorReport, manifest) -> None:
+    """Each file yamlforge wrote, against the hash the manifest recorded."""
+    root = report.target.root
+    for relpath, record in sorted(manifest.files.items()):
+        status = file_status(root, relpath, record.after)
+        report.files[relpath] = status
+        if status != "ok":
+            names = " ".join(f"--module {n}" for n in manifest.modules) or ""
+            report.problems.append(Problem(
+                f"{relpath} is {status} since yamlforge applied {', '.join(manifest.modules) or 'its fixes'}",
+                f"yamlforge apply --repo {root} {names}".rstrip() + "  # re-applies onto your edits"))
+
+
+def _check_environment(report: DoctorReport, raw: dict) -> None:
+    """What the runner's environment mode found: the imported package and the missing requirements."""
+    python, root, package = report.python, report.target.root, report.target.kind.package
     report.imported = raw.get("imported")
     report.import_error = raw.get("import_error")
-    package = target.kind.name if target.kind.name == "ultralytics" else "models"
     if report.import_error:
         report.problems.append(Problem(f"importing {package} from the checkout fails: {report.import_error}",
                                        f"{python} -c 'import {package}'  # in {root}, to see the traceback"))
@@ -86,7 +98,6 @@ def doctor(target: Target, *, python: str | None = None) -> DoctorReport:
         have = f" (installed: {item['installed']})" if item.get("installed") else ""
         report.problems.append(Problem(f"requirement {item['requirement']} of an applied module is missing{have}",
                                        f"{python} -m pip install '{item['requirement']}'"))
-    return report
 
 
 def render_doctor(report: DoctorReport, console=None) -> None:

@@ -24,11 +24,6 @@ from .targets import Target
 
 ALL = "all"
 FILE_TEMPLATE = "fuse/file.py.j2"
-# Where each target kind defines the host blocks: (file in the checkout, module to import them from).
-HOST_SOURCES = {
-    "ultralytics": ("ultralytics/nn/modules/block.py", "ultralytics.nn.modules.block"),
-    "yolov9": ("models/common.py", "models.common"),
-}
 # Names a default value of a host signature may use: the generated file imports ``nn`` from torch.
 DEFAULT_NAMES = frozenset({"nn"})
 
@@ -162,7 +157,7 @@ def fused_class(spec: ModuleSpec) -> str:
 
 def _host_class(target: Target, host: Host, read: Callable[[str], str | None]) -> ast.ClassDef:
     """The host's ``class`` node in the target, or an error naming the releases that have it."""
-    rel, _ = HOST_SOURCES[target.kind.name]
+    rel = target.kind.blocks_file
     text = read(rel)
     tree = ast.parse(text) if text is not None else None
     found = tree and next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == host.name), None)
@@ -185,7 +180,7 @@ def host_parameters(target: Target, host: Host, read: Callable[[str], str | None
     """The host's ``__init__`` parameters (after ``self``), without annotations, defaults as written."""
     cls = _host_class(target, host, read)
     init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-    where = f"{HOST_SOURCES[target.kind.name][0]}:{cls.lineno}"
+    where = f"{target.kind.blocks_file}:{cls.lineno}"
     if init is None:
         raise YamlforgeError(f"host '{host.name}' defines no __init__ in {target.label}", where=where)
     args = init.args
@@ -260,7 +255,7 @@ def render_fusion(target: Target, fusion: Fusion, spec: ModuleSpec, read: Callab
         host=host,
         placement=host.placement(fusion.at),
         params=host_parameters(target, host, read),
-        host_import=HOST_SOURCES[target.kind.name][1],
+        host_import=target.kind.blocks_module,
         module_import=target.import_module(spec.file_stem),
         paper=spec.paper,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import YamlforgeError
-from .targets import ULTRALYTICS, Target
+from .targets import Target, unscaled_stem
 
 RUNNER = Path(__file__).with_name("verify_runner.py")
 SCHEMA_ID = "yamlforge.verify/1"
@@ -118,15 +117,15 @@ class VerifyReport:
 
 
 def resolve_yaml(yaml_path: Path | str, target: Target) -> str:
-    """A model YAML file, or (Ultralytics) a stock name the target resolves itself, like ``yolov8n.yaml``."""
+    """A model YAML file, or a stock name the target resolves itself (Ultralytics: ``yolov8n.yaml``)."""
     path = Path(yaml_path).expanduser()
     if path.is_file():
         return str(path.resolve())
-    if target.kind is ULTRALYTICS and path.name == str(yaml_path) and path.suffix in (".yaml", ".yml"):
+    if target.kind.runtime.stock_names and path.name == str(yaml_path) and path.suffix in (".yaml", ".yml"):
         # the target's own rule: yolov8n.yaml is yolov8.yaml at scale n
-        unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.stem) + path.suffix
-        models = target.root / "ultralytics" / "cfg" / "models"
-        if any(models.rglob(path.name)) or any(models.rglob(unscaled)):
+        unscaled = unscaled_stem(path.stem) + path.suffix
+        models = [target.root / folder for folder in target.kind.model_dirs]
+        if any(any(m.rglob(path.name)) or any(m.rglob(unscaled)) for m in models):
             return path.name
     raise YamlforgeError(f"model YAML '{yaml_path}' does not exist", where="MODEL",
                          hint="pass a YAML file (yamlforge gen-yaml writes one) or a stock name like yolov8n.yaml")
@@ -202,18 +201,17 @@ def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, 
     check_options(imgsz=imgsz, batch=batch)
     yaml = resolve_yaml(yaml_path, target)
     python = resolve_python(python)
-    args = ["--mode", "verify", "--kind", target.kind.name, "--root", str(target.root), "--yaml", yaml,
+    args = ["--mode", "verify", "--target", json.dumps(target.runner_facts()), "--yaml", yaml,
             "--imgsz", str(imgsz), "--batch", str(batch)]
-    if target.version:
-        args += ["--version", target.version]
     if train:
         args.append("--train")
     raw, stderr = run_runner(python, args, timeout=TIMEOUT[bool(train)])
     if raw is None:
         return _runner_failure(target, yaml, imgsz, batch, python, "the verify subprocess printed no result", stderr)
-    if "internal_error" in raw:
-        return _runner_failure(target, yaml, imgsz, batch, python,
-                               f"the verify subprocess crashed: {raw.get('error')}", raw["internal_error"])
+    if "error" in raw:  # a crash (with its traceback), or target facts the runner does not understand
+        what = "crashed" if "internal_error" in raw else "refused to run"
+        return _runner_failure(target, yaml, imgsz, batch, python, f"the verify subprocess {what}: {raw['error']}",
+                               raw.get("internal_error", stderr))
     return VerifyReport.from_runner(raw)
 
 
@@ -241,45 +239,21 @@ def render_report(report: VerifyReport, console=None) -> None:
     """The failing checks first, then the layer table, totals and every check with its verdict."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     console = console or Console(soft_wrap=True, highlight=False)
     target = report.target
     label = f"{target['kind']} {target.get('version') or ''}".strip()
-    failed = [c for c in report.checks if c.status == "fail"]
-    for check in failed:
-        console.print(f"[bold red]FAILED {check.name}[/]: {escape(check.message)}")
-        if check.where:
-            console.print(f"  at {escape(check.where)}")
-        if check.hint:
-            console.print(f"  [bold]fix:[/] {escape(check.hint)}")
-        if check.details.get("stderr"):
-            console.print(escape(check.details["stderr"]))
+    _render_failures(report, console)
     if report.layers:
-        table = Table("#", "from", "module", "params", "output shape", "stride", box=None, pad_edge=False,
-                      title=f"{escape(Path(report.yaml).name)} on {label} ({report.builder or 'build'})")
-        for row in report.layers:
-            stride = row.get("stride")
-            table.add_row(str(row["index"]), str(row["from"]), escape(row["module"]), format_params(row["params"]),
-                          format_shape(row.get("shape")), "" if stride is None else str(stride))
-        console.print(table)
-    totals = report.totals
-    if totals:
-        gflops = totals.get("gflops")
-        own = totals.get("target_gflops")
-        console.print(
-            f"{totals.get('layers', '?')} layers, {format_params(totals.get('parameters'))} parameters, "
-            f"{'?' if gflops is None else f'{gflops:.2f}'} GFLOPs at {report.imgsz}"
-            + (f" (target reports {own:.2f})" if own is not None else "")
-            + (f", forward {totals['forward_ms']:.0f} ms (batch {report.batch}, CPU)" if "forward_ms" in totals else "")
-        )
+        console.print(_layer_table(report, label))
+    if report.totals:
+        console.print(_totals_line(report))
     if report.imported:
         console.print(f"imported {report.imported['package']} from {escape(report.imported['file'])}")
     for check in report.checks:
         console.print(f"{MARK.get(check.status, '?')} {check.name:<12} {escape(check.message)}")
-    gradients = report.gradients or {}
-    if gradients.get("no_grad"):
-        names = gradients["no_grad"]
+    names = (report.gradients or {}).get("no_grad")
+    if names:
         shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
         console.print(f"[yellow]no gradient:[/] {escape(shown)}")
     for note in report.notes:
@@ -288,3 +262,43 @@ def render_report(report: VerifyReport, console=None) -> None:
         console.print(f"[bold green]verify: ok[/] ({len(report.checks)} checks, {label})")
     else:
         console.print(f"[bold red]verify: failed[/] ({', '.join(report.failed_checks)}; {label})")
+
+
+def _render_failures(report: VerifyReport, console) -> None:
+    from rich.markup import escape
+
+    for check in report.checks:
+        if check.status != "fail":
+            continue
+        console.print(f"[bold red]FAILED {check.name}[/]: {escape(check.message)}")
+        if check.where:
+            console.print(f"  at {escape(check.where)}")
+        if check.hint:
+            console.print(f"  [bold]fix:[/] {escape(check.hint)}")
+        if check.details.get("stderr"):
+            console.print(escape(check.details["stderr"]))
+
+
+def _layer_table(report: VerifyReport, label: str):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("#", "from", "module", "params", "output shape", "stride", box=None, pad_edge=False,
+                  title=f"{escape(Path(report.yaml).name)} on {label} ({report.builder or 'build'})")
+    for row in report.layers:
+        stride = row.get("stride")
+        table.add_row(str(row["index"]), str(row["from"]), escape(row["module"]), format_params(row["params"]),
+                      format_shape(row.get("shape")), "" if stride is None else str(stride))
+    return table
+
+
+def _totals_line(report: VerifyReport) -> str:
+    totals = report.totals
+    gflops = totals.get("gflops")
+    own = totals.get("target_gflops")
+    return (
+        f"{totals.get('layers', '?')} layers, {format_params(totals.get('parameters'))} parameters, "
+        f"{'?' if gflops is None else f'{gflops:.2f}'} GFLOPs at {report.imgsz}"
+        + (f" (target reports {own:.2f})" if own is not None else "")
+        + (f", forward {totals['forward_ms']:.0f} ms (batch {report.batch}, CPU)" if "forward_ms" in totals else "")
+    )

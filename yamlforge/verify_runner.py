@@ -1,9 +1,15 @@
 """Runs inside the target's Python: imports the checkout, builds/profiles/trains a model YAML, prints one JSON object.
 
 Standalone on purpose: the target interpreter (``--python``) may not have yamlforge, so this file imports
-nothing from it. ``yamlforge.verify`` runs it as ``python verify_runner.py --mode verify ...`` with the
-working directory in a temporary folder, and reads the single JSON object it prints on stdout. Everything
-the targets print while building or training goes to stderr instead (stdout's file descriptor is redirected).
+nothing from it. ``yamlforge.verify`` runs it as ``python verify_runner.py --mode verify --target FACTS ...``
+with the working directory in a temporary folder, and reads the single JSON object it prints on stdout.
+Everything the targets print while building or training goes to stderr instead (stdout's file descriptor is
+redirected).
+
+``FACTS`` is the JSON of ``yamlforge.targets.Target.runner_facts``: the checkout's root, version, package and
+how its own code loads, builds, measures and trains a model. This file knows no target by name: it dispatches
+on those facts' values (:data:`LOOKUPS`, :data:`BUILDERS`, :data:`LOSSES`, :data:`TRAINERS`) and refuses, in
+one line, facts it does not understand.
 
 ``YAMLFORGE_VERIFY_PATH=append`` puts the checkout *last* on ``sys.path`` instead of first. It exists so the
 tests can reproduce a checkout shadowed by a pip-installed copy of the same package with the real detection
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import importlib
 import json
 import os
 import re
@@ -24,13 +31,20 @@ import time
 import traceback
 from pathlib import Path
 
-PACKAGE = {"ultralytics": "ultralytics", "yolov9": "models"}
-TASKS_MODULE = {"ultralytics": "ultralytics.nn.tasks", "yolov9": "models.yolo"}
-# yolov9 predates torch 2.6's weights_only=True default; so does Ultralytics before 8.1.x's torch_load.
+VERIFY_SCHEMA = "yamlforge.verify/1"
+FACTS_SCHEMA = "yamlforge.target/1"
+# Every key of the facts JSON this runner reads (yamlforge's Target.runner_facts sends exactly these).
+FACT_KEYS = frozenset({
+    "schema", "kind", "version", "root", "package", "tasks_module", "modules_dir", "yaml_loader", "name_lookup",
+    "build", "model_class", "wrappers", "flops_function", "loss", "loss_args", "trainer", "train_scripts",
+    "checkpoint_loader", "safe_load_env", "safe_load_since", "uninstall_hint", "stock_names",
+})
+# Checkout loaders that predate torch 2.6's weights_only=True default (YOLOv9, Ultralytics before 8.1.x) need this.
 LEGACY_LOAD_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
 
-YOLOV9_HYP = {
+# Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style train.py scripts read.
+SCRIPT_HYP = {
     "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 0.0,
     "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 7.5, "cls": 0.5, "cls_pw": 1.0, "obj": 0.7,
     "obj_pw": 1.0, "dfl": 1.5, "iou_t": 0.2, "anchor_t": 5.0, "fl_gamma": 0.0, "hsv_h": 0.015, "hsv_s": 0.7,
@@ -39,11 +53,15 @@ YOLOV9_HYP = {
 }
 
 
+class FactsError(ValueError):
+    """The ``--target`` facts are not something this runner understands (a yamlforge version mismatch)."""
+
+
 class Report:
     """Collects checks in the order they run; the first failure is what the user reads first."""
 
     def __init__(self, **meta):
-        self.data = {"schema": "yamlforge.verify/1", "checks": [], "layers": [], "totals": {}, "notes": [], **meta}
+        self.data = {"schema": VERIFY_SCHEMA, "checks": [], "layers": [], "totals": {}, "notes": [], **meta}
 
     def check(self, name, status, message, hint=None, **details):
         self.data["checks"].append({"name": name, "status": status, "message": message, "hint": hint, **details})
@@ -56,6 +74,52 @@ class Report:
         return any(c["status"] == "fail" for c in self.data["checks"])
 
 
+# ------------------------------------------------------------------ target facts
+
+
+def read_facts(text: str) -> dict:
+    """The ``--target`` JSON, checked: right schema, every key present, every strategy one this file has."""
+    try:
+        facts = json.loads(text)
+    except ValueError as exc:
+        raise FactsError(f"--target is not JSON ({exc})") from None
+    schema = facts.get("schema") if isinstance(facts, dict) else None
+    if schema != FACTS_SCHEMA:
+        raise FactsError(f"--target has schema {schema!r}; this runner reads {FACTS_SCHEMA}")
+    missing = sorted(FACT_KEYS - set(facts))
+    if missing:
+        raise FactsError(f"--target lacks {', '.join(missing)}")
+    strategies = {"name_lookup": LOOKUPS, "build": BUILDERS, "loss": LOSSES, "trainer": TRAINERS}
+    for key, known in strategies.items():
+        if facts[key] not in known:
+            raise FactsError(f"--target {key} {facts[key]!r} is not one this runner knows ({', '.join(known)})")
+    return facts
+
+
+def load_callable(spec: str):
+    """The object a ``"module:name"`` fact names, imported from the checkout."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def by_head(pairs, cfg_dict: dict) -> str:
+    """The value of the first ``(head module prefix, value)`` pair the model's head module starts with."""
+    head = head_module(cfg_dict)
+    return next(value for prefix, value in pairs if head.startswith(prefix))
+
+
+def head_module(cfg_dict: dict) -> str:
+    head = cfg_dict.get("head") or []
+    return str(head[-1][2]) if head and len(head[-1]) > 2 else ""
+
+
+def version_at_least(version: str | None, since: str | None) -> bool:
+    def numbers(text):
+        return tuple(int(v) for v in re.findall(r"\d+", text)[:2])
+
+    return bool(version and since) and numbers(version) >= numbers(since)
+
+
 # ------------------------------------------------------------------ import
 
 
@@ -66,35 +130,33 @@ def put_checkout_on_path(root: str) -> None:
         sys.path.insert(0, root)
 
 
-def imported_package(kind: str, root: Path) -> dict:
+def imported_package(package: str, root: Path) -> dict:
     """Import the target package the way the model code will and say where it came from."""
-    name = PACKAGE[kind]
-    module = __import__(name)
+    module = __import__(package)
     file = Path(module.__file__).resolve()
     inside = root.resolve() in file.parents
-    return {"package": name, "file": str(file), "version": getattr(module, "__version__", None),
+    return {"package": package, "file": str(file), "version": getattr(module, "__version__", None),
             "inside_checkout": inside}
 
 
-def check_import(report: Report, kind: str, root: Path) -> bool:
+def check_import(report: Report, facts: dict, root: Path) -> bool:
     try:
-        info = imported_package(kind, root)
+        info = imported_package(facts["package"], root)
     except Exception as exc:  # a syntax error in a patched file, a missing dependency of the target
         report.data["imported"] = None
         return report.check("import", "fail", f"importing the checkout failed: {one_line(exc)}",
-                            hint=hint_for(exc) or f"yamlforge doctor --repo {root}", where=where_in_traceback(exc))
+                            hint=hint_for(exc, facts["package"]) or f"yamlforge doctor --repo {root}",
+                            where=where_in_traceback(exc))
     report.data["imported"] = info
     if info["inside_checkout"]:
         return report.check("import", "pass", f"{info['package']} imported from the checkout ({info['file']})")
     version = f" {info['version']}" if info["version"] else ""
-    uninstall = ("pip uninstall ultralytics" if kind == "ultralytics"
-                 else f"remove the other '{info['package']}' package")
     return report.check(
         "import", "fail",
         f"Python imports {info['package']}{version} from {info['file']}, not from the checkout {root}: "
         "your edits to the checkout are invisible to it (the classic symptom is KeyError: '<YourModule>' "
         "when the model is built)",
-        hint=f"{uninstall} (or `pip install -e {root}`), or run with PYTHONPATH={root}")
+        hint=f"{facts['uninstall_hint']} (or `pip install -e {root}`), or run with PYTHONPATH={root}")
 
 
 # ------------------------------------------------------------------ helpers
@@ -109,11 +171,11 @@ PIP_NAMES = {"cpuinfo": "py-cpuinfo", "cv2": "opencv-python", "yaml": "PyYAML", 
              "thop": "ultralytics-thop", "sklearn": "scikit-learn"}
 
 
-def hint_for(exc: BaseException) -> str | None:
-    """The install command for a module the target needs but this Python lacks."""
+def hint_for(exc: BaseException, package: str) -> str | None:
+    """The install command for a module the target needs but this Python lacks (not the target's own ``package``)."""
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.split(".")[0]
-        if top not in PACKAGE.values():
+        if top != package:
             return f"{sys.executable} -m pip install {PIP_NAMES.get(top, top)}"
     return None
 
@@ -139,6 +201,14 @@ def failing_layer(exc: BaseException) -> dict | None:
     if found and "." in found["module"] and not found["module"].startswith("nn."):
         found["module"] = found["module"].rsplit(".", 1)[-1].rstrip("'>")
     return found
+
+
+def fail_at_layer(report: Report, name: str, exc: BaseException, doing: str, hint: str | None = None) -> bool:
+    """A failed check ``name`` whose message starts with the layer that raised ``exc`` (when there is one)."""
+    layer = failing_layer(exc)
+    at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
+    return report.check(name, "fail", f"{at}{doing}: {one_line(exc)}", hint=hint, where=where_in_traceback(exc),
+                        layer=layer)
 
 
 def tensors(obj):
@@ -175,95 +245,103 @@ def random_images(batch: int, imgsz: int):
 # ------------------------------------------------------------------ build
 
 
-def load_yaml_dict(kind: str, cfg: str) -> dict:
-    if kind == "ultralytics":
-        from ultralytics.nn.tasks import yaml_model_load
-
-        return yaml_model_load(cfg)
+def load_yaml_dict(facts: dict, cfg: str) -> dict:
+    """The model YAML as the target reads it (its own loader where it has one)."""
+    if facts["yaml_loader"]:
+        return load_callable(facts["yaml_loader"])(cfg)
     import yaml
 
     with open(cfg, encoding="utf-8") as f:
         return yaml.safe_load(f)
 
 
-def unknown_modules(kind: str, cfg_dict: dict) -> list[dict]:
-    """Layers naming a module the target's parse_model cannot resolve (it would raise KeyError / NameError)."""
-    import importlib
+def known_in_namespace(name: str, namespace: dict) -> bool:
+    """parse_model does ``globals()[m]``."""
+    return name in namespace
 
+
+def known_to_eval(name: str, namespace: dict) -> bool:
+    """parse_model does ``eval(m)`` in its module."""
+    try:
+        eval(name, namespace)
+    except Exception:
+        return False
+    return True
+
+
+LOOKUPS = {"namespace": known_in_namespace, "eval": known_to_eval}
+
+
+def is_known(name: str, namespace: dict, lookup) -> bool:
     import torch
 
-    namespace = vars(importlib.import_module(TASKS_MODULE[kind]))
+    if name.startswith("nn."):
+        return hasattr(torch.nn, name[3:])
+    if name.startswith("torchvision.ops."):  # Ultralytics 8.3+: parse_model resolves these from torchvision
+        return hasattr(importlib.import_module("torchvision.ops"), name[len("torchvision.ops."):])
+    return lookup(name, namespace)
+
+
+def unknown_modules(facts: dict, cfg_dict: dict) -> list[dict]:
+    """Layers naming a module the target's parse_model cannot resolve (it would raise KeyError / NameError)."""
+    namespace = vars(importlib.import_module(facts["tasks_module"]))
+    lookup = LOOKUPS[facts["name_lookup"]]
     unknown = []
     for index, layer in enumerate((cfg_dict.get("backbone") or []) + (cfg_dict.get("head") or [])):
         name = layer[2] if isinstance(layer, (list, tuple)) and len(layer) > 2 else None
-        if not isinstance(name, str):
-            continue
-        if name.startswith("nn."):
-            known = hasattr(torch.nn, name[3:])
-        elif name.startswith("torchvision.ops."):  # 8.3+: parse_model resolves these from torchvision
-            known = hasattr(importlib.import_module("torchvision.ops"), name[len("torchvision.ops."):])
-        elif kind == "yolov9":  # parse_model does eval(m) in models/yolo.py
-            try:
-                eval(name, namespace)
-                known = True
-            except Exception:
-                known = False
-        else:
-            known = name in namespace
-        if not known:
+        if isinstance(name, str) and not is_known(name, namespace, lookup):
             unknown.append({"index": index, "module": name})
     return unknown
 
 
-def head_module(cfg_dict: dict) -> str:
-    head = cfg_dict.get("head") or []
-    return str(head[-1][2]) if head and len(head[-1]) > 2 else ""
+def report_unknown(report: Report, unknown: list[dict], root: Path) -> None:
+    first = unknown[0]
+    names = sorted({u["module"] for u in unknown})
+    imported = report.data.get("imported") or {}
+    if imported.get("inside_checkout", True):
+        known_to = str(root)
+    else:
+        known_to = f"the {imported['package']} Python imports ({imported['file']}; see the import check)"
+    report.check("build", "fail", f"layer {first['index']}: module {first['module']} is not known to {known_to}",
+                 hint=" ; ".join(f"yamlforge apply --repo {root} --module {n}" for n in names),
+                 unknown_modules=unknown)
 
 
-def build(report: Report, kind: str, cfg: str, root: Path):
-    """The target's own build; returns the nn.Module holding ``.model`` layers, or None."""
+def build_with_wrapper(facts: dict, cfg: str, cfg_dict: dict):
+    """The package's model wrapper (``YOLO``, ``RTDETR``: chosen by the head) builds it."""
+    wrapper_cls = getattr(importlib.import_module(facts["package"]), by_head(facts["wrappers"], cfg_dict))
+    return wrapper_cls(cfg).model, f"{wrapper_cls.__name__}({Path(cfg).name})"
+
+
+def build_with_model_class(facts: dict, cfg: str, cfg_dict: dict):
+    """The checkout's model class builds it from the YAML file (``models.yolo.Model(cfg, ch=3)``)."""
+    model_cls = load_callable(facts["model_class"])
+    return model_cls(cfg, ch=3), f"{facts['model_class'].replace(':', '.')}({Path(cfg).name})"
+
+
+BUILDERS = {"wrapper": build_with_wrapper, "model_class": build_with_model_class}
+
+
+def build(report: Report, facts: dict, cfg: str, root: Path):
+    """The target's own build; returns (the nn.Module holding ``.model`` layers or None, the YAML dict or None)."""
     try:
-        cfg_dict = load_yaml_dict(kind, cfg)
+        cfg_dict = load_yaml_dict(facts, cfg)
     except Exception as exc:
         report.check("build", "fail", f"the target cannot read the model YAML: {one_line(exc)}", where=cfg)
         return None, None
-    unknown = unknown_modules(kind, cfg_dict)
+    unknown = unknown_modules(facts, cfg_dict)
     if unknown:
-        first = unknown[0]
-        names = sorted({u["module"] for u in unknown})
-        imported = report.data.get("imported") or {}
-        if imported.get("inside_checkout", True):
-            known_to = str(root)
-        else:
-            known_to = f"the {imported['package']} Python imports ({imported['file']}; see the import check)"
-        report.check("build", "fail",
-                     f"layer {first['index']}: module {first['module']} is not known to {known_to}",
-                     hint=" ; ".join(f"yamlforge apply --repo {root} --module {n}" for n in names),
-                     unknown_modules=unknown)
+        report_unknown(report, unknown, root)
         return None, cfg_dict
     started = time.perf_counter()
     try:
-        if kind == "ultralytics":
-            from ultralytics import RTDETR, YOLO
-
-            wrapper_cls = RTDETR if head_module(cfg_dict) == "RTDETRDecoder" else YOLO
-            wrapper = wrapper_cls(cfg)
-            model = wrapper.model
-            builder = f"{wrapper_cls.__name__}({Path(cfg).name})"
-        else:
-            from models.yolo import Model
-
-            wrapper, model = None, Model(cfg, ch=3)
-            builder = f"models.yolo.Model({Path(cfg).name})"
+        model, builder = BUILDERS[facts["build"]](facts, cfg, cfg_dict)
     except Exception as exc:
-        layer = failing_layer(exc)
-        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
-        report.check("build", "fail", f"{at}the model does not build: {one_line(exc)}",
-                     hint=hint_for(exc), where=where_in_traceback(exc), layer=layer)
+        fail_at_layer(report, "build", exc, "the model does not build", hint=hint_for(exc, facts["package"]))
         return None, cfg_dict
     report.data["builder"] = builder
     report.check("build", "pass", f"{builder} built {type(model).__name__} in {time.perf_counter() - started:.1f} s")
-    return (wrapper, model), cfg_dict
+    return model, cfg_dict
 
 
 # ------------------------------------------------------------------ forward / flops / backward
@@ -283,6 +361,18 @@ def layer_rows(model) -> list[dict]:
     return rows
 
 
+def fill_shapes(rows: list[dict], outputs: dict, imgsz: int) -> None:
+    """Each row's output shape and, for 4-D outputs, its stride (input size / output width)."""
+    import torch
+
+    for i, row in enumerate(rows):
+        out_i = outputs.get(i)
+        row["shape"] = shape_of(out_i)
+        if isinstance(out_i, torch.Tensor) and out_i.dim() == 4 and out_i.shape[-1]:
+            stride = imgsz / out_i.shape[-1]
+            row["stride"] = int(stride) if stride == int(stride) else round(stride, 3)
+
+
 def check_forward(report: Report, model, imgsz: int, batch: int) -> bool:
     import torch
 
@@ -299,19 +389,11 @@ def check_forward(report: Report, model, imgsz: int, batch: int) -> bool:
             out = model(x)
             elapsed = time.perf_counter() - started
     except Exception as exc:
-        layer = failing_layer(exc)
-        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
-        return report.check("forward", "fail", f"{at}forward pass at {imgsz}x{imgsz} failed: {one_line(exc)}",
-                            where=where_in_traceback(exc), layer=layer)
+        return fail_at_layer(report, "forward", exc, f"forward pass at {imgsz}x{imgsz} failed")
     finally:
         for handle in handles:
             handle.remove()
-    for i, row in enumerate(rows):
-        out_i = outputs.get(i)
-        row["shape"] = shape_of(out_i)
-        if isinstance(out_i, torch.Tensor) and out_i.dim() == 4 and out_i.shape[-1]:
-            stride = imgsz / out_i.shape[-1]
-            row["stride"] = int(stride) if stride == int(stride) else round(stride, 3)
+    fill_shapes(rows, outputs, imgsz)
     totals = report.data["totals"]
     totals["layers"] = len(rows)
     totals["parameters"] = int(sum(p.numel() for p in model.parameters()))
@@ -336,7 +418,7 @@ def first_undeepcopyable_layer(model):
     return None, None
 
 
-def check_flops(report: Report, kind: str, model, imgsz: int) -> bool:
+def check_flops(report: Report, facts: dict, model, imgsz: int) -> bool:
     """GFLOPs with thop at imgsz (the number must be > 0), and the target's own figure where it has one."""
     import torch
 
@@ -348,11 +430,9 @@ def check_flops(report: Report, kind: str, model, imgsz: int) -> bool:
     totals = report.data["totals"]
     totals["gflops"] = None
     totals["target_gflops"] = None
-    if kind == "ultralytics":
+    if facts["flops_function"]:
         with contextlib.suppress(Exception):  # releases without get_flops: thop's figure below is what counts
-            from ultralytics.utils.torch_utils import get_flops
-
-            totals["target_gflops"] = round(float(get_flops(model, imgsz)), 3)
+            totals["target_gflops"] = round(float(load_callable(facts["flops_function"])(model, imgsz)), 3)
     layer, deepcopy_error = first_undeepcopyable_layer(model)
     x = torch.zeros(1, 3, imgsz, imgsz)
     model.eval()
@@ -372,10 +452,14 @@ def check_flops(report: Report, kind: str, model, imgsz: int) -> bool:
             + "training's EMA copy fails",
             hint="keep derived tensors out of module attributes: compute them in forward() or register_buffer() "
                  "them from a detached value", layer=layer)
+    return flops_verdict(report, gflops, totals["target_gflops"], imgsz)
+
+
+def flops_verdict(report: Report, gflops: float, target_gflops: float | None, imgsz: int) -> bool:
     if not gflops > 0:
         return report.check("flops", "fail", f"thop counts 0 GFLOPs at {imgsz}: no layer it knows how to count ran",
                             hint="build the module from torch.nn layers (Conv2d, Linear) so FLOPs are counted")
-    if totals["target_gflops"] == 0:
+    if target_gflops == 0:
         return report.check("flops", "warn",
                             f"thop counts {gflops:.2f} GFLOPs at {imgsz}, but the target's own get_flops "
                             "returns 0 (its stride-sized probe fails)",
@@ -396,24 +480,30 @@ def synthetic_batch(x) -> dict:
     }
 
 
-def training_loss(kind: str, model, x):
-    """The target's own detection loss where it is self-contained (Ultralytics), else the summed outputs."""
-    if kind == "ultralytics" and hasattr(model, "loss"):
-        if not hasattr(getattr(model, "args", None), "box"):  # a bare build keeps args as a dict
-            from ultralytics.cfg import get_cfg
-
-            model.args = get_cfg()
-        if not hasattr(model, "nc"):  # the trainer sets it from the dataset; the head knows it too
-            model.nc = getattr(model.model[-1], "nc", None) or model.yaml.get("nc")
-        loss = model.loss(synthetic_batch(x))[0]
-        return loss.sum(), "the target's detection loss"
+def summed_outputs(facts: dict, model, x):
+    """The loss of targets whose detection loss needs a trainer's state: every floating output's mean, summed."""
     out = model(x)
     parts = [t.float().mean() for t in tensors(out) if t.is_floating_point() and t.requires_grad]
     return (sum(parts) if parts else None), "the summed outputs"
 
 
-def check_backward(report: Report, kind: str, model, imgsz: int, batch: int) -> bool:
-    """One backward pass: every gradient finite (else: the first bad parameter and the layer it starts at)."""
+def model_loss(facts: dict, model, x):
+    """The model's own detection loss (self-contained once it has the default hyperparameters and ``nc``)."""
+    if not hasattr(model, "loss"):
+        return summed_outputs(facts, model, x)
+    if not hasattr(getattr(model, "args", None), "box"):  # a bare build keeps args as a dict
+        model.args = load_callable(facts["loss_args"])()
+    if not hasattr(model, "nc"):  # the trainer sets it from the dataset; the head knows it too
+        model.nc = getattr(model.model[-1], "nc", None) or model.yaml.get("nc")
+    loss = model.loss(synthetic_batch(x))[0]
+    return loss.sum(), "the target's detection loss"
+
+
+LOSSES = {"model_loss": model_loss, "summed_outputs": summed_outputs}
+
+
+def watch_gradients(model) -> tuple[dict[int, bool], list]:
+    """Hooks recording, per layer, whether every gradient reaching its outputs is finite; returns (record, handles)."""
     import torch
 
     finite_out: dict[int, bool] = {}
@@ -428,43 +518,45 @@ def check_backward(report: Report, kind: str, model, imgsz: int, batch: int) -> 
                         i, finite_out.get(i, True) and (g is None or bool(torch.isfinite(g).all()))))
         return hook
 
-    handles = [layer.register_forward_hook(watch(i)) for i, layer in enumerate(model.model)]
+    return finite_out, [layer.register_forward_hook(watch(i)) for i, layer in enumerate(model.model)]
+
+
+def nonfinite_source(model, finite_out: dict[int, bool]) -> dict | None:
+    """The layer that receives a finite gradient and passes on NaN/Inf."""
+    for i, layer in enumerate(model.model):
+        froms = layer.f if isinstance(layer.f, list) else [layer.f]
+        inputs = [i + f if f < 0 else f for f in froms]
+        if finite_out.get(i, True) and any(finite_out.get(j) is False for j in inputs):
+            return {"index": int(getattr(layer, "i", i)), "module": type(layer).__name__}
+    return None
+
+
+def check_backward(report: Report, facts: dict, model, imgsz: int, batch: int) -> bool:
+    """One backward pass: every gradient finite (else: the first bad parameter and the layer it starts at)."""
+    import torch
+
+    finite_out, handles = watch_gradients(model)
     model.train()
     for p in model.parameters():
         p.grad = None
     try:
-        loss, what = training_loss(kind, model, random_images(batch, imgsz))
+        loss, what = LOSSES[facts["loss"]](facts, model, random_images(batch, imgsz))
         if loss is None:
             return report.check("backward", "fail", "no model output depends on a trainable parameter")
         loss.backward()
     except Exception as exc:
-        layer = failing_layer(exc)
-        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
-        return report.check("backward", "fail", f"{at}training forward/backward failed: {one_line(exc)}",
-                            where=where_in_traceback(exc), layer=layer)
+        return fail_at_layer(report, "backward", exc, "training forward/backward failed")
     finally:
         for handle in handles:
             handle.remove()
-    no_grad, nonfinite = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.grad is None:
-            no_grad.append(name)
-        elif not torch.isfinite(p.grad).all():
-            nonfinite.append(name)
-    report.data["gradients"] = {"finite": not nonfinite, "first_nonfinite": nonfinite[0] if nonfinite else None,
-                                "nonfinite_count": len(nonfinite), "no_grad": no_grad, "source_layer": None,
-                                "loss": what}
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    no_grad = [name for name, p in trainable if p.grad is None]
+    nonfinite = [name for name, p in trainable if p.grad is not None and not torch.isfinite(p.grad).all()]
+    gradients = report.data["gradients"] = {
+        "finite": not nonfinite, "first_nonfinite": nonfinite[0] if nonfinite else None,
+        "nonfinite_count": len(nonfinite), "no_grad": no_grad, "source_layer": None, "loss": what}
     if nonfinite:
-        source = None
-        for i, layer in enumerate(model.model):  # the layer that receives a finite gradient and passes on NaN/Inf
-            froms = layer.f if isinstance(layer.f, list) else [layer.f]
-            inputs = [i + f if f < 0 else f for f in froms]
-            if finite_out.get(i, True) and any(finite_out.get(j) is False for j in inputs):
-                source = {"index": int(getattr(layer, "i", i)), "module": type(layer).__name__}
-                break
-        report.data["gradients"]["source_layer"] = source
+        source = gradients["source_layer"] = nonfinite_source(model, finite_out)
         at = f"; the NaN/Inf starts at layer {source['index']} ({source['module']})" if source else ""
         return report.check("backward", "fail",
                             f"{len(nonfinite)} parameters get NaN/Inf gradients from {what}, first {nonfinite[0]}{at}",
@@ -524,8 +616,8 @@ def provide_fonts() -> None:
                     target.write_bytes(source.read_bytes())
 
 
-def needs_legacy_load(kind: str) -> bool:
-    """torch >= 2.6 loads with weights_only=True unless told otherwise; old target loaders never say."""
+def needs_legacy_load(facts: dict) -> bool:
+    """torch >= 2.6 loads with weights_only=True unless told otherwise; old checkpoint loaders never say."""
     import inspect
 
     import torch
@@ -533,121 +625,133 @@ def needs_legacy_load(kind: str) -> bool:
     major, minor = (int(v) for v in re.findall(r"\d+", torch.__version__)[:2])
     if (major, minor) < (2, 6):
         return False
-    if kind == "yolov9":
-        from models import experimental
-
-        source = inspect.getsource(experimental.attempt_load)
-    else:
-        from ultralytics.nn import tasks
-
-        source = inspect.getsource(tasks.torch_safe_load)
-    return "weights_only" not in source
+    return "weights_only" not in inspect.getsource(load_callable(facts["checkpoint_loader"]))
 
 
-def check_train_ultralytics(report: Report, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int, batch: int,
-                            version: str | None) -> bool:
-    from ultralytics import RTDETR, YOLO
-
-    wrapper_cls = RTDETR if head_module(cfg_dict) == "RTDETRDecoder" else YOLO
+def train_with_wrapper(report: Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
+                       batch: int) -> bool:
+    """The wrapper's own ``.train()`` for one epoch, then a reload (and a restricted reload where there is one)."""
+    wrapper_name = by_head(facts["wrappers"], cfg_dict)
     data = make_dataset(workdir / "data", imgsz)
     started = time.perf_counter()
     try:
-        model = wrapper_cls(cfg)
+        model = getattr(importlib.import_module(facts["package"]), wrapper_name)(cfg)
         model.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, device="cpu", plots=False,
                     amp=False, project=str(workdir / "runs"), name="train", exist_ok=True, verbose=False,
                     val=False)
         trainer = model.trainer
         weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
     except Exception as exc:
-        layer = failing_layer(exc)
-        at = f"layer {layer['index']} ({layer['module']}): " if layer else ""
-        return report.check("train", "fail", f"{at}1-epoch smoke training failed: {one_line(exc)}",
-                            hint=hint_for(exc), where=where_in_traceback(exc), layer=layer)
+        return fail_at_layer(report, "train", exc, "1-epoch smoke training failed",
+                             hint=hint_for(exc, facts["package"]))
     report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1)}
     report.check("train", "pass", f"1 epoch on {len(list((workdir / 'data/images/train').iterdir()))} synthetic "
-                 f"images at {imgsz} with {wrapper_cls.__name__}.train in {time.perf_counter() - started:.0f} s")
+                 f"images at {imgsz} with {wrapper_name}.train in {time.perf_counter() - started:.0f} s")
     image = next((workdir / "data" / "images" / "train").iterdir())
     try:
-        boxes = predict_ultralytics(wrapper_cls.__name__, weights, image, imgsz)
+        boxes = predict_with_wrapper(facts["package"], wrapper_name, weights, image, imgsz)
     except Exception as exc:
-        return report.check("reload", "fail", f"{wrapper_cls.__name__}('{weights.name}') + predict failed: "
+        return report.check("reload", "fail", f"{wrapper_name}('{weights.name}') + predict failed: "
                             f"{one_line(exc)}", where=where_in_traceback(exc))
-    report.check("reload", "pass", f"{wrapper_cls.__name__}('{weights.name}') reloaded and predicted ({boxes} boxes)")
-    if version and tuple(int(v) for v in re.findall(r"\d+", version)[:2]) >= (8, 4):
-        return check_safe_reload(report, wrapper_cls.__name__, weights, image, imgsz)
+    report.check("reload", "pass", f"{wrapper_name}('{weights.name}') reloaded and predicted ({boxes} boxes)")
+    if facts["safe_load_env"] and version_at_least(facts["version"], facts["safe_load_since"]):
+        return check_safe_reload(report, facts, wrapper_name, weights, image, imgsz)
     return True
 
 
-def predict_ultralytics(wrapper_name: str, weights: Path, image: Path, imgsz: int) -> int:
-    import ultralytics
-
-    model = getattr(ultralytics, wrapper_name)(str(weights))
+def predict_with_wrapper(package: str, wrapper_name: str, weights: Path, image: Path, imgsz: int) -> int:
+    model = getattr(importlib.import_module(package), wrapper_name)(str(weights))
     results = model.predict(str(image), imgsz=imgsz, device="cpu", verbose=False, save=False)
     return len(results[0].boxes) if results and results[0].boxes is not None else 0
 
 
-def check_safe_reload(report: Report, wrapper_name: str, weights: Path, image: Path, imgsz: int) -> bool:
-    """8.4's restricted loader only accepts classes from ultralytics.nn.modules.<file>: reload in a fresh process."""
-    env = dict(os.environ, ULTRALYTICS_SAFE_LOAD="1")
-    cmd = [sys.executable, __file__, "--mode", "predict", "--kind", "ultralytics", "--root", ARGS.root,
-           "--weights", str(weights), "--image", str(image), "--imgsz", str(imgsz), "--wrapper", wrapper_name]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+def check_safe_reload(report: Report, facts: dict, wrapper_name: str, weights: Path, image: Path, imgsz: int) -> bool:
+    """A restricted loader only accepts classes from the target's own module files: reload in a fresh process."""
+    env_name = facts["safe_load_env"]
+    cmd = [sys.executable, __file__, "--mode", "predict", "--target", json.dumps(facts), "--weights", str(weights),
+           "--image", str(image), "--imgsz", str(imgsz), "--wrapper", wrapper_name]
+    result = subprocess.run(cmd, env=dict(os.environ, **{env_name: "1"}), capture_output=True, text=True, check=False)
     try:
         answer = json.loads(result.stdout)
     except ValueError:
         answer = {"error": (result.stderr.strip().splitlines() or ["no output"])[-1]}
     if "error" in answer:
         return report.check("safe_reload", "fail",
-                            f"with ULTRALYTICS_SAFE_LOAD=1 the checkpoint does not reload: {answer['error']}",
-                            hint="place the module's file directly in ultralytics/nn/modules/ (yamlforge apply does)")
-    return report.check("safe_reload", "pass",
-                        f"reloaded with ULTRALYTICS_SAFE_LOAD=1 and predicted ({answer['boxes']} boxes)")
+                            f"with {env_name}=1 the checkpoint does not reload: {answer['error']}",
+                            hint=f"place the module's file directly in {facts['modules_dir']}/ (yamlforge apply does)")
+    return report.check("safe_reload", "pass", f"reloaded with {env_name}=1 and predicted ({answer['boxes']} boxes)")
 
 
-def check_train_yolov9(report: Report, cfg: str, cfg_dict: dict, root: Path, workdir: Path, imgsz: int,
-                       batch: int) -> bool:
-    script = "train_dual.py" if head_module(cfg_dict).startswith("Dual") else "train.py"
+def run_train_script(facts: dict, script: str, cfg: str, workdir: Path, imgsz: int, batch: int):
+    """The checkout's own training script for one epoch; returns (its CompletedProcess, the checkpoint or None)."""
     data = make_dataset(workdir / "data", imgsz)
     hyp = workdir / "hyp.yaml"
-    hyp.write_text(json.dumps(YOLOV9_HYP))
-    cmd = [sys.executable, str(root / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
+    hyp.write_text(json.dumps(SCRIPT_HYP))
+    cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
            "--hyp", str(hyp), "--weights", "", "--epochs", "1", "--batch-size", str(batch), "--img", str(imgsz),
            "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train",
            "--exist-ok", "--noplots"]
-    started = time.perf_counter()
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=dict(os.environ), check=False)
     sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
     weights_dir = workdir / "runs" / "train" / "weights"
-    weights = next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+    return result, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+
+
+def train_with_script(report: Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
+                      batch: int) -> bool:
+    """The checkout's training script (chosen by the head) for one epoch, then its checkpoint loader + a forward."""
+    script = by_head(facts["train_scripts"], cfg_dict)
+    where = str(Path(facts["root"]) / script)
+    started = time.perf_counter()
+    result, weights = run_train_script(facts, script, cfg, workdir, imgsz, batch)
     if result.returncode or weights is None:
         tail = [line for line in result.stderr.strip().splitlines() if line.strip()]
         missing = re.search(r"No module named '([\w.]+)'", tail[-1] if tail else "")
-        hint = hint_for(ModuleNotFoundError(name=missing.group(1))) if missing else None
+        hint = hint_for(ModuleNotFoundError(name=missing.group(1)), facts["package"]) if missing else None
         return report.check("train", "fail", f"{script} (1 epoch) failed: {tail[-1] if tail else 'no checkpoint'}",
-                            hint=hint, where=str(root / script))
+                            hint=hint, where=where)
     report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1)}
     report.check("train", "pass", f"1 epoch on synthetic images at {imgsz} with {script} in "
                  f"{time.perf_counter() - started:.0f} s")
+    loader = facts["checkpoint_loader"].partition(":")[2]
     try:
         import torch
-        from models.experimental import attempt_load
 
-        model = attempt_load(str(weights), device=torch.device("cpu"))
+        model = load_callable(facts["checkpoint_loader"])(str(weights), torch.device("cpu"))
         with torch.no_grad():
             out = model(torch.zeros(1, 3, imgsz, imgsz))
         boxes = shape_of(next(tensors(out)))
     except Exception as exc:
-        return report.check("reload", "fail", f"attempt_load('{weights.name}') + predict failed: {one_line(exc)}",
+        return report.check("reload", "fail", f"{loader}('{weights.name}') + predict failed: {one_line(exc)}",
                             where=where_in_traceback(exc))
-    return report.check("reload", "pass", f"attempt_load('{weights.name}') reloaded and predicted {boxes}")
+    return report.check("reload", "pass", f"{loader}('{weights.name}') reloaded and predicted {boxes}")
+
+
+TRAINERS = {"wrapper": train_with_wrapper, "script": train_with_script}
+
+
+def check_train(report: Report, facts: dict, cfg: str, cfg_dict: dict, imgsz: int, batch: int) -> None:
+    """One epoch with the target's own trainer on a synthetic dataset, in the working directory, then a reload."""
+    if report.failed():
+        report.check("train", "skip", "not run: an earlier check failed")
+        return
+    if needs_legacy_load(facts):
+        import torch
+
+        os.environ[LEGACY_LOAD_ENV] = "1"
+        report.note(f"the checkout's loader predates torch {torch.__version__}'s weights_only=True default; "
+                    f"training and reloading ran with {LEGACY_LOAD_ENV}=1 (set it too, or pin torch<2.6)")
+    provide_fonts()
+    train_imgsz = max(32, min(imgsz, TRAIN_IMGSZ_MAX) // 32 * 32)
+    TRAINERS[facts["trainer"]](report, facts, cfg, cfg_dict, Path.cwd(), train_imgsz, batch)
 
 
 # ------------------------------------------------------------------ modes
 
 
-def mode_verify(args) -> dict:
-    root = Path(args.root).resolve()
-    report = Report(target={"kind": args.kind, "version": args.version, "root": str(root)}, yaml=args.yaml,
+def mode_verify(args, facts: dict) -> dict:
+    root = Path(facts["root"]).resolve()
+    report = Report(target={"kind": facts["kind"], "version": facts["version"], "root": str(root)}, yaml=args.yaml,
                     imgsz=args.imgsz, batch=args.batch, python=sys.executable, imported=None, gradients=None,
                     train=None)
     put_checkout_on_path(str(root))
@@ -660,77 +764,68 @@ def mode_verify(args) -> dict:
         report.check("import", "fail", f"torch does not import in {sys.executable}: {one_line(exc)}",
                      hint=f"{sys.executable} -m pip install torch torchvision")
         return report.data
-    check_import(report, args.kind, root)
-    built = None
-    cfg_dict = None
-    if report.data["imported"] is not None:
-        built, cfg_dict = build(report, args.kind, args.yaml, root)
-    if built is not None:
-        _, model = built
-        if check_forward(report, model, args.imgsz, args.batch):
-            check_flops(report, args.kind, model, args.imgsz)
-            check_backward(report, args.kind, model, args.imgsz, args.batch)
+    check_import(report, facts, root)
+    model, cfg_dict = build(report, facts, args.yaml, root) if report.data["imported"] is not None else (None, None)
+    if model is not None and check_forward(report, model, args.imgsz, args.batch):
+        check_flops(report, facts, model, args.imgsz)
+        check_backward(report, facts, model, args.imgsz, args.batch)
     if args.train:
-        if report.failed():
-            report.check("train", "skip", "not run: an earlier check failed")
-        else:
-            if needs_legacy_load(args.kind):
-                os.environ[LEGACY_LOAD_ENV] = "1"
-                report.note(f"the checkout's loader predates torch {torch.__version__}'s weights_only=True default; "
-                            f"training and reloading ran with {LEGACY_LOAD_ENV}=1 (set it too, or pin torch<2.6)")
-            workdir = Path.cwd()
-            provide_fonts()
-            imgsz = max(32, min(args.imgsz, TRAIN_IMGSZ_MAX) // 32 * 32)
-            if args.kind == "ultralytics":
-                check_train_ultralytics(report, args.yaml, cfg_dict, workdir, imgsz, args.batch, args.version)
-            else:
-                check_train_yolov9(report, args.yaml, cfg_dict, root, workdir, imgsz, args.batch)
+        check_train(report, facts, args.yaml, cfg_dict, args.imgsz, args.batch)
     report.data["ok"] = not report.failed()
     return report.data
 
 
-def mode_predict(args) -> dict:
-    put_checkout_on_path(str(Path(args.root).resolve()))
+def mode_predict(args, facts: dict) -> dict:
+    put_checkout_on_path(str(Path(facts["root"]).resolve()))
     try:
-        return {"boxes": predict_ultralytics(args.wrapper, Path(args.weights), Path(args.image), args.imgsz)}
+        return {"boxes": predict_with_wrapper(facts["package"], args.wrapper, Path(args.weights), Path(args.image),
+                                              args.imgsz)}
     except Exception as exc:
         return {"error": one_line(exc)}
 
 
-def mode_environment(args) -> dict:
-    """For doctor: the package this Python imports for the checkout, and which requirements are missing."""
+def missing_requirements(requires: list[str]) -> list[dict]:
+    """The requirements this Python lacks, or has at a version outside the specifier."""
     from importlib import metadata
 
-    root = Path(args.root).resolve()
-    put_checkout_on_path(str(root))
-    answer: dict = {"python": sys.executable, "imported": None, "import_error": None, "missing": []}
-    try:
-        answer["imported"] = imported_package(args.kind, root)
-    except Exception as exc:
-        answer["import_error"] = one_line(exc)
-    for requirement in args.requires:
+    missing = []
+    for requirement in requires:
         name = re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0]
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
-            answer["missing"].append({"requirement": requirement, "installed": None})
+            missing.append({"requirement": requirement, "installed": None})
             continue
         try:
             from packaging.requirements import Requirement
 
             if not Requirement(requirement).specifier.contains(installed, prereleases=True):
-                answer["missing"].append({"requirement": requirement, "installed": installed})
+                missing.append({"requirement": requirement, "installed": installed})
         except ImportError:  # without packaging, presence is all we can check
             pass
+    return missing
+
+
+def mode_environment(args, facts: dict) -> dict:
+    """For doctor: the package this Python imports for the checkout, and which requirements are missing."""
+    root = Path(facts["root"]).resolve()
+    put_checkout_on_path(str(root))
+    answer: dict = {"python": sys.executable, "imported": None, "import_error": None, "missing": []}
+    try:
+        answer["imported"] = imported_package(facts["package"], root)
+    except Exception as exc:
+        answer["import_error"] = one_line(exc)
+    answer["missing"] = missing_requirements(args.requires)
     return answer
+
+
+MODES = {"verify": mode_verify, "predict": mode_predict, "environment": mode_environment}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("verify", "predict", "environment"), default="verify")
-    parser.add_argument("--kind", choices=tuple(PACKAGE), required=True)
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--version")
+    parser.add_argument("--mode", choices=tuple(MODES), default="verify")
+    parser.add_argument("--target", required=True, help="the facts JSON of yamlforge's Target.runner_facts")
     parser.add_argument("--yaml")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch", type=int, default=2)
@@ -742,22 +837,24 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-ARGS = None
-
-
 def main(argv=None) -> int:
-    global ARGS
-    ARGS = args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        facts = read_facts(args.target)
+    except FactsError as exc:  # yamlforge and this file disagree: one line, and the same line as the JSON answer
+        print(f"verify_runner: {exc}", file=sys.stderr)
+        print(json.dumps({"schema": VERIFY_SCHEMA, "error": str(exc)}), flush=True)
+        return 2
     # Targets print tables and progress bars on stdout; stdout must carry only our JSON.
     json_out = os.fdopen(os.dup(1), "w")
     sys.stdout.flush()
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
-        answer = {"verify": mode_verify, "predict": mode_predict, "environment": mode_environment}[args.mode](args)
+        answer = MODES[args.mode](args, facts)
     except BaseException as exc:  # a bug here or in the target: still one JSON object, with the traceback
         traceback.print_exc()
-        answer = {"schema": "yamlforge.verify/1", "internal_error": "".join(traceback.format_exception(exc))[-4000:],
+        answer = {"schema": VERIFY_SCHEMA, "internal_error": "".join(traceback.format_exception(exc))[-4000:],
                   "error": one_line(exc)}
     json_out.write(json.dumps(answer, default=str) + "\n")
     json_out.flush()
