@@ -1,4 +1,8 @@
-"""Shared fixtures: real checkouts built once per session from PyPI releases, and a subprocess runner."""
+"""Shared fixtures: real checkouts built once per session from cached PyPI releases, and a subprocess runner.
+
+The tests never download: ``YAMLFORGE_OFFLINE`` turns a release missing from the cache into an error naming
+``python -m yamlforge.scratch --prefetch`` (``scripts/test`` runs it first). Set it to 0 to allow downloads.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from yamlforge.scratch import YOLOV9_RELEASE, make_checkout, pristine_checkout
+from yamlforge.scratch import OFFLINE_ENV, ULTRALYTICS_RELEASES, YOLOV9_RELEASE, make_checkout, pristine_checkout
 
-ULTRALYTICS_VERSIONS = ("8.0.227", "8.1.47", "8.2.103", "8.3.40", "8.3.228", "8.4.190")
+# Set before any test module is imported: some read a pristine checkout at import time.
+os.environ.setdefault(OFFLINE_ENV, "1")
+ULTRALYTICS_VERSIONS = ULTRALYTICS_RELEASES
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

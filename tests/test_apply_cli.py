@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -11,6 +13,7 @@ from checkout_tools import tree_hashes
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
+from yamlforge.errors import InternalError
 from yamlforge.resources import SPECS_DIR
 
 VERSION = "8.4.190"
@@ -156,3 +159,121 @@ def test_backbone_shape_error_names_the_line_in_the_users_file(repo):
     assert result.exit_code == 2, result.output
     assert f"expected 'ch.append(c2)' at the end of the row loop ({TASKS}:{line})" in result.output
     assert tree_hashes(repo) == before
+
+
+# ---------------------------------------------------------------- dry run, --diff, --check: the stdout/stderr contract
+
+DIFF_LINE = re.compile(r"^(--- (a/|/dev/null)|\+\+\+ (b/|/dev/null)|@@ -\d+(,\d+)? \+\d+(,\d+)? @@|[ +\-\\])")
+STATUS_LINE = re.compile(r"^(would (create|patch|remove) +\S+|SHSA: would be applied on .*)$")
+
+
+def git_apply_check(repo, patch_text, tmp_path):
+    """``git apply --check`` of the patch in a fresh git repository holding the checkout."""
+    work = tmp_path / "git-work"
+    shutil.copytree(repo, work)
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    patch = tmp_path / "change.patch"
+    patch.write_text(patch_text)
+    return subprocess.run(["git", "apply", "--check", str(patch)], cwd=work, capture_output=True, text=True,
+                          check=False)
+
+
+@pytest.mark.parametrize("flag", ["--dry-run", "--diff"])
+def test_dry_run_writes_nothing_and_its_stdout_git_applies(repo, tmp_path, flag):
+    before = tree_hashes(repo)
+    result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA", flag])
+    assert result.exit_code == 0, result.output
+    assert tree_hashes(repo) == before
+    assert f"+++ b/{TASKS}" in result.stdout
+    assert "--- /dev/null\n+++ b/ultralytics/nn/modules/shsa.py\n" in result.stdout
+    assert [line for line in result.stdout.splitlines() if not DIFF_LINE.match(line)] == []
+    assert [line for line in result.stderr.splitlines() if not STATUS_LINE.match(line)] == []
+    assert f"would patch    {TASKS}" in result.stderr.splitlines()
+    check = git_apply_check(repo, result.stdout, tmp_path)
+    assert check.returncode == 0, check.stderr
+
+
+def test_check_exits_1_with_work_and_0_without_and_never_writes(repo):
+    runner = CliRunner()
+    before = tree_hashes(repo)
+    pending = runner.invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA", "--check"])
+    assert pending.exit_code == 1, pending.output
+    assert pending.stdout == ""  # like black: --check alone prints no diff
+    assert "SHSA: would be applied" in pending.stderr
+    with_diff = runner.invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA", "--check", "--diff"])
+    assert with_diff.exit_code == 1 and f"+++ b/{TASKS}" in with_diff.stdout
+    assert tree_hashes(repo) == before
+    assert runner.invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"]).exit_code == 0
+    applied = tree_hashes(repo)
+    done = runner.invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA", "--check", "--diff"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout == ""
+    assert "SHSA: already applied, nothing to do" in done.stderr
+    assert tree_hashes(repo) == applied
+
+
+def test_a_write_prints_no_diff(repo):
+    result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert f"patch    {TASKS}" in result.stderr.splitlines()
+
+
+# ---------------------------------------------------------------- internal errors: exit 3, never mistaken for bad input
+
+
+def crash(*args, **kwargs):
+    raise KeyError("slot")
+
+
+def internal(*args, **kwargs):
+    raise InternalError("the patched file would not compile", where=f"{TASKS}:12")
+
+
+def test_unexpected_exception_is_one_internal_error_line_and_exit_3(repo, monkeypatch):
+    monkeypatch.setattr("yamlforge.plan.plan_apply", crash)
+    monkeypatch.delenv("YAMLFORGE_TRACEBACK", raising=False)
+    before = tree_hashes(repo)
+    result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        f"error: internal error: KeyError: 'slot' (test_apply_cli.py:{crash.__code__.co_firstlineno + 1})",
+        "hint: please report this bug; YAMLFORGE_TRACEBACK=1 shows the traceback",
+    ]
+    assert tree_hashes(repo) == before
+
+
+def test_traceback_env_lets_the_exception_through(repo, monkeypatch):
+    monkeypatch.setattr("yamlforge.plan.plan_apply", crash)
+    monkeypatch.setenv("YAMLFORGE_TRACEBACK", "1")
+    result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
+    assert isinstance(result.exception, KeyError)
+
+
+def test_internal_error_exits_3_with_its_report_hint(repo, monkeypatch):
+    monkeypatch.setattr("yamlforge.plan.plan_apply", internal)
+    result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        f"error: internal error: the patched file would not compile ({TASKS}:12)",
+        "hint: please report this as a bug",
+    ]
+
+
+# ---------------------------------------------------------------- demo: library calls, rendered like the commands
+
+
+def test_demo_applies_generates_and_verifies_the_written_model(tmp_path, monkeypatch):
+    verified = []
+    monkeypatch.setattr("yamlforge.cli._verify_written",  # the only step that needs torch; e2e tests run it for real
+                        lambda model, target, **options: verified.append((model, target.root, options)))
+    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path), "--imgsz", "128"])
+    assert result.exit_code == 0, result.output
+    repo = tmp_path / f"ultralytics-{VERSION}"
+    model = repo / "ultralytics/cfg/models/rt-detr/rtdetr-l-SHSA.yaml"
+    assert verified == [(model, repo, {"imgsz": 128, "train": False})]
+    assert f"+++ b/{TASKS}" in result.stdout
+    assert re.search(r"^  - \[-1, 1, SHSA, \[.*\]\] # 4$", result.stdout, re.MULTILINE)
+    assert f"patch    {TASKS}" in result.stderr.splitlines()
+    assert "SHSA" in (repo / TASKS).read_text()
+    assert model.read_text() in result.stdout

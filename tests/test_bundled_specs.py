@@ -77,7 +77,6 @@ def test_source_defines_every_export_and_imports_only_torch_and_stdlib(path):
 
 @pytest.mark.parametrize("path", SPEC_PATHS, ids=SPEC_IDS)
 def test_source_imports_standalone_and_args_match_the_signature(path):
-    pytest.importorskip("torch")
     spec = load_spec(path, bundled=True)
     module = import_standalone(spec.source)
     for export in spec.exports:

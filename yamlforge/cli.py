@@ -5,13 +5,17 @@ them from strings more than doubled its per-call set-up of the commands.
 """
 
 import functools
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from typer.exceptions import TyperException
 
-from .errors import YamlforgeError
+from .errors import InternalError, YamlforgeError
+
+TRACEBACK_ENV = "YAMLFORGE_TRACEBACK"
 
 app = typer.Typer(
     add_completion=False,
@@ -25,18 +29,37 @@ def _stderr(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _fail(exc: YamlforgeError) -> NoReturn:
+    _stderr(f"error: {exc}")
+    if exc.hint:
+        _stderr(f"hint: {exc.hint}")
+    raise typer.Exit(exc.exit_code) from None
+
+
+def _internal_error(exc: Exception) -> InternalError:
+    """A bug surfacing as an exception: one line naming the innermost frame, and how to see the traceback."""
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return InternalError(f"{type(exc).__name__}: {exc}", where=f"{Path(frame.filename).name}:{frame.lineno}",
+                         hint=f"please report this bug; {TRACEBACK_ENV}=1 shows the traceback")
+
+
 def handle_errors(func):
-    """Turn a YamlforgeError into ``error: ...`` / ``hint: ...`` on stderr and its exit code."""
+    """Render errors as ``error: ...`` / ``hint: ...`` on stderr: exit 2 for bad input, 3 for yamlforge's bugs."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except YamlforgeError as exc:
-            _stderr(f"error: {exc}")
-            if exc.hint:
-                _stderr(f"hint: {exc.hint}")
-            raise typer.Exit(exc.exit_code) from None
+            _fail(exc)
+        except (typer.Exit, typer.Abort, TyperException):  # typer's own exits and usage errors
+            raise
+        except Exception as exc:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            _fail(_internal_error(exc))
 
     return wrapper
 
@@ -96,8 +119,7 @@ def _code_diff(plan) -> str:
     return "".join(c.diff() for c in plan.changeset.effective if not c.path.startswith(STATE_PREFIX))
 
 
-# --verify on apply and gen-yaml. Annotated defaults are plain values, so calling the command functions directly
-# (the demo does) does not switch verification on.
+# --train and --imgsz of --verify, shared by apply and gen-yaml.
 VerifyTrainFlag = Annotated[bool, typer.Option(
     "--train", help="With --verify (implied): also train 1 epoch on a synthetic dataset and reload the checkpoint.")]
 VerifyImgszOption = Annotated[int, typer.Option("--imgsz", help="With --verify: image size of the checks.")]
@@ -118,6 +140,41 @@ def _verify_written(model: Path, target, *, imgsz: int, train: bool, undo: str =
         raise typer.Exit(1)
 
 
+def _verify_wanted(wanted: bool, *, no_write: str | None, imgsz: int, what: str) -> bool:
+    """Whether to verify (--verify, or --train which implies it); refused up front if ``no_write`` (a flag) is set."""
+    if not wanted:
+        return False
+    from .verify import check_options
+
+    if no_write:
+        raise YamlforgeError(f"--verify builds {what}; {no_write} writes nothing", where="--verify",
+                             hint=f"drop {no_write}")
+    check_options(imgsz=imgsz)
+    return True
+
+
+def _preview(plan, target, *, diff: bool, check: bool) -> None:
+    """A dry run: validate as a write would, print the diff if asked, then the status words; --check exits 1."""
+    plan.changeset.validate()
+    if diff:
+        _print_diff(_code_diff(plan))
+    _report(plan, verb="apply", dry_run=True, target=target)
+    if check and plan.changeset.effective:
+        raise typer.Exit(1)
+
+
+def _verify_probe(probe: str, target, modules: list[str], *, imgsz: int, train: bool) -> None:
+    """Verify the small probe detector built from the modules just applied; the undo names exactly them."""
+    import tempfile
+
+    from .probe import write_probe
+
+    undo = f"yamlforge revert --repo {target.root}" + "".join(f" --module {n}" for n in modules)
+    with tempfile.TemporaryDirectory(prefix="yamlforge-probe-") as folder:
+        _verify_written(write_probe(probe, Path(folder)), target, imgsz=imgsz, train=train, undo=undo,
+                        show_on_failure=f"the probe model:\n{probe}")
+
+
 @app.command()
 @handle_errors
 def apply(
@@ -125,9 +182,9 @@ def apply(
     module: list[str] = typer.Option([], "--module", "-m", help="Module to apply (repeatable); see `yamlforge list`."),
     spec: list[Path] = SpecOption,
     fix: list[str] = typer.Option([], "--fix", help="Stand-alone fix to apply: flops (GFLOPs for RT-DETR / backbones)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; write nothing."),
-    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if changes are needed."),
-    diff: bool = typer.Option(False, "--diff", help="Also print the diff of what is written."),
+    dry_run: bool = typer.Option(False, "--dry-run", "--diff", help="Print the diff on stdout; write nothing."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if changes are needed (--diff shows "
+                                                      "them)."),
     fuse: Annotated[list[str], typer.Option(
         "--fuse", help="Also generate <HOST>_<MODULE>: the module inside the target's own HOST block (C2f, C3k2, "
                        "RepC3, HGBlock, RepNCSPELAN4; repeatable; 'all': every host the target has).")] = [],
@@ -151,38 +208,21 @@ def apply(
     names = list(module) or [load_spec(p).name for p in spec]
     if not names and not fix:
         raise YamlforgeError("nothing to apply", where="--module", hint="yamlforge apply --repo PATH --module SHSA")
-    plan = plan_apply(target, [registry.get(n) for n in names], registry, fixes=fix, fuse=fuse, fuse_at=fuse_at)
-    run_verify = run_verify or train
-    if run_verify:
-        if dry_run or check:
-            raise YamlforgeError("--verify builds the patched checkout, so it needs the files written",
-                                 where="--verify", hint="drop --dry-run / --check")
+    specs = [registry.get(n) for n in names]
+    plan = plan_apply(target, specs, registry, fixes=fix, fuse=fuse, fuse_at=fuse_at)
+    probe = None
+    no_write = "--dry-run" if dry_run else "--check" if check else None
+    if _verify_wanted(run_verify or train, no_write=no_write, imgsz=imgsz, what="the patched checkout"):
         from .probe import probe_names, probe_yaml
-        from .verify import check_options
 
-        check_options(imgsz=imgsz)
         probe = probe_yaml(target, probe_names(names, registry))  # before writing: a bad probe changes nothing
     if dry_run or check:
-        plan.changeset.validate()
-        _print_diff(_code_diff(plan))
-        _report(plan, verb="apply", dry_run=True, target=target)
-        if check and plan.changeset.effective:
-            raise typer.Exit(1)
+        _preview(plan, target, diff=dry_run, check=check)
         return
     write_changeset(plan.changeset)
-    if diff:
-        _print_diff(_code_diff(plan))
     _report(plan, verb="apply", dry_run=False, target=target)
-    if run_verify:
-        import tempfile
-
-        from .probe import write_probe
-
-        with tempfile.TemporaryDirectory(prefix="yamlforge-probe-") as folder:
-            _verify_written(write_probe(probe, Path(folder)), target, imgsz=imgsz, train=train,
-                            undo=f"yamlforge revert --repo {target.root}"
-                            + "".join(f" --module {n}" for n in dict.fromkeys(registry.get(n).name for n in names)),
-                            show_on_failure=f"the probe model:\n{probe}")
+    if probe is not None:
+        _verify_probe(probe, target, list(dict.fromkeys(s.name for s in specs)), imgsz=imgsz, train=train)
 
 
 @app.command()
@@ -191,7 +231,7 @@ def revert(
     repo: Path = RepoOption,
     module: list[str] = typer.Option([], "--module", "-m", help="Revert only these modules (default: everything)."),
     spec: list[Path] = SpecOption,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; write nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", "--diff", help="Print the diff on stdout; write nothing."),
 ):
     """Undo yamlforge's edits: byte-identical originals, created files removed, your own edits kept."""
     from .plan import plan_revert
@@ -293,7 +333,8 @@ def gen_yaml(
     spec: list[Path] = SpecOption,
     allow_stride_change: bool = typer.Option(False, "--allow-stride-change", help="Allow edits that change strides."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the base; write nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", "--diff",
+                                 help="Print the diff against the base on stdout; write nothing."),
     run_verify: Annotated[bool, typer.Option(
         "--verify", help="Then run yamlforge verify on the written YAML; exit 1 if a check fails.")] = False,
     train: VerifyTrainFlag = False,
@@ -302,13 +343,8 @@ def gen_yaml(
     """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
     from .genyaml import GenRequest, compile_yaml, parse_backbone, parse_edit, parse_replace_all, write_result
 
-    if (run_verify or train) and dry_run:
-        raise YamlforgeError("--verify builds the written YAML; --dry-run writes nothing", where="--verify",
-                             hint="drop --dry-run")
-    if run_verify or train:
-        from .verify import check_options
-
-        check_options(imgsz=imgsz)
+    run_verify = _verify_wanted(run_verify or train, no_write="--dry-run" if dry_run else None, imgsz=imgsz,
+                                what="the written YAML")
     edits = [parse_edit(kind, value) for kind, values in (("replace", replace), ("remove", remove),
                                                           ("insert-before", insert_before),
                                                           ("insert-after", insert_after)) for value in values]
@@ -323,16 +359,20 @@ def gen_yaml(
         _print_diff(result.diff())
     else:
         write_result(result)
+    _report_yaml(result, dry_run=dry_run)
+    if run_verify:
+        from .targets import detect_target
+
+        _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train)
+
+
+def _report_yaml(result, *, dry_run: bool) -> None:
+    """What gen-yaml did, on stderr: the status word and file, the changed rows, one summary line."""
     word = ("would " if dry_run else "") + ("overwrite" if result.exists else "create")
     _stderr(f"{word} {result.display(result.output_path)}")
     if result.rows:
         _stderr(result.table())
     _stderr(f"{len(result.rows)} row(s) changed from {result.display(result.base_path)}")
-    if run_verify or train:
-        from .targets import detect_target
-
-        _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train)
-
 
 
 # ---------------------------------------------------------------- verify / doctor
@@ -379,9 +419,29 @@ def doctor_command(
         raise typer.Exit(1)
 
 
+@app.command("graph")
+@handle_errors
+def graph_command(
+    model: Path = typer.Argument(..., help="Model YAML (gen-yaml writes one)."),
+    repo: Path = RepoOption,
+    base: str | None = typer.Option(None, "--base", help="Highlight the rows that differ from this model (a path or "
+                                                          "a name like rtdetr-l; default: what gen-yaml recorded)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help=".svg, .png, .pdf or .dot (default: MODEL.svg)."),
+    python: str | None = typer.Option(None, "--python", help="Python to build the model in (your training venv)."),
+):
+    """Draw the model: a node per row with the channels and stride of a real build, edited rows highlighted."""
+    from .graph import build_facts, graph_document, render
+    from .targets import detect_target
+
+    target = detect_target(repo)
+    dot = graph_document(model, target, base=base, facts=build_facts(model, target, python=python))
+    _stderr(f"create   {render(dot, output or model.with_suffix('.svg'))}")
+
+
 # ---------------------------------------------------------------- demo
 
 DEMO_VERSION = "8.4.190"
+DEMO_STEPS = 4
 
 
 @app.command()
@@ -396,35 +456,46 @@ def demo(
     import time
 
     from .scratch import make_checkout
+    from .verify import check_options
 
     start = time.perf_counter()
+    check_options(imgsz=imgsz)
     repo = workdir.resolve() / f"ultralytics-{version}"
     model = repo / "ultralytics/cfg/models/rt-detr/rtdetr-l-SHSA.yaml"
-    steps = [
-        f"scratch checkout of ultralytics=={version} (the PyPI wheel, unpacked) in {repo}",
-        f"yamlforge apply --repo {repo} --module SHSA --diff",
-        f"yamlforge gen-yaml rtdetr-l --insert-after 3=SHSA --repo {repo}",
-        f"yamlforge verify {model} --repo {repo} --imgsz {imgsz}" + (" --train" if train else ""),
-    ]
-
-    def step(n: int) -> None:
-        typer.secho(f"\n[{n + 1}/{len(steps)}] {steps[n]}", bold=True, err=True)
-
-    step(0)
+    _demo_step(1, f"scratch checkout of ultralytics=={version} (the PyPI wheel, unpacked) in {repo}")
     make_checkout("ultralytics", version, repo)
-    step(1)
-    apply(repo=repo, module=["SHSA"], spec=[], fix=[], dry_run=False, check=False, diff=True)
-    step(2)
-    gen_yaml(base="rtdetr-l", replace=[], insert_after=["3=SHSA"], insert_before=[], remove=[], recipe=None,
-             repo=repo, output=model, scale=None, nc=None, spec=[], allow_stride_change=False, force=False,
-             dry_run=False)
-    typer.echo(model.read_text())
-    step(3)
     try:
-        verify_command(model=model, repo=repo, imgsz=imgsz, batch=2, train=train, as_json=False, python=None)
+        _demo_apply_gen_verify(repo, model, imgsz=imgsz, train=train)
     finally:
         _stderr(f"\ncheckout: {repo}\nmodel:    {model}\nundo:     yamlforge revert --repo {repo}")
         _stderr(f"demo finished in {time.perf_counter() - start:.0f} s")
+
+
+def _demo_step(n: int, text: str) -> None:
+    typer.secho(f"\n[{n}/{DEMO_STEPS}] {text}", bold=True, err=True)
+
+
+def _demo_apply_gen_verify(repo: Path, model: Path, *, imgsz: int, train: bool) -> None:
+    """The demo's library calls, rendered as the commands they stand for would render them."""
+    from .genyaml import GenRequest, compile_yaml, parse_edit, write_result
+    from .plan import plan_apply
+    from .specs import SpecRegistry
+    from .targets import detect_target
+    from .writer import write_changeset
+
+    target, registry = detect_target(repo), SpecRegistry()
+    _demo_step(2, f"yamlforge apply --repo {repo} --module SHSA  (its diff, then the files written)")
+    plan = plan_apply(target, [registry.get("SHSA")], registry)
+    _print_diff(_code_diff(plan))
+    write_changeset(plan.changeset)
+    _report(plan, verb="apply", dry_run=False, target=target)
+    _demo_step(3, f"yamlforge gen-yaml rtdetr-l --insert-after 3=SHSA --repo {repo}")
+    result = compile_yaml(GenRequest("rtdetr-l", [parse_edit("insert-after", "3=SHSA")], repo=repo, output=model))
+    write_result(result)
+    _report_yaml(result, dry_run=False)
+    typer.echo(model.read_text())
+    _demo_step(4, f"yamlforge verify {model} --repo {repo} --imgsz {imgsz}" + (" --train" if train else ""))
+    _verify_written(model, target, imgsz=imgsz, train=train)
 
 
 def main() -> None:

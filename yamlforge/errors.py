@@ -1,9 +1,10 @@
-"""The one exception family yamlforge raises for user-facing problems."""
+"""The one exception family yamlforge raises, and the exit code each kind of problem ends the command with."""
 
 from __future__ import annotations
 
-BAD_INPUT = 2
 CHECK_FAILED = 1
+BAD_INPUT = 2
+INTERNAL = 3
 
 
 class YamlforgeError(Exception):
@@ -26,6 +27,21 @@ class YamlforgeError(Exception):
 
 
 class CheckFailed(YamlforgeError):
-    """A check the user asked for did not pass (``--check`` found work, verification failed)."""
+    """The checkout's state keeps the command from finishing safely, as a failed check would.
+
+    Raised when ``revert`` finds the user's edits overlapping yamlforge's lines; exit 1, like ``--check``.
+    """
 
     exit_code = CHECK_FAILED
+
+
+class InternalError(YamlforgeError):
+    """A bug in yamlforge caught before anything was written (a patch that would not compile); exit 3.
+
+    The message says ``internal error: ...`` so it never reads like a mistake in the user's input.
+    """
+
+    exit_code = INTERNAL
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        super().__init__(f"internal error: {message}", where=where, hint=hint or "please report this as a bug")

@@ -9,7 +9,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def data_dir(name: str) -> Path:
-    """``templates`` or ``module_specs``: inside the package in a wheel, at the repo top in a checkout."""
+    """``templates``, ``module_specs`` or ``examples``: inside the package in a wheel, at the repo top in a checkout."""
     packaged = _PACKAGE / name
     return packaged if packaged.is_dir() else _PACKAGE.parent / name
 

@@ -1,4 +1,9 @@
-"""Makes scratch checkouts from real PyPI releases (Ultralytics wheels, the yolov9pip sdist) for demos and tests."""
+"""Makes scratch checkouts from real PyPI releases (Ultralytics, YOLOv5 wheels; yolov9pip, yolov7detect sdists).
+
+``python -m yamlforge.scratch --prefetch`` fills the cache with every supported release (what ``scripts/test``
+runs before the tests); with ``YAMLFORGE_OFFLINE=1`` (set by the tests) a release missing from the cache is an
+error naming that command instead of a download.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,43 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import YamlforgeError
+from .resources import data_dir
 
-YOLOV9_RELEASE = "0.0.4"
+OFFLINE_ENV = "YAMLFORGE_OFFLINE"
+PREFETCH = "python -m yamlforge.scratch --prefetch"
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one family's PyPI release becomes a checkout root: which distribution, wheel or sdist, which folder.
+
+    ``root`` is the checkout root inside the unpacked archive (``{dist}`` and ``{version}`` filled in); ``add``
+    copies files the release lacks into it: ``(folder under examples/, folder under the root)``.
+    """
+
+    dist: str
+    sdist: bool
+    versions: tuple[str, ...]
+    root: str = ""
+    add: tuple[tuple[str, str], ...] = ()
+
+
+FAMILIES = {
+    "ultralytics": Family("ultralytics", False, ("8.0.227", "8.1.47", "8.2.103", "8.3.40", "8.3.228", "8.4.190")),
+    "yolov9": Family("yolov9pip", True, ("0.0.4",), root="{dist}-{version}/yolov9"),
+    "yolov5": Family("yolov5", False, ("7.0.14",), root="yolov5"),
+    # the sdist's yolov7/ folder is the upstream code; it ships no model YAMLs, so ours go where upstream keeps them
+    "yolov7": Family("yolov7detect", True, ("1.0.1",), root="{dist}-{version}/yolov7",
+                     add=(("models/yolov7", "cfg/training"),)),
+}
+ULTRALYTICS_RELEASES = FAMILIES["ultralytics"].versions
+YOLOV9_RELEASE = FAMILIES["yolov9"].versions[0]
+YOLOV5_RELEASE = FAMILIES["yolov5"].versions[0]
+YOLOV7_RELEASE = FAMILIES["yolov7"].versions[0]
 
 
 def cache_dir() -> Path:
@@ -27,6 +64,10 @@ def _download(requirement: str, dest: Path, *, sdist: bool) -> Path:
     found = sorted(dest.glob(pattern))
     if found:
         return found[0]
+    if os.environ.get(OFFLINE_ENV, "0") not in ("", "0"):
+        raise YamlforgeError(f"{requirement} is not in the cache {dest} and {OFFLINE_ENV} is set: "
+                             f"run `{PREFETCH}` first (it downloads every supported release once)")
+    print(f"download {requirement}", file=sys.stderr)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), requirement]
     if sdist:
         cmd[4:4] = ["--no-binary", ":all:"]
@@ -38,31 +79,38 @@ def _download(requirement: str, dest: Path, *, sdist: bool) -> Path:
     return found[0]
 
 
+def _unpack(archive: Path, dest: Path) -> None:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(dest)
+    else:
+        with tarfile.open(archive) as tf:
+            tf.extractall(dest, filter="data")
+
+
+def family(kind: str) -> Family:
+    if kind not in FAMILIES:
+        raise YamlforgeError(f"unknown checkout kind '{kind}' (known: {', '.join(FAMILIES)})")
+    return FAMILIES[kind]
+
+
 def pristine_checkout(kind: str, version: str) -> Path:
-    """The cached, never-modified checkout root of ``ultralytics==version`` or ``yolov9pip==version``.
+    """The cached, never-modified checkout root of release ``version`` of family ``kind`` (see :data:`FAMILIES`).
 
     Callers that patch a checkout copy it first (:func:`make_checkout`).
     """
-    root = cache_dir() / "checkouts"
-    if kind == "ultralytics":
-        target = root / f"ultralytics-{version}"
-        if not (target / "ultralytics" / "nn" / "tasks.py").is_file():
-            wheel = _download(f"ultralytics=={version}", cache_dir() / "wheels", sdist=False)
-            tmp = target.with_name(target.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with zipfile.ZipFile(wheel) as zf:
-                zf.extractall(tmp)
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
-        return target
-    if kind == "yolov9":
-        top = root / f"yolov9pip-{version}"
-        if not (top / "yolov9" / "models" / "yolo.py").is_file():
-            sdist = _download(f"yolov9pip=={version}", cache_dir() / "wheels", sdist=True)
-            with tarfile.open(sdist) as tf:
-                tf.extractall(root, filter="data")
-        return top / "yolov9"
-    raise YamlforgeError(f"unknown checkout kind '{kind}' (ultralytics or yolov9)")
+    spec = family(kind)
+    folder = cache_dir() / "checkouts" / f"{spec.dist}-{version}.unpacked"
+    if not folder.is_dir():  # the last step of an unpack renames it into place
+        archive = _download(f"{spec.dist}=={version}", cache_dir() / "wheels", sdist=spec.sdist)
+        tmp = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _unpack(archive, tmp)
+        tmp.rename(folder)
+    root = folder / spec.root.format(dist=spec.dist, version=version)
+    for source, into in spec.add:  # ours, so refreshed on every call: the cache never holds a stale copy
+        shutil.copytree(data_dir("examples") / source, root / into, dirs_exist_ok=True)
+    return root
 
 
 def make_checkout(kind: str, version: str, dest: Path) -> Path:
@@ -72,3 +120,28 @@ def make_checkout(kind: str, version: str, dest: Path) -> Path:
         raise YamlforgeError(f"'{dest}' already exists; choose a new folder for the scratch checkout")
     shutil.copytree(pristine_checkout(kind, version), dest)
     return dest
+
+
+def prefetch() -> list[Path]:
+    """Make sure every supported release is cached (downloading only what is missing); their checkout roots."""
+    return [pristine_checkout(kind, version) for kind, spec in FAMILIES.items() for version in spec.versions]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m yamlforge.scratch --prefetch``: fill the cache; silent when it is full, one line per download."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m yamlforge.scratch", description=main.__doc__)
+    parser.add_argument("--prefetch", action="store_true", required=True,
+                        help="download and unpack every supported release (Ultralytics, yolov9pip, YOLOv5, YOLOv7)")
+    parser.parse_args(argv)
+    try:
+        prefetch()
+    except YamlforgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,7 @@ from ruamel.yaml.nodes import MappingNode
 
 from .errors import YamlforgeError
 from .resources import SPECS_DIR
+from .weights import WeightMap, parse_official
 from .yamlload import line_of, load_nodes
 
 ROLES = ("layer", "backbone")
@@ -32,6 +33,7 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "stride": (False, (int, list), "spatial reduction (layer) or output strides (backbone)"),
     "args": (False, (list,), "YAML args after those the channel rule fills in"),
     "requires": (False, (list,), "extra pip requirements"),
+    "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge.weights)"),
 }
 
 REQUIRED = object()
@@ -67,6 +69,7 @@ class ModuleSpec:
     stride: int | tuple[int, ...] = 1
     args: tuple[Arg, ...] = ()
     requires: tuple[str, ...] = ()
+    official: WeightMap | None = None
     bundled: bool = field(default=False, compare=False)
 
     @property
@@ -91,9 +94,18 @@ class ModuleSpec:
         return self.stride if isinstance(self.stride, tuple) else (self.stride,)
 
 
-def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
-    """Read one spec file; any problem is a YamlforgeError naming ``file:line`` and the field."""
-    path = Path(path)
+class _Where:
+    """Builds the error for a spec field: the message plus ``file:line`` of that field (line 1 for a missing one)."""
+
+    def __init__(self, path: Path, node: MappingNode):
+        self.path, self.node = path, node
+
+    def __call__(self, key: str | None, message: str) -> YamlforgeError:
+        return YamlforgeError(message, where=f"{self.path}:{line_of(self.node, key)}")
+
+
+def _read(path: Path) -> tuple[dict, _Where]:
+    """The spec's mapping and its error builder; an unreadable file or malformed YAML is one error."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -101,10 +113,11 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
     data, node = load_nodes(text, where=str(path), what="YAML in module spec")
     if not isinstance(data, dict) or not isinstance(node, MappingNode):
         raise YamlforgeError("a module spec must be a mapping of fields", where=f"{path}:1")
+    return data, _Where(path, node)
 
-    def fail(key: str | None, message: str) -> YamlforgeError:
-        return YamlforgeError(message, where=f"{path}:{line_of(node, key)}")
 
+def _check_fields(data: dict, fail: _Where) -> None:
+    """Every field is known, every required one present, each of its declared type."""
     for key in data:
         if key not in FIELDS:
             raise fail(key, f"unknown field '{key}' (known: {', '.join(FIELDS)})")
@@ -118,20 +131,28 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
             kinds = " or ".join(t.__name__ for t in types)
             raise fail(key, f"field '{key}' must be a {kinds}, got {type(value).__name__}: {meaning}")
 
-    name = data["name"]
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise fail("name", f"field 'name': '{name}' is not a Python identifier")
+
+def _is_identifier(name: object) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _check_names(data: dict, fail: _Where) -> None:
+    """``name`` and each of ``exports`` are Python identifiers; exports are listed once each."""
+    if not _is_identifier(data["name"]):
+        raise fail("name", f"field 'name': '{data['name']}' is not a Python identifier")
     exports = data["exports"]
     if not exports:
         raise fail("exports", "field 'exports' must list at least one class name")
     for export in exports:
-        if not isinstance(export, str) or not export.isidentifier() or keyword.iskeyword(export):
+        if not _is_identifier(export):
             raise fail("exports", f"field 'exports': {export!r} is not a Python identifier")
     if len(set(exports)) != len(exports):
         raise fail("exports", "field 'exports' lists a name twice")
 
+
+def _channel_rule(data: dict, fail: _Where) -> str:
+    """The spec's channel rule: a layer names one of CHANNEL_RULES, a backbone none (its width_list decides)."""
     role, channels = data["role"], data.get("channels")
-    repeats = data.get("repeats", "none")
     if role not in ROLES:
         raise fail("role", f"field 'role': '{role}' is not one of {', '.join(ROLES)}")
     if role == "backbone":
@@ -139,15 +160,25 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
             key = "channels" if channels is not None else "branch"
             raise fail(key, f"field '{key}': a backbone is built as cls(input channels, *args) and its output "
                             "channels come from its width_list; drop this field")
-        channels = BACKBONE_CHANNELS
-    elif channels is None:
+        return BACKBONE_CHANNELS
+    if channels is None:
         raise fail(None, "missing field 'channels': keep | in_out | custom")
-    elif channels not in CHANNEL_RULES:
+    if channels not in CHANNEL_RULES:
         raise fail("channels", f"field 'channels': '{channels}' is not one of {', '.join(CHANNEL_RULES)}")
+    return channels
+
+
+def _repeats(data: dict, channels: str, fail: _Where) -> str:
+    repeats = data.get("repeats", "none")
     if repeats not in REPEATS:
         raise fail("repeats", f"field 'repeats': '{repeats}' is not one of {', '.join(REPEATS)}")
     if repeats == "fold" and channels != "in_out":
         raise fail("repeats", "field 'repeats': 'fold' needs channels: in_out (it joins the target's repeat modules)")
+    return repeats
+
+
+def _branch(data: dict, channels: str, fail: _Where) -> str | None:
+    """The jinja2 parse_model branch body of a ``channels: custom`` spec (and only of one), parsed once to check it."""
     branch = data.get("branch")
     if channels == "custom" and not branch:
         raise fail("channels", "channels: custom needs a 'branch' field with the parse_model branch body")
@@ -160,25 +191,39 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
             jinja2.Environment().parse(branch)
         except jinja2.TemplateSyntaxError as exc:
             raise fail("branch", f"field 'branch' is not a valid jinja2 template: {exc.message}") from None
+    return branch
 
+
+def _stride(data: dict, fail: _Where) -> int | tuple[int, ...]:
+    """A layer's stride (a positive int), or a backbone's output strides (a non-empty list of them)."""
     stride = data.get("stride", 1)
-    if role == "backbone":
+    if data["role"] == "backbone":
         if not isinstance(stride, list) or not stride or not all(isinstance(s, int) and s > 0 for s in stride):
             raise fail("stride", "a backbone spec needs 'stride': the list of its output strides, e.g. [4, 8, 16, 32]")
-        stride = tuple(stride)
-    elif not isinstance(stride, int) or stride < 1:
+        return tuple(stride)
+    if not isinstance(stride, int) or stride < 1:
         raise fail("stride", "field 'stride' of a layer must be a positive whole number (1: resolution kept)")
+    return stride
 
+
+def _args(data: dict, fail: _Where) -> tuple[Arg, ...]:
     args = []
     for item in data.get("args", []):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "default", "doc"}:
             raise fail("args", "each entry of 'args' is a mapping with 'name' and optional 'default' and 'doc'")
         args.append(Arg(item["name"], item.get("default", REQUIRED), item.get("doc", "")))
+    return tuple(args)
 
+
+def _requires(data: dict, fail: _Where) -> tuple[str, ...]:
     requires = data.get("requires", [])
     if not all(isinstance(r, str) and r.strip() for r in requires):
         raise fail("requires", "field 'requires' must list pip requirement strings")
+    return tuple(requires)
 
+
+def _source(path: Path, data: dict, fail: _Where) -> Path:
+    """The implementation file: an existing ``.py`` with an importable name inside the spec's own folder."""
     folder = path.resolve().parent
     source = (folder / data["source"]).resolve()
     if not source.is_relative_to(folder):
@@ -187,21 +232,31 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
         raise fail("source", f"field 'source': '{data['source']}' must be a .py file with an importable name")
     if not source.is_file():
         raise fail("source", f"field 'source': implementation file '{data['source']}' does not exist")
+    return source
 
+
+def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
+    """Read one spec file; any problem is a YamlforgeError naming ``file:line`` and the field."""
+    path = Path(path)
+    data, fail = _read(path)
+    _check_fields(data, fail)
+    _check_names(data, fail)
+    channels = _channel_rule(data, fail)
     return ModuleSpec(
-        name=name,
+        name=data["name"],
         summary=data["summary"],
         paper=data["paper"],
-        source=source,
-        exports=tuple(exports),
-        role=role,
+        exports=tuple(data["exports"]),
+        role=data["role"],
         channels=channels,
         spec_path=path.resolve(),
-        repeats=repeats,
-        branch=branch,
-        stride=stride,
-        args=tuple(args),
-        requires=tuple(requires),
+        repeats=_repeats(data, channels, fail),
+        branch=_branch(data, channels, fail),
+        stride=_stride(data, fail),
+        args=_args(data, fail),
+        requires=_requires(data, fail),
+        source=_source(path, data, fail),  # last: a field error is reported before a file-system one
+        official=parse_official(data["official"], fail) if "official" in data else None,
         bundled=bundled,
     )
 
