@@ -1,0 +1,220 @@
+"""``graph`` as a library, without torch: the recipe models of examples/ on a copy of 8.4.190, synthetic build facts.
+
+The DOT is checked the way Graphviz reads it (laid out to JSON by the renderer ./scripts/setup installs) and the
+node labels as the XML they are, never by comparing whole files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from yamlforge.cli import app
+from yamlforge.errors import YamlforgeError
+from yamlforge.genyaml import GenRequest, compile_yaml, write_result
+from yamlforge.graph import STATUS_COLORS, find_renderer, graph_document, output_labels, render
+from yamlforge.manifest import MANIFEST, AppliedModule, Manifest
+from yamlforge.targets import detect_target
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+RECIPES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+SLOTS = {"revcol_small": 4, "revcol_tiny": 4}  # RevCol's four outputs take four index slots
+SPEC_MODULES = ("SHSA", "token_mixer", "BiLevelRoutingAttention", "RIFormerBlock", "revcol_small", "revcol_tiny")
+
+
+@pytest.fixture
+def repo(genyaml_repo):
+    manifest = Manifest(target="ultralytics", modules={
+        n: AppliedModule(spec_digest="0", exports=[n], role="layer", channels="keep", file=f"{n.lower()}.py")
+        for n in SPEC_MODULES})
+    (genyaml_repo / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+    (genyaml_repo / MANIFEST).write_text(manifest.to_text())
+    return genyaml_repo
+
+
+def generate(repo: Path, recipe: str, out: Path):
+    """gen-yaml of an examples/ recipe into ``out``: (model path, gen-yaml's result)."""
+    result = compile_yaml(GenRequest(base=None, recipe=EXAMPLES / recipe, repo=repo, output=out / "model.yaml"))
+    write_result(result)
+    return result.output_path, result
+
+
+def model_rows(path: Path) -> list[list]:
+    data = YAML(typ="safe").load(path.read_text())
+    return data["backbone"] + data["head"]
+
+
+def slot_numbers(rows: list[list]) -> list[int]:
+    slots, slot = [], 0
+    for row in rows:
+        slots.append(slot)
+        slot += SLOTS.get(row[2], 1)
+    return slots
+
+
+def synthetic_facts(rows: list[list]) -> list[dict]:
+    """What the verify runner reports, made up: a K-output row has K maps (strides 4, 8, ...), others 64 at /8."""
+    facts = []
+    for slot, row in zip(slot_numbers(rows), rows):
+        k = SLOTS.get(row[2], 1)
+        if k > 1:
+            facts.append({"index": slot, "shape": [[2, 32 << j, 64 >> j, 64 >> j] for j in range(k)],
+                          "stride": [4 << j for j in range(k)]})
+        else:
+            facts.append({"index": slot, "shape": [2, 64, 32, 32], "stride": 8})
+    return facts
+
+
+def laid_out(dot: str) -> dict:
+    """The DOT as Graphviz reads it: ``-Tjson0`` (objects = clusters then nodes, edges with tail/head ids)."""
+    renderer = find_renderer()
+    assert renderer is not None, "./scripts/setup installs graphviz-pure into .venv"
+    done = subprocess.run([str(renderer[0]), "-Tjson0"], input=dot.encode(), capture_output=True, check=True)
+    return json.loads(done.stdout)
+
+
+def nodes_of(doc: dict) -> dict[str, dict]:
+    return {o["name"]: o for o in doc["objects"] if "nodes" not in o}
+
+
+def edges_of(doc: dict) -> set[tuple[str, int, str]]:
+    """(producer node, output port, consumer node) of every edge."""
+    names = {o["_gvid"]: o["name"] for o in doc["objects"] if "_gvid" in o and "nodes" not in o}
+    return {(names[e["tail"]], int(e.get("tailport", "o0:s").split(":")[0][1:]), names[e["head"]])
+            for e in doc["edges"]}
+
+
+def label(node: dict) -> ET.Element:
+    return ET.fromstring(re.sub(r"&(?!#|amp;|lt;|gt;|quot;)", "&amp;", node["label"]))
+
+
+def label_text(node: dict) -> str:
+    return " ".join(" ".join(label(node).itertext()).split())
+
+
+def expected_edges(rows: list[list]) -> set[tuple[str, int, str]]:
+    """Each ``from`` entry as (producer node, its output, reader node), read from the YAML rows alone."""
+    slots = slot_numbers(rows)
+    owner = {slots[i] + k: (slots[i], k) for i, row in enumerate(rows) for k in range(SLOTS.get(row[2], 1))}
+    edges = set()
+    for i, row in enumerate(rows):
+        for entry in row[0] if isinstance(row[0], list) else [row[0]]:
+            if i == 0:
+                edges.add(("input", 0, "n0"))
+                continue
+            first, k = owner[slots[i] + entry if entry < 0 else entry]
+            edges.add((f"n{first}", k, f"n{slots[i]}"))
+    return edges
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_model_has_one_node_per_row_and_an_edge_per_from(repo, tmp_path, recipe):
+    model, _ = generate(repo, recipe, tmp_path)
+    rows = model_rows(model)
+    doc = laid_out(graph_document(model, detect_target(repo), facts=synthetic_facts(rows)))
+    nodes = nodes_of(doc)
+    assert set(nodes) == {"input"} | {f"n{s}" for s in slot_numbers(rows)}
+    assert edges_of(doc) == expected_edges(rows)
+    for slot, row in zip(slot_numbers(rows), rows):
+        assert label_text(nodes[f"n{slot}"]).split()[1] == row[2]
+    clusters = {o["name"]: set(o.get("nodes", [])) for o in doc["objects"] if "nodes" in o}
+    backbone_ids = {nodes[f"n{s}"]["_gvid"] for s in slot_numbers(rows)[:len(YAML(typ="safe").load(
+        model.read_text())["backbone"])]}
+    assert clusters["cluster_backbone"] == backbone_ids
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_highlighted_rows_are_gen_yamls_changed_rows(repo, tmp_path, recipe):
+    model, result = generate(repo, recipe, tmp_path)
+    doc = laid_out(graph_document(model, detect_target(repo), base=result.base_path))
+    fill = {color: status for status, color in STATUS_COLORS.items()}
+    drawn = {name: fill[label(node).get("BGCOLOR")] for name, node in nodes_of(doc).items()
+             if name.startswith("n") and label(node).get("BGCOLOR") in fill}
+    status = {"backbone": "new", "new": "new", "replaced": "replaced", "rewired": "rewired"}
+    expected = {f"n{r.index.split('-')[0]}": status[r.status] for r in result.rows if r.status in status}
+    assert drawn == expected
+    legend = {o["name"] for o in doc["objects"]} & {f"legend_{s}" for s in STATUS_COLORS}
+    assert legend == {f"legend_{s}" for s in expected.values()}
+
+
+def test_multi_output_backbone_is_one_node_with_a_port_per_output(repo, tmp_path):
+    model, _ = generate(repo, "rtdetr-l-revcol.yaml", tmp_path)
+    rows = model_rows(model)
+    doc = laid_out(graph_document(model, detect_target(repo), facts=synthetic_facts(rows)))
+    ports = label(nodes_of(doc)["n0"]).findall(".//TD[@PORT]")
+    texts = [" ".join("".join(p.itertext()).split()) for p in ports]
+    assert texts == ["32 · P2/4", "64 · P3/8", "128 · P4/16", "256 · P5/32"]
+    assert {port for producer, port, _ in edges_of(doc) if producer == "n0"} == {1, 2, 3}  # the head reads P3-P5
+
+
+def test_base_recorded_by_gen_yaml_is_the_default(repo, tmp_path):
+    model, result = generate(repo, "rtdetr-l-SHSA.yaml", tmp_path)
+    target = detect_target(repo)
+    assert "legend" not in graph_document(model, target)
+    model.write_text(f"# yamlforge: gen-yaml base={result.base_path}\n" + model.read_text())
+    names = {o["name"] for o in laid_out(graph_document(model, target))["objects"]}
+    assert {"cluster_legend", "legend_new", "legend_rewired"} <= names
+
+
+def test_model_against_itself_highlights_nothing(repo, tmp_path):
+    model, _ = generate(repo, "yolov8n-BiLevelRoutingAttention.yaml", tmp_path)
+    doc = laid_out(graph_document(model, detect_target(repo), base=model))
+    assert {label(n).get("BGCOLOR") for n in nodes_of(doc).values() if n["name"].startswith("n")} == {"white"}
+    assert "legend_same" in {o["name"] for o in doc["objects"]}
+
+
+@pytest.mark.parametrize(("row", "outputs", "expected"), [
+    (None, 1, [""]),
+    ({"shape": [2, 512, 80, 80], "stride": 8}, 1, ["512 · P3/8"]),
+    ({"shape": [2, 64, 20, 20], "stride": 3.2}, 1, ["64 · 16/5"]),
+    ({"shape": [2, 256, 400], "stride": None}, 1, ["256×400"]),  # a token sequence: no stride
+    ({"shape": [[2, 64, 16, 16], [2, 80, 8, 8]], "stride": None}, 1, [""]),  # Detect's list of maps
+    ({"shape": [[2, 32, 16, 16], [2, 64, 8, 8]], "stride": [4, 8]}, 2, ["32 · P2/4", "64 · P3/8"]),
+    ({"shape": [[2, 32, 16, 16], [2, 64, 8, 8]], "stride": None}, 2, ["", ""]),
+], ids=["no-facts", "map", "odd-stride", "sequence", "detect", "backbone", "backbone-no-strides"])
+def test_output_labels(row, outputs, expected):
+    assert output_labels(row, outputs) == expected
+
+
+def test_dot_is_written_without_graphviz_and_svg_needs_it(monkeypatch, tmp_path):
+    monkeypatch.setattr("yamlforge.graph.find_renderer", lambda: None)
+    assert render("digraph { a }", tmp_path / "g.dot").read_text() == "digraph { a }"
+    with pytest.raises(YamlforgeError, match="no Graphviz") as info:
+        render("digraph { a }", tmp_path / "g.svg")
+    assert "pip install graphviz-pure" in info.value.hint and not (tmp_path / "g.svg").exists()
+
+
+def test_pdf_from_graphviz_pure_and_unknown_suffix_are_one_error(monkeypatch, tmp_path):
+    monkeypatch.setattr("yamlforge.graph.find_renderer", lambda: (Path("/venv/bin/graphviz-pure"), ("svg", "png")))
+    with pytest.raises(YamlforgeError, match=r"graphviz-pure draws \.svg, \.png, not \.pdf"):
+        render("digraph { a }", tmp_path / "g.pdf")
+    with pytest.raises(YamlforgeError, match="the picture is .svg, .png, .pdf or .dot"):
+        render("digraph { a }", tmp_path / "g.jpg")
+
+
+def test_svg_holds_a_node_per_row(repo, tmp_path):
+    model, _ = generate(repo, "rtdetr-l-token_mixer.yaml", tmp_path)
+    rows = model_rows(model)
+    svg = ET.parse(render(graph_document(model, detect_target(repo)), tmp_path / "g.svg")).getroot()
+    titles = {g.findtext("{http://www.w3.org/2000/svg}title") for g in svg.iter("{http://www.w3.org/2000/svg}g")
+              if g.get("class") == "node"}
+    assert titles == {"input"} | {f"n{s}" for s in slot_numbers(rows)}
+
+
+def test_graph_command_draws_the_model_with_its_build_facts(repo, tmp_path, monkeypatch):
+    model, _ = generate(repo, "rtdetr-l-SHSA.yaml", tmp_path)
+    monkeypatch.setattr("yamlforge.graph.build_facts", lambda path, target, python=None: synthetic_facts(
+        model_rows(path)))
+    result = CliRunner().invoke(app, ["graph", str(model), "--repo", str(repo), "--base", "rtdetr-l"])
+    assert result.exit_code == 0, result.output
+    svg = ET.parse(model.with_suffix(".svg")).getroot()
+    assert "legend_new" in {g.findtext("{http://www.w3.org/2000/svg}title") for g in svg.iter()}
+    failed = CliRunner().invoke(app, ["graph", str(model), "--repo", str(repo), "-o", str(tmp_path / "m.jpg")])
+    assert failed.exit_code == 2 and "error: cannot draw 'm.jpg'" in failed.output
