@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -13,7 +14,7 @@ from yamlforge.errors import YamlforgeError
 from yamlforge.genyaml import GenRequest, compile_yaml, load_recipe, parse_edit, resolve_base, write_result
 from yamlforge.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.scratch import pristine_checkout
-from yamlforge.targets import detect_target
+from yamlforge.targets import ULTRALYTICS, Target, detect_target
 
 VERSION = "8.4.190"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -268,6 +269,30 @@ def test_existing_output_needs_force(repo):
     assert compile_yaml(request).exists
 
 
+GUESS_84 = """
+def guess_model_scale(model_path):
+    try:
+        return re.search(r"yolo(e-)?[v]?\\d+([nslmx])", Path(model_path).stem).group(2)
+    except AttributeError:
+        return ""
+"""
+
+
+@pytest.mark.parametrize("tasks, pattern", [
+    (GUESS_84, r"yolo(e-)?[v]?\d+([nslmx])"),
+    ("def guess_model_scale(p):\n    with x:\n        return re.search(r'yolov\\d+([nslmx])', p).group(1)\n",
+     r"yolov\d+([nslmx])"),
+    ("def other(p):\n    return re.search('a(b)', p)\n" + GUESS_84.replace("    except", "# note\n    except"),
+     r"yolo(e-)?[v]?\d+([nslmx])"),
+    ("def guess_model_task(p):\n    return re.search('a(b)', p)\n", None),
+    (GUESS_84.replace('r"yolo', 'PATTERN or r"yolo'), None),
+], ids=["8.4", "8.0-single-quotes", "after-another-search", "no-guess-function", "not-a-constant"])
+def test_scale_pattern_is_the_string_guess_model_scale_searches_with(tmp_path, tasks, pattern):
+    (tmp_path / "ultralytics/nn").mkdir(parents=True)
+    (tmp_path / "ultralytics/nn/tasks.py").write_text("import re\n" + tasks + "\n\nclass Model:\n    pass\n")
+    assert Target(tmp_path, ULTRALYTICS, None).scale_pattern == pattern
+
+
 # ---------------------------------------------------------------- recipes
 
 
@@ -297,17 +322,17 @@ def test_gelan_example_recipe_compiles_against_yolov9(tmp_path):
     assert "   [-1, 1, nn.Identity, []],  # 16\n\n   # avg-conv down merge" in result.new_text
 
 
-@pytest.mark.parametrize("body, message", [
-    ("base: rtdetr-l\nedit: []\n", "unknown recipe key 'edit'"),
-    ("base: rtdetr-l\nedits:\n  - swap: 3=Conv\n", "unknown edit 'swap'"),
-    ("base: rtdetr-l\nedits:\n  - replace: 3\n", "missing module"),
-    ("base: rtdetr-l\nedits: 3=Conv\n", "must be a list"),
-    ("base: rtdetr-l\nnc: -1\n", "'nc' must be a positive"),
-    ("- just a list\n", "a recipe is a mapping"),
+@pytest.mark.parametrize("body, message, line", [
+    ("base: rtdetr-l\nedit: []\n", "unknown recipe key 'edit'", 2),
+    ("base: rtdetr-l\nedits:\n  - swap: 3=Conv\n", "unknown edit 'swap'", 3),
+    ("base: rtdetr-l\nedits:\n  - replace: 3\n", "missing module", 3),
+    ("base: rtdetr-l\nedits: 3=Conv\n", "must be a list", 2),
+    ("base: rtdetr-l\nnc: -1\n", "'nc' must be a positive", 2),
+    ("- just a list\n", "a recipe is a mapping", 1),
 ])
-def test_bad_recipes(tmp_path, body, message):
+def test_bad_recipes(tmp_path, body, message, line):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(body)
     with pytest.raises(YamlforgeError, match=message) as info:
         load_recipe(recipe)
-    assert str(recipe.name) in info.value.where
+    assert re.fullmatch(rf"{re.escape(str(recipe))}:{line}( \(.*\))?", info.value.where), info.value.where

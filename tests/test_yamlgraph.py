@@ -12,7 +12,8 @@ from ruamel.yaml import YAML
 
 from yamlforge.errors import YamlforgeError
 from yamlforge.genyaml import parse_edit
-from yamlforge.yamlgraph import ModelGraph, builtin_factor, stride_label
+from yamlforge.strides import builtin_factor, stride_label
+from yamlforge.yamllayout import ModelLayout
 
 
 def d(text: str) -> str:
@@ -21,7 +22,8 @@ def d(text: str) -> str:
 
 def apply_edits(text: str, *edits: tuple[str, str]) -> str:
     """Apply ``(kind, value)`` edits the way gen-yaml does, args taken verbatim (no specs involved)."""
-    graph = ModelGraph(text)
+    layout = ModelLayout(text)
+    graph = layout.graph()
     for kind, value in edits:
         edit = parse_edit(kind, value)
         if kind == "remove":
@@ -31,7 +33,7 @@ def apply_edits(text: str, *edits: tuple[str, str]) -> str:
         args = YAML(typ="safe").load(args_text)
         getattr(graph, kind.replace("-", "_"))(edit.layer, edit.module, args, args_text, edit.repeats or 1,
                                                 edit.option)
-    return graph.render()
+    return layout.render(graph).text
 
 
 V8 = d("""
@@ -297,12 +299,12 @@ def test_edit_of_a_removed_layer_is_refused():
 ])
 def test_bad_base_files(text, message):
     with pytest.raises(YamlforgeError, match=message):
-        ModelGraph(text, "m.yaml")
+        ModelLayout(text, "m.yaml").graph()
 
 
 def test_row_spans_nested_quoted_and_commented():
     text = "backbone:\n  - [-1, 1, Conv, [64]]\nhead:\n  - [[-1, 0], 1, nn.Upsample, [None, 2, 'a,]b'],  # c, ]\n  ]\n"
-    span = ModelGraph(text).base[1].row.span
+    span = ModelLayout(text).rows[1].span
     assert [text[c.start:c.end] for c in span.children] == ["[-1, 0]", "1", "nn.Upsample", "[None, 2, 'a,]b']"]
     assert [text[c.start:c.end] for c in span.children[0].children] == ["-1", "0"]
     assert text[span.start:span.end].endswith("# c, ]\n  ]") and text[span.start] == "["
@@ -319,8 +321,7 @@ ALIASED = d("""
 
 
 def test_rows_holding_an_alias_are_not_rewritten_in_place():
-    graph = ModelGraph(ALIASED)
-    assert [layer.row is not None for layer in graph.base] == [True, False, False, True]
+    assert [row is not None for row in ModelLayout(ALIASED).rows] == [True, False, False, True]
     assert apply_edits(ALIASED, ("insert-after", "0=nn.Identity")) == ALIASED.replace(
         "  - [-1, 1, Conv, *wide]\n", "  - [-1, 1, nn.Identity, []] # 1\n  - [-1, 1, Conv, *wide]\n")
     with pytest.raises(YamlforgeError, match="layer 2 is not written as a one-line .* no row can be placed after it"):
@@ -357,7 +358,24 @@ def test_builtin_factor(module, args, factor):
 
 def test_stride_labels():
     assert [stride_label(Fraction(s)) for s in (4, 8, 32)] == ["P2/4", "P3/8", "P5/32"]
+    assert [stride_label(s) for s in (16, 6, Fraction(1, 2))] == ["P4/16", "6", "1/2"]
     assert stride_label(None) == "?"
+
+
+FUSED = d("""
+    backbone:
+      - [-1, 1, Conv, [64, 3, 2]] # 0-P1/2
+      - [-1, 1, Conv, [128, 3, 2]] # 1-P2/4
+    head:
+      - [[1, 0], 1, CBFuse, [[0]]] # 2
+    """)
+
+
+@pytest.mark.parametrize("from_last_input, stride", [(frozenset(), 4), (frozenset({"CBFuse"}), 2)])
+def test_stride_follows_the_last_input_only_for_the_targets_named_modules(from_last_input, stride):
+    graph = ModelLayout(FUSED).graph()
+    strides = graph.output_strides(graph.base, lambda layer: builtin_factor(layer.module, layer.args), from_last_input)
+    assert strides[2, 0] == stride
 
 
 # ---------------------------------------------------------------- property: producers are kept

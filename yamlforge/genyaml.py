@@ -7,17 +7,18 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import YamlforgeError
-from .yamlgraph import INPUT, SECTIONS, Layer, ModelGraph, builtin_factor, stride_label
+from .strides import builtin_factor, stride_label
+from .targets import Target, unscaled_stem
+from .yamlgraph import SECTIONS, Layer, ModelGraph, RowChange
+from .yamllayout import ModelLayout, Rendered
 from .yamlload import entry, load_nodes
 
 EDIT_KINDS = ("replace", "insert-after", "insert-before", "remove")
 TORCH_PREFIXES = ("nn.", "torch.nn.", "torchvision.ops.")  # modules parse_model takes from torch itself
 RECIPE_KEYS = ("base", "edits", "scale", "nc", "backbone")
-# Ultralytics 8.4.190's guess_model_scale; the checkout's own pattern is read from its tasks.py when present.
-DEFAULT_SCALE_PATTERN = r"yolo(e-)?[v]?\d+([nslmx])"
 
 _LAYER = re.compile(r"\s*(?:layer)?(\d+)\s*")
 _MODULE = re.compile(r"\s*([A-Za-z_][\w.]*)\s*(?:\((?P<args>.*)\))?\s*(?:\*\s*(?P<repeats>[-+]?\d+))?\s*", re.DOTALL)
@@ -263,19 +264,6 @@ def _model_files(target) -> list[Path]:
     return files
 
 
-def scale_pattern(target) -> str | None:
-    """The regex the checkout's ``guess_model_scale`` uses; None for targets that do not guess (YOLOv9)."""
-    if target is None or target.kind.name != "ultralytics":
-        return None
-    try:
-        source = target.tasks_path.read_text(encoding="utf-8")
-    except OSError:
-        return DEFAULT_SCALE_PATTERN
-    body = source.partition("def guess_model_scale")[2][:1500]
-    match = re.search(r"re\.search\(\s*r?(['\"])(.+?)\1", body)
-    return match.group(2) if match else DEFAULT_SCALE_PATTERN
-
-
 def guess_scale(pattern: str | None, stem: str) -> str:
     """What the target reads from a file name (``yolov8n-x`` -> ``n``), ``""`` when nothing."""
     if not pattern:
@@ -291,7 +279,7 @@ def resolve_base(base: str, target, *, relative_to: Path | None = None) -> Base:
         candidates.insert(0, relative_to / base)
     for candidate in candidates:
         if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-            pattern = scale_pattern(target)
+            pattern = target.scale_pattern if target else None
             return Base(candidate.resolve(), candidate.stem, guess_scale(pattern, candidate.stem) or None)
     if target is None:
         raise YamlforgeError(f"'{base}' is not a YAML file, and without --repo model names cannot be resolved",
@@ -301,14 +289,11 @@ def resolve_base(base: str, target, *, relative_to: Path | None = None) -> Base:
     by_stem: dict[str, Path] = {}
     for f in files:
         by_stem.setdefault(f.stem, f)
+    scale = guess_scale(target.scale_pattern, stem)
     if stem in by_stem:
-        return Base(by_stem[stem], stem, guess_scale(scale_pattern(target), stem) or None)
-    pattern = scale_pattern(target)
-    scale = guess_scale(pattern, stem)
-    if scale:
-        unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)  # what yaml_model_load does: yolov8x -> yolov8
-        if unified in by_stem:
-            return Base(by_stem[unified], stem, scale)
+        return Base(by_stem[stem], stem, scale or None)
+    if scale and unscaled_stem(stem) in by_stem:
+        return Base(by_stem[unscaled_stem(stem)], stem, scale)
     close = difflib.get_close_matches(stem, sorted(by_stem), n=4, cutoff=0.5)
     folders = ", ".join(target.kind.model_dirs)
     raise YamlforgeError(f"no model '{base}' in {target.root.name} ({folders})"
@@ -320,16 +305,6 @@ def resolve_base(base: str, target, *, relative_to: Path | None = None) -> Base:
 
 
 @dataclass
-class ChangedRow:
-    index: int | str
-    source: str
-    repeats: str
-    module: str
-    args: str
-    status: str  # new | replaced | rewired | removed
-
-
-@dataclass
 class GenResult:
     """What gen-yaml would write: nothing on disk changes until :func:`write_result`."""
 
@@ -337,7 +312,7 @@ class GenResult:
     output_path: Path
     old_text: str
     new_text: str
-    rows: list[ChangedRow]
+    rows: list[RowChange]
     root: Path | None  # checkout root, for relative display paths
     exists: bool  # the output file already exists (only with force)
 
@@ -512,43 +487,45 @@ def _factor(layer: Layer, specs: dict[str, Any]) -> Fraction | tuple[Fraction, .
     return builtin_factor(layer.module, layer.args)
 
 
-def _check_strides(graph: ModelGraph, edits: list[Edit], specs: dict[str, Any]) -> None:
+def _check_strides(graph: ModelGraph, edits: list[Edit], specs: dict[str, Any], from_last_input: frozenset[str]) -> None:
     """An edit may not change the resolution later layers run at: compare each edited layer's own factor."""
-    base_strides = graph.output_strides(graph.base, lambda layer: _factor(layer, specs))
+    base_strides = graph.output_strides(graph.base, lambda layer: _factor(layer, specs), from_last_input)
     for edit in edits:
-        if edit.kind == "remove" or edit.kind == "replace":
-            key, _ = graph.slot_owner[edit.layer]  # the edit was accepted, so the slot exists
-            old = graph.base[key]
-            old_factor = _factor(old, specs)
-            new_factor = Fraction(1) if edit.kind == "remove" else _factor(
-                next(x for x in graph.layers if x.key == key), specs)
-            if old_factor is None or new_factor is None or old_factor == new_factor:
-                continue
-            source = old.refs[0].producer
-            before = base_strides.get((source, old.refs[0].output))
-            after = base_strides.get((old.key, old.outputs - 1))
-            now = before * new_factor if before is not None else None
-            doing = "removing it" if edit.kind == "remove" else \
-                f"replacing it with {edit.module}, which {_factor_words(new_factor)},"
-            where = f"layer {edit.layer}"
-            message = (f"layer {edit.layer} is {old.module} with stride {old_factor} ({stride_label(before)} -> "
-                       f"{stride_label(after)}); {doing} would leave it and every layer after it at "
-                       f"{stride_label(now)} instead of {stride_label(after)}")
-            hint = None
-            if isinstance(source, int) and edit.kind == "replace":
-                source = graph.base_slot[source] + old.refs[0].output
-                hint = (f"--insert-after {source}={edit.module} or --replace {source}={edit.module} keeps the "
-                        "resolution; --allow-stride-change to do it anyway")
-            elif edit.kind == "remove":
-                hint = "--allow-stride-change to do it anyway"
-            raise YamlforgeError(message, where=where, hint=hint)
-        else:
-            new = next(x for x in graph.layers if x.edited_by == edit.option and x.row is None)
-            factor = _factor(new, specs)
-            if factor is not None and factor != 1:
-                raise YamlforgeError(f"{edit.module} has stride {factor}: inserted, it would change the resolution of "
-                                     "every layer after it", where=edit.option,
-                                     hint="--replace a layer with the same stride, or --allow-stride-change")
+        if edit.kind in ("remove", "replace"):
+            _check_kept_stride(graph, edit, specs, base_strides)
+            continue
+        factor = _factor(graph.inserted_by(edit.option), specs)
+        if factor is not None and factor != 1:
+            raise YamlforgeError(f"{edit.module} has stride {factor}: inserted, it would change the resolution of "
+                                 "every layer after it", where=edit.option,
+                                 hint="--replace a layer with the same stride, or --allow-stride-change")
+
+
+def _check_kept_stride(graph: ModelGraph, edit: Edit, specs: dict[str, Any], base_strides: dict) -> None:
+    """A replaced layer keeps its own stride; a removed one had stride 1."""
+    key, _ = graph.slot_owner[edit.layer]  # the edit was accepted, so the slot exists
+    old = graph.base[key]
+    old_factor = _factor(old, specs)
+    new_factor = Fraction(1) if edit.kind == "remove" else _factor(graph.current(key), specs)
+    if old_factor is None or new_factor is None or old_factor == new_factor:
+        return
+    source = old.refs[0].producer
+    before = base_strides.get((source, old.refs[0].output))
+    after = base_strides.get((old.key, old.outputs - 1))
+    now = before * new_factor if before is not None else None
+    doing = "removing it" if edit.kind == "remove" else \
+        f"replacing it with {edit.module}, which {_factor_words(new_factor)},"
+    message = (f"layer {edit.layer} is {old.module} with stride {old_factor} ({stride_label(before)} -> "
+               f"{stride_label(after)}); {doing} would leave it and every layer after it at "
+               f"{stride_label(now)} instead of {stride_label(after)}")
+    hint = None
+    if isinstance(source, int) and edit.kind == "replace":
+        source = graph.base_slot[source] + old.refs[0].output
+        hint = (f"--insert-after {source}={edit.module} or --replace {source}={edit.module} keeps the "
+                "resolution; --allow-stride-change to do it anyway")
+    elif edit.kind == "remove":
+        hint = "--allow-stride-change to do it anyway"
+    raise YamlforgeError(message, where=f"layer {edit.layer}", hint=hint)
 
 
 def _factor_words(factor: Fraction) -> str:
@@ -570,81 +547,123 @@ def _detect(request: GenRequest, base_hint: Path | None):
                          hint="yamlforge gen-yaml BASE --repo PATH/TO/CHECKOUT ...")
 
 
-def compile_yaml(request: GenRequest) -> GenResult:
-    """Everything gen-yaml does short of writing: resolve, edit, validate, name the output."""
-    recipe = load_recipe(request.recipe) if request.recipe else None
-    base_name = request.base or (recipe.base if recipe else None)
+class _Inputs(NamedTuple):
+    """A gen-yaml call's inputs once its recipe is merged in and its base is found and read."""
+
+    target: Target
+    base: Base
+    old_text: str
+    edits: list[Edit]
+    backbone: Edit | None
+    scale: str | None
+    nc: int | None
+
+
+def _resolve_inputs(request: GenRequest) -> _Inputs:
+    """Merge the recipe (the command line wins), find the checkout and the base, and read the base."""
+    recipe = load_recipe(request.recipe) if request.recipe else Recipe(path=Path.cwd())
+    base_name = request.base or recipe.base
     if not base_name:
         raise YamlforgeError("no base model: give BASE or a recipe with 'base:'", where="BASE")
-    scale = request.scale or (recipe.scale if recipe else None)
-    nc = request.nc if request.nc is not None else (recipe.nc if recipe else None)
-    edits = (recipe.edits if recipe else []) + list(request.edits)
+    nc = request.nc if request.nc is not None else recipe.nc
     if nc is not None and (not isinstance(nc, int) or isinstance(nc, bool) or nc < 1):
         raise YamlforgeError(f"--nc must be a positive whole number, got {nc}", where="--nc")
-    relative_to = recipe.path.parent if recipe else None
-
-    as_path = Path(base_name).expanduser()
-    if relative_to is not None and not as_path.is_absolute() and (relative_to / as_path).is_file():
-        as_path = relative_to / as_path
-    target = _detect(request, as_path.resolve() if as_path.is_file() else None)
+    relative_to = recipe.path.parent if request.recipe else None
+    target = _detect(request, _existing_base(base_name, relative_to))
     base = resolve_base(base_name, target, relative_to=relative_to)
     try:
         old_text = base.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise YamlforgeError(f"cannot read the base: {exc}", where=str(base.path)) from None
-    modules = _Modules(target, request.spec_paths)
-    graph = ModelGraph(old_text, where=str(base.path), outputs=modules.outputs)
+    return _Inputs(target, base, old_text, recipe.edits + list(request.edits), request.backbone or recipe.backbone,
+                   request.scale or recipe.scale, nc)
 
-    # spec modules already in the base (an earlier gen-yaml output) count too: for strides, and they must be applied
+
+def _existing_base(base_name: str, relative_to: Path | None) -> Path | None:
+    """The base as a file (next to the recipe first), to find the checkout it sits in; None for a model name."""
+    as_path = Path(base_name).expanduser()
+    if relative_to is not None and not as_path.is_absolute() and (relative_to / as_path).is_file():
+        as_path = relative_to / as_path
+    return as_path.resolve() if as_path.is_file() else None
+
+
+def compile_yaml(request: GenRequest) -> GenResult:
+    """Everything gen-yaml does short of writing: resolve, edit, validate, name the output."""
+    inputs = _resolve_inputs(request)
+    modules = _Modules(inputs.target, request.spec_paths)
+    layout = ModelLayout(inputs.old_text, where=str(inputs.base.path))
+    graph = layout.graph(modules.outputs)
+    in_base = _specs_in_base(graph, modules)
+    specs: dict[str, Any] = {name: spec for name, (spec, _, _) in in_base.items()}
+    to_apply = _apply_edits(graph, inputs, request.replace_all, modules, specs)
+    for spec, option, keys in in_base.values():
+        if any(key not in graph.swapped for key in keys):
+            to_apply.append((spec, option))
+    if not request.allow_stride_change:
+        _check_strides(graph, inputs.edits, specs, inputs.target.kind.stride_from_last_input)
+    for spec, option in to_apply:  # after the strides: a wrong edit is reported before a missing apply
+        modules.check_applied(spec, option)
+    return _result(request, inputs, layout, graph)
+
+
+def _specs_in_base(graph: ModelGraph, modules: _Modules) -> dict[str, tuple[Any, str, list[int]]]:
+    """Spec modules already in the base (an earlier gen-yaml output): module -> (spec, first layer, base keys).
+
+    They count for strides, and they must be applied too.
+    """
     in_base: dict[str, tuple[Any, str, list[int]]] = {}
     for layer in graph.base:
         if layer.module in in_base:
             in_base[layer.module][2].append(layer.key)
         elif (spec := modules.spec_behind(layer.module)) is not None:
             in_base[layer.module] = (spec, f"layer {graph.base_slot[layer.key]}", [layer.key])
-    specs: dict[str, Any] = {name: spec for name, (spec, _, _) in in_base.items()}
-    to_apply: list[tuple[Any, str]] = []  # checked after the strides: a wrong edit is reported before a missing apply
-    backbone = request.backbone or (recipe.backbone if recipe else None)
-    if backbone is not None:
-        _swap_backbone(graph, backbone, modules, specs, to_apply)
-    for swap in request.replace_all:
-        _replace_all(graph, swap, modules, specs, to_apply)
-    for edit in edits:
-        if edit.kind == "remove":
-            graph.remove(edit.layer, edit.option)
-            continue
-        yaml_name, spec = modules.resolve(edit.module, edit.option)
-        if spec is not None:
-            specs[yaml_name] = spec
-            to_apply.append((spec, edit.option))
-        args, args_text = _edit_args(edit, spec)
-        repeats = edit.repeats or 1
-        if edit.kind == "replace":
-            graph.replace(edit.layer, yaml_name, args, args_text, repeats, edit.option)
-        elif edit.kind == "insert-after":
-            graph.insert_after(edit.layer, yaml_name, args, args_text, repeats, edit.option)
-        else:
-            graph.insert_before(edit.layer, yaml_name, args, args_text, repeats, edit.option)
-    graph.validate()
-    for spec, option, keys in in_base.values():
-        if any(key not in graph.swapped for key in keys):
-            to_apply.append((spec, option))
-    if not request.allow_stride_change:
-        _check_strides(graph, edits, specs)
-    for spec, option in to_apply:
-        modules.check_applied(spec, option)
+    return in_base
 
+
+def _apply_edits(graph: ModelGraph, inputs: _Inputs, replace_all: list[ReplaceAll], modules: _Modules,
+                 specs: dict[str, Any]) -> list[tuple[Any, str]]:
+    """The backbone swap, then ``--replace-all``, then the edits; returns the (spec, option) pairs to be applied."""
+    to_apply: list[tuple[Any, str]] = []
+    if inputs.backbone is not None:
+        _swap_backbone(graph, inputs.backbone, modules, specs, to_apply)
+    for swap in replace_all:
+        _replace_all(graph, swap, modules, specs, to_apply)
+    for edit in inputs.edits:
+        _apply_edit(graph, edit, modules, specs, to_apply)
+    graph.validate()
+    return to_apply
+
+
+def _apply_edit(graph: ModelGraph, edit: Edit, modules: _Modules, specs: dict[str, Any],
+                to_apply: list[tuple[Any, str]]) -> None:
+    """One ``--replace``, ``--insert-after``, ``--insert-before`` or ``--remove``."""
+    if edit.kind == "remove":
+        graph.remove(edit.layer, edit.option)
+        return
+    yaml_name, spec = modules.resolve(edit.module, edit.option)
+    if spec is not None:
+        specs[yaml_name] = spec
+        to_apply.append((spec, edit.option))
+    args, args_text = _edit_args(edit, spec)
+    edit_graph = {"replace": graph.replace, "insert-after": graph.insert_after, "insert-before": graph.insert_before}
+    edit_graph[edit.kind](edit.layer, yaml_name, args, args_text, edit.repeats or 1, edit.option)
+
+
+def _result(request: GenRequest, inputs: _Inputs, layout: ModelLayout, graph: ModelGraph) -> GenResult:
+    """Name the output, set ``nc`` and the scale, render, re-load the text, and refuse to overwrite unless forced."""
     named = [Edit("replace", -1, r.new, option=r.option) for r in request.replace_all]  # for the output's name
-    output = _output_path(request, base, scale, ([backbone] if backbone else []) + named + edits, nc)
-    _set_nc(graph, nc)
-    kept_scale = _apply_scale(graph, base, target, scale, output)
-    text = graph.render()
-    _reload_check(text, graph, output, nc=nc, scale=kept_scale)
+    edits = ([inputs.backbone] if inputs.backbone else []) + named + inputs.edits
+    output = _output_path(request, inputs.base, inputs.scale, edits, inputs.nc)
+    _set_nc(layout, inputs.nc)
+    kept_scale = _apply_scale(layout, inputs.base, inputs.target, inputs.scale, output)
+    rendered = layout.render(graph)
+    _reload_check(rendered, output, nc=inputs.nc, scale=kept_scale)
     exists = output.exists()
     if exists and not request.force and not request.dry_run:
         raise YamlforgeError(f"'{output}' exists; nothing was written", where="-o",
                              hint="pass --force to overwrite it, or -o another path")
-    return GenResult(base.path, output, old_text, text, _changed_rows(graph), target.root, exists)
+    return GenResult(inputs.base.path, output, inputs.old_text, rendered.text, rendered.changes, inputs.target.root,
+                     exists)
 
 
 def _swap_backbone(graph: ModelGraph, backbone: Edit, modules: _Modules, specs: dict[str, Any],
@@ -652,7 +671,8 @@ def _swap_backbone(graph: ModelGraph, backbone: Edit, modules: _Modules, specs: 
     """``--backbone``: one row of the backbone module replaces ``backbone:``; the head reads its outputs by stride."""
     yaml_name, spec = modules.resolve_backbone(backbone.module, backbone.option)
     args, args_text = _edit_args(backbone, spec)
-    old_strides = graph.output_strides(graph.base, lambda layer: _factor(layer, specs))
+    old_strides = graph.output_strides(graph.base, lambda layer: _factor(layer, specs),
+                                       modules.target.kind.stride_from_last_input)
     graph.swap_backbone(yaml_name, args, args_text, tuple(Fraction(s) for s in spec.output_strides), old_strides,
                         backbone.option)
     specs[yaml_name] = spec
@@ -669,9 +689,8 @@ def _replace_all(graph: ModelGraph, swap: ReplaceAll, modules: _Modules, specs: 
                              where=swap.option,
                              hint=f"yamlforge apply --repo {modules.target.root} --module {module} --fuse {host}")
     yaml_name, spec = modules.resolve(swap.new, swap.option)
-    backbone_rows = len(graph.data[SECTIONS[0]])
     rows = [layer for layer in graph.base if layer.module == swap.old and layer.key not in graph.swapped
-            and swap.section in (None, SECTIONS[0] if layer.key < backbone_rows else SECTIONS[1])]
+            and swap.section in (None, layer.section)]
     if not rows:
         where = f" in its {swap.section}" if swap.section else ""
         raise YamlforgeError(f"no layer of the base runs {swap.old}{where}, so there is nothing to replace",
@@ -701,25 +720,25 @@ def _output_stem(base: Base, scale: str | None, edits: list[Edit], nc: int | Non
     return f"{stem}-{suffix}"
 
 
-def _set_nc(graph: ModelGraph, nc: int | None) -> None:
+def _set_nc(layout: ModelLayout, nc: int | None) -> None:
     """``--nc``: rewrite the number in place, comment and spacing kept."""
     if nc is None:
         return
-    found = entry(graph.node, "nc")
+    found = entry(layout.node, "nc")
     if found is None:
         raise YamlforgeError("the base has no 'nc:' key to set", where="--nc")
-    value = graph.data["nc"]
+    value = layout.data["nc"]
     if not isinstance(value, int) or isinstance(value, bool) or not re.fullmatch(r"\d+", found[1].value):
         raise YamlforgeError("the base's 'nc:' is not a plain number", where="--nc")
-    graph.splice_node(found[1], str(nc))
+    layout.splice_node(found[1], str(nc))
 
 
-def _apply_scale(graph: ModelGraph, base: Base, target, scale: str | None, output: Path) -> str | None:
+def _apply_scale(layout: ModelLayout, base: Base, target: Target, scale: str | None, output: Path) -> str | None:
     """Make the output build at the requested scale: keep a name the target parses, or keep only that scale row.
 
     Returns the one scale the output keeps, None when it keeps them all.
     """
-    scales = graph.data.get("scales")
+    scales = layout.data.get("scales")
     if scale and (not isinstance(scales, dict) or len(scales) < 2):
         raise YamlforgeError(f"the base {base.path.name} has a single scale; --scale cannot pick another",
                              where="--scale")
@@ -728,13 +747,13 @@ def _apply_scale(graph: ModelGraph, base: Base, target, scale: str | None, outpu
         return None
     if wanted not in scales:
         raise YamlforgeError(f"scale '{wanted}' is not in the base (scales: {', '.join(scales)})", where="--scale")
-    parsed = guess_scale(scale_pattern(target), output.stem)
+    parsed = guess_scale(target.scale_pattern, output.stem)
     if parsed == wanted:
         return None
     if parsed:
         raise YamlforgeError(f"the output name {output.name} makes {target.label} build scale '{parsed}', "
                              f"not '{wanted}'", where="-o", hint=f"name it like {base.name}-*.yaml")
-    scale_rows = entry(graph.node, "scales")[1]
+    scale_rows = entry(layout.node, "scales")[1]
     if scale_rows.flow_style:
         raise YamlforgeError(f"the base's scales are one flow mapping, so the other scales cannot be dropped from the "
                              f"output; name it so {target.label} reads scale '{wanted}' from it",
@@ -742,19 +761,15 @@ def _apply_scale(graph: ModelGraph, base: Base, target, scale: str | None, outpu
                                               "can be dropped")
     for key, value in scale_rows.value:
         if key.value != wanted:
-            graph.cut_lines(key, value)
+            layout.cut_lines(key, value)
     return wanted
 
 
-def _reload_check(text: str, graph: ModelGraph, output: Path, *, nc: int | None, scale: str | None) -> None:
+def _reload_check(rendered: Rendered, output: Path, *, nc: int | None, scale: str | None) -> None:
     """Re-load what would be written and compare it with the plan (the writer never writes a broken file)."""
-    data, _ = load_nodes(text, where=str(output), what="output (internal error, please report it)")
+    data, _ = load_nodes(rendered.text, where=str(output), what="output (internal error, please report it)")
     rows = list(data["backbone"]) + list(data["head"])
-    positions = graph.slot_numbers(graph.layers)
-    expected = []
-    for layer in graph.layers:
-        values = graph.from_value(layer, positions[layer.key], positions)
-        expected.append([values if layer.many else values[0], layer.repeats, layer.module, layer.args])
+    expected = [[p.from_written, p.layer.repeats, p.layer.module, p.layer.args] for p in rendered.placements]
     if rows != expected:
         bad = next((i for i, (a, b) in enumerate(zip(rows, expected)) if a != b), min(len(rows), len(expected)))
         problem = f"layer {bad}"
@@ -768,51 +783,14 @@ def _reload_check(text: str, graph: ModelGraph, output: Path, *, nc: int | None,
                          "nothing was written", where=str(output), hint="please report this with the command")
 
 
-def _changed_rows(graph: ModelGraph) -> list[ChangedRow]:
-    positions = graph.slot_numbers(graph.layers)
-    base_positions = graph.base_slot | {INPUT: -1}
-    rows = []
-    for layer in graph.layers:
-        position = positions[layer.key]
-        values = graph.from_value(layer, position, positions)
-        source = str(values if layer.many else values[0])
-        if layer.row is None:
-            status = "new" if layer.anchor is not None or not graph.swapped else "backbone"
-        elif layer.changed:
-            status = "replaced"
-        elif values != graph.from_value(graph.base[layer.key], graph.base_slot[layer.key], base_positions):
-            status = "rewired" if layer.rewired else "renumbered"
-        else:
-            continue
-        rows.append(ChangedRow(graph.slot_label(position, layer.outputs), source, str(layer.repeats), layer.module,
-                               layer.args_text, status))
-    for index in sorted(graph.removed):
-        old = graph.base[index]
-        rows.append(ChangedRow(f"({graph.slot_label(graph.base_slot[index], old.outputs)})", "", str(old.repeats),
-                               old.module, old.args_text, "removed"))
-    if graph.swapped:  # one line for the whole old backbone
-        last = graph.base[max(graph.swapped)]
-        slots = f"({min(graph.swapped)}-{graph.base_slot[last.key] + last.outputs - 1})"
-        rows.append(ChangedRow(slots, "", "", f"backbone: {len(graph.swapped)} rows", "", "removed"))
-    return rows
-
-
 def write_result(result: GenResult) -> None:
-    """Write the output atomically: a temporary file next to it, then one rename, so it appears whole or not at all."""
-    import os
-    import tempfile
+    """Write the output through the writer, under the checkout's lock when it goes into the checkout."""
+    from .changeset import Changeset
+    from .writer import write_changeset
 
     path = result.output_path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yamlforge", dir=path.parent)
-    except OSError as exc:
-        raise YamlforgeError(f"could not write {path} ({exc.strerror}); nothing was written", where="-o") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(result.new_text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise YamlforgeError(f"could not write {path} ({exc.strerror}); nothing was written", where="-o") from None
+    inside = result.root is not None and path.is_relative_to(result.root)
+    root = result.root if inside else next(folder for folder in path.parents if folder.is_dir())
+    changeset = Changeset(root)
+    changeset.set(path.relative_to(root).as_posix(), result.new_text)
+    write_changeset(changeset)

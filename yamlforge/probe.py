@@ -9,6 +9,7 @@ from .errors import YamlforgeError
 from .genyaml import yaml_text
 from .resources import render
 from .specs import ModuleSpec, SpecRegistry
+from .strides import stride_label
 from .targets import Target
 
 PROBE_NAME = "yamlforge-probe.yaml"  # matches no Ultralytics scale pattern, so the file builds as written
@@ -61,10 +62,6 @@ def _args(spec: ModuleSpec, name: str) -> str:
     return f"[{', '.join(texts)}]"
 
 
-def _stride_label(stride: int) -> str:
-    return f"P{stride.bit_length() - 1}/{stride}" if stride & (stride - 1) == 0 else f"stride {stride}"
-
-
 def probe_yaml(target: Target, modules: list[tuple[str, ModuleSpec]]) -> str:
     """The probe model YAML for ``target`` using ``modules`` ((YAML name, spec) pairs from :func:`probe_names`).
 
@@ -83,13 +80,13 @@ def probe_yaml(target: Target, modules: list[tuple[str, ModuleSpec]]) -> str:
         name, spec = backbones[0]
         strides = spec.output_strides
         rows.append(ProbeRow("-1", name, _args(spec, name), f"0-{len(strides) - 1}" if len(strides) > 1 else "0",
-                             f"{name} outputs " + ", ".join(_stride_label(s) for s in strides)))
+                             f"{name} outputs " + ", ".join(stride_label(s) for s in strides)))
         levels = {s: i for i, s in enumerate(strides) if s in DETECT_STRIDES} or {s: i for i, s in enumerate(strides)}
         slot = len(strides)
     else:
         for index, width in enumerate(STEM_WIDTHS):
             stride = 2 ** (index + 1)
-            rows.append(ProbeRow("-1", "Conv", f"[{width}, 3, 2]", f"{index}-{_stride_label(stride)}"))
+            rows.append(ProbeRow("-1", "Conv", f"[{width}, 3, 2]", f"{index}-{stride_label(stride)}"))
             if stride in DETECT_STRIDES:
                 levels[stride] = index
         slot = len(STEM_WIDTHS)
@@ -108,7 +105,7 @@ def probe_yaml(target: Target, modules: list[tuple[str, ModuleSpec]]) -> str:
     names = ", ".join(n for n, _ in modules) or "only the target's own layers"
     return render(TEMPLATE.format(kind=target.kind.name), label=target.label, root=target.root, names=names,
                   rows=rows, detect_from=str(detect), detect_slot=slot,
-                  detect_levels=", ".join(_stride_label(s) for s in sorted(levels)))
+                  detect_levels=", ".join(stride_label(s) for s in sorted(levels)))
 
 
 def write_probe(text: str, folder: Path) -> Path:
