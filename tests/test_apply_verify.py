@@ -218,14 +218,3 @@ def test_gen_yaml_verify_failure_exits_1_and_keeps_the_yaml(checkout_factory, ha
     assert result.exit_code == 1, result.output
     assert "FAILED build" in result.output and "verify: failed" in result.output
     assert out.is_file()
-
-
-def test_verify_flags_are_off_when_the_commands_are_called_as_functions():
-    """The demo calls apply() / gen_yaml() directly: their new parameters must default to plain False / 640."""
-    import inspect
-
-    from yamlforge.cli import apply, gen_yaml
-
-    for command in (apply, gen_yaml):
-        params = inspect.signature(command).parameters
-        assert (params["run_verify"].default, params["train"].default, params["imgsz"].default) == (False, False, 640)

@@ -20,7 +20,7 @@ from yamlforge.manifest import read_manifest
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
 
-RUFF = Path(sys.executable).with_name("ruff")
+RUFF = [sys.executable, "-m", "ruff"]
 REGISTRY = SpecRegistry()
 KEEP_SPECS = [s for s in REGISTRY if s.role == "layer" and s.channels == "keep"]
 TARGETS = [("ultralytics", v) for v in ("8.0.227", "8.1.47", "8.2.103", "8.3.40", "8.3.228", "8.4.190")] + [
@@ -213,7 +213,7 @@ def test_generated_code_compiles_passes_ruff_and_is_stable(pristine, tmp_path, k
         assert f"class {fusion.name}({fusion.host}):" in code
         (tmp_path / f"{name}.py").write_text(code)
     for config in (["--isolated"], ["--config", str(Path(__file__).parents[1] / "pyproject.toml")]):
-        result = subprocess.run([str(RUFF), "check", "--no-cache", *config, str(tmp_path)], capture_output=True,
+        result = subprocess.run([*RUFF, "check", "--no-cache", *config, str(tmp_path)], capture_output=True,
                                 text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
 

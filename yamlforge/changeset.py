@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import YamlforgeError
+from .errors import InternalError
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,8 @@ class Changeset:
                 try:
                     compile(change.new, change.path, "exec", dont_inherit=True)
                 except SyntaxError as exc:
-                    raise YamlforgeError(
-                        f"internal error: the patched file would not compile ({exc.msg}); nothing was written",
+                    raise InternalError(
+                        f"the patched file would not compile ({exc.msg}); nothing was written",
                         where=f"{change.path}:{exc.lineno}",
                         hint="please report this with the output of `yamlforge apply --dry-run`",
                     ) from None

@@ -74,29 +74,9 @@ def probe_yaml(target: Target, modules: list[tuple[str, ModuleSpec]]) -> str:
     if len(backbones) > 1:
         raise YamlforgeError(f"a probe model has one backbone, got {', '.join(n for n, _ in backbones)}",
                              where="--verify", hint="apply backbone modules with --verify one at a time")
-    rows: list[ProbeRow] = []
-    levels: dict[int, int] = {}  # stride -> index slot of the feature map the head reads there
-    if backbones:
-        name, spec = backbones[0]
-        strides = spec.output_strides
-        rows.append(ProbeRow("-1", name, _args(spec, name), f"0-{len(strides) - 1}" if len(strides) > 1 else "0",
-                             f"{name} outputs " + ", ".join(stride_label(s) for s in strides)))
-        levels = {s: i for i, s in enumerate(strides) if s in DETECT_STRIDES} or {s: i for i, s in enumerate(strides)}
-        slot = len(strides)
-    else:
-        for index, width in enumerate(STEM_WIDTHS):
-            stride = 2 ** (index + 1)
-            rows.append(ProbeRow("-1", "Conv", f"[{width}, 3, 2]", f"{index}-{stride_label(stride)}"))
-            if stride in DETECT_STRIDES:
-                levels[stride] = index
-        slot = len(STEM_WIDTHS)
-    layer_level = LAYER_STRIDE if LAYER_STRIDE in levels else max(levels)
-    source = str(levels[layer_level])
-    for name, spec in layers:
-        rows.append(ProbeRow(source, name, _args(spec, name), str(slot), f"{name} (applied by this call)"))
-        source = "-1"
-        levels[layer_level] = slot
-        slot += 1
+    rows, levels, slot = _backbone_rows(*backbones[0]) if backbones else _stem_rows()
+    rows += _layer_rows(layers, levels, slot)
+    slot += len(layers)
     if not backbones:
         rows.append(ProbeRow(str(slot - 1), "Conv", f"[{P5_WIDTH}, 3, 2]", f"{slot}-P5/32"))
         levels[32] = slot
@@ -106,6 +86,37 @@ def probe_yaml(target: Target, modules: list[tuple[str, ModuleSpec]]) -> str:
     return render(TEMPLATE.format(kind=target.kind.name), label=target.label, root=target.root, names=names,
                   rows=rows, detect_from=str(detect), detect_slot=slot,
                   detect_levels=", ".join(stride_label(s) for s in sorted(levels)))
+
+
+def _backbone_rows(name: str, spec: ModuleSpec) -> tuple[list[ProbeRow], dict[int, int], int]:
+    """The backbone row; stride -> index slot of the outputs the head reads (its 8/16/32 ones if it has them); the
+    next free slot."""
+    strides = spec.output_strides
+    row = ProbeRow("-1", name, _args(spec, name), f"0-{len(strides) - 1}" if len(strides) > 1 else "0",
+                   f"{name} outputs " + ", ".join(stride_label(s) for s in strides))
+    levels = {s: i for i, s in enumerate(strides) if s in DETECT_STRIDES} or {s: i for i, s in enumerate(strides)}
+    return [row], levels, len(strides)
+
+
+def _stem_rows() -> tuple[list[ProbeRow], dict[int, int], int]:
+    """Stride-2 Conv rows down to P4/16; stride -> index slot of those the head reads; the next free slot."""
+    rows, levels = [], {}
+    for index, width in enumerate(STEM_WIDTHS):
+        stride = 2 ** (index + 1)
+        rows.append(ProbeRow("-1", "Conv", f"[{width}, 3, 2]", f"{index}-{stride_label(stride)}"))
+        if stride in DETECT_STRIDES:
+            levels[stride] = index
+    return rows, levels, len(rows)
+
+
+def _layer_rows(layers: list[tuple[str, ModuleSpec]], levels: dict[int, int], slot: int) -> list[ProbeRow]:
+    """The layer modules one after another on the stride-16 map (or the deepest), which ``levels`` then points at."""
+    level = LAYER_STRIDE if LAYER_STRIDE in levels else max(levels)
+    rows, source = [], str(levels[level])
+    for name, spec in layers:
+        rows.append(ProbeRow(source, name, _args(spec, name), str(slot), f"{name} (applied by this call)"))
+        source, levels[level], slot = "-1", slot, slot + 1
+    return rows
 
 
 def write_probe(text: str, folder: Path) -> Path:
