@@ -16,7 +16,7 @@ from .yamlgraph import SECTIONS, Layer, ModelGraph, RowChange
 from .yamllayout import ModelLayout, Rendered
 from .yamlload import entry, load_nodes
 
-EDIT_KINDS = ("replace", "insert-after", "insert-before", "remove")
+EDIT_OPS = ("replace", "insert-after", "insert-before", "remove")
 TORCH_PREFIXES = ("nn.", "torch.nn.", "torchvision.ops.")  # modules parse_model takes from torch itself
 RECIPE_KEYS = ("base", "edits", "scale", "nc", "backbone")
 
@@ -35,7 +35,7 @@ class Edit:
     (default 1); ``N`` may be written ``layerN``; ``--remove`` takes just ``N``.
     """
 
-    kind: str  # one of EDIT_KINDS, or "backbone" for --backbone (``layer`` unused)
+    op: str  # one of EDIT_OPS, or "backbone" for --backbone (``layer`` unused)
     layer: int
     module: str | None = None
     args: tuple[tuple[str | None, str], ...] = ()  # (name or None, YAML text of the value)
@@ -70,26 +70,26 @@ def split_top_level(text: str) -> list[str]:
     return parts
 
 
-def parse_edit(kind: str, value: Any) -> Edit:
-    """Parse ``--<kind> <value>``; bad syntax is one error naming the option."""
-    option = f"--{kind} {value}"
+def parse_edit(op: str, value: Any) -> Edit:
+    """Parse ``--<op> <value>``; bad syntax is one error naming the option."""
+    option = f"--{op} {value}"
     value = str(value)
-    if kind not in EDIT_KINDS:
-        raise YamlforgeError(f"unknown edit '{kind}' (known: {', '.join(EDIT_KINDS)})", where=option)
+    if op not in EDIT_OPS:
+        raise YamlforgeError(f"unknown edit '{op}' (known: {', '.join(EDIT_OPS)})", where=option)
     number, _, module_text = value.partition("=")
     match = _LAYER.fullmatch(number)
     if not match:
         raise YamlforgeError(f"'{number.strip()}' is not a layer number (write N or layerN, as in the base file)",
                              where=option)
     layer = int(match.group(1))
-    if kind == "remove":
+    if op == "remove":
         if module_text:
             raise YamlforgeError("--remove takes only a layer number", where=option)
-        return Edit(kind, layer, option=option)
+        return Edit(op, layer, option=option)
     if not module_text.strip():
-        raise YamlforgeError(f"missing module: write --{kind} {layer}=MODULE or {layer}=MODULE(args)", where=option)
+        raise YamlforgeError(f"missing module: write --{op} {layer}=MODULE or {layer}=MODULE(args)", where=option)
     module, args, repeats = _parse_module(module_text, option)
-    return Edit(kind, layer, module, args, repeats, option)
+    return Edit(op, layer, module, args, repeats, option)
 
 
 def parse_backbone(value: Any, option: str | None = None) -> Edit:
@@ -235,13 +235,13 @@ def load_recipe(path: Path) -> Recipe:
         where = f"{path}:{item_node.start_mark.line + 1}"
         if not isinstance(item, dict) or len(item) != 1:
             raise YamlforgeError("each edit is one '<kind>: <value>' pair, e.g. 'insert-after: 3=SHSA'", where=where)
-        (kind, value), = item.items()
-        if kind not in EDIT_KINDS:
-            raise YamlforgeError(f"unknown edit '{kind}' (known: {', '.join(EDIT_KINDS)})", where=where)
+        (op, value), = item.items()
+        if op not in EDIT_OPS:
+            raise YamlforgeError(f"unknown edit '{op}' (known: {', '.join(EDIT_OPS)})", where=where)
         try:
-            recipe.edits.append(parse_edit(kind, value))
+            recipe.edits.append(parse_edit(op, value))
         except YamlforgeError as exc:
-            raise YamlforgeError(exc.message, where=f"{where} ({kind}: {value})", hint=exc.hint) from None
+            raise YamlforgeError(exc.message, where=f"{where} ({op}: {value})", hint=exc.hint) from None
     return recipe
 
 
@@ -491,7 +491,7 @@ def _check_strides(graph: ModelGraph, edits: list[Edit], specs: dict[str, Any], 
     """An edit may not change the resolution later layers run at: compare each edited layer's own factor."""
     base_strides = graph.output_strides(graph.base, lambda layer: _factor(layer, specs), from_last_input)
     for edit in edits:
-        if edit.kind in ("remove", "replace"):
+        if edit.op in ("remove", "replace"):
             _check_kept_stride(graph, edit, specs, base_strides)
             continue
         factor = _factor(graph.inserted_by(edit.option), specs)
@@ -506,24 +506,24 @@ def _check_kept_stride(graph: ModelGraph, edit: Edit, specs: dict[str, Any], bas
     key, _ = graph.slot_owner[edit.layer]  # the edit was accepted, so the slot exists
     old = graph.base[key]
     old_factor = _factor(old, specs)
-    new_factor = Fraction(1) if edit.kind == "remove" else _factor(graph.current(key), specs)
+    new_factor = Fraction(1) if edit.op == "remove" else _factor(graph.current(key), specs)
     if old_factor is None or new_factor is None or old_factor == new_factor:
         return
     source = old.refs[0].producer
     before = base_strides.get((source, old.refs[0].output))
     after = base_strides.get((old.key, old.outputs - 1))
     now = before * new_factor if before is not None else None
-    doing = "removing it" if edit.kind == "remove" else \
+    doing = "removing it" if edit.op == "remove" else \
         f"replacing it with {edit.module}, which {_factor_words(new_factor)},"
     message = (f"layer {edit.layer} is {old.module} with stride {old_factor} ({stride_label(before)} -> "
                f"{stride_label(after)}); {doing} would leave it and every layer after it at "
                f"{stride_label(now)} instead of {stride_label(after)}")
     hint = None
-    if isinstance(source, int) and edit.kind == "replace":
+    if isinstance(source, int) and edit.op == "replace":
         source = graph.base_slot[source] + old.refs[0].output
         hint = (f"--insert-after {source}={edit.module} or --replace {source}={edit.module} keeps the "
                 "resolution; --allow-stride-change to do it anyway")
-    elif edit.kind == "remove":
+    elif edit.op == "remove":
         hint = "--allow-stride-change to do it anyway"
     raise YamlforgeError(message, where=f"layer {edit.layer}", hint=hint)
 
@@ -637,7 +637,7 @@ def _apply_edits(graph: ModelGraph, inputs: _Inputs, replace_all: list[ReplaceAl
 def _apply_edit(graph: ModelGraph, edit: Edit, modules: _Modules, specs: dict[str, Any],
                 to_apply: list[tuple[Any, str]]) -> None:
     """One ``--replace``, ``--insert-after``, ``--insert-before`` or ``--remove``."""
-    if edit.kind == "remove":
+    if edit.op == "remove":
         graph.remove(edit.layer, edit.option)
         return
     yaml_name, spec = modules.resolve(edit.module, edit.option)
@@ -646,7 +646,7 @@ def _apply_edit(graph: ModelGraph, edit: Edit, modules: _Modules, specs: dict[st
         to_apply.append((spec, edit.option))
     args, args_text = _edit_args(edit, spec)
     edit_graph = {"replace": graph.replace, "insert-after": graph.insert_after, "insert-before": graph.insert_before}
-    edit_graph[edit.kind](edit.layer, yaml_name, args, args_text, edit.repeats or 1, edit.option)
+    edit_graph[edit.op](edit.layer, yaml_name, args, args_text, edit.repeats or 1, edit.option)
 
 
 def _result(request: GenRequest, inputs: _Inputs, layout: ModelLayout, graph: ModelGraph) -> GenResult:
@@ -715,7 +715,7 @@ def _output_stem(base: Base, scale: str | None, edits: list[Edit], nc: int | Non
         stem = re.sub(r"^(.*?\d+)([nslmx])?(?=\D|$)", lambda m: m.group(1) + scale, stem, count=1) \
             if re.search(r"\d", stem) else f"{stem}-{scale}"
     names = list(dict.fromkeys(e.module.rpartition(".")[2] for e in edits if e.module))  # nn.Identity -> Identity
-    removed = [f"no{e.layer}" for e in edits if e.kind == "remove"]
+    removed = [f"no{e.layer}" for e in edits if e.op == "remove"]
     suffix = "-".join(names + removed) or (f"nc{nc}" if nc is not None else "copy")
     return f"{stem}-{suffix}"
 
