@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ("RevCol", "revcol_base", "revcol_large", "revcol_small", "revcol_tiny", "revcol_xlarge")
+__all__ = ("RevCol", "revcol_base", "revcol_custom", "revcol_large", "revcol_small", "revcol_tiny", "revcol_xlarge")
 
 ALPHA_MIN = 1e-3  # |alpha| floor: the inverse divides by alpha, so it must stay away from zero
 MAX_STRIDE = 32
@@ -440,3 +440,17 @@ class revcol_xlarge(_RevColVariant):
     """RevCol-XL: channels [224, 448, 896, 1792], blocks [1, 2, 6, 2], 8 columns (832.0M parameters)."""
 
     config = ((224, 448, 896, 1792), (1, 2, 6, 2), 8)
+
+
+class revcol_custom(RevCol):
+    """Any RevCol configuration as a model-YAML layer, e.g. the one of an official checkpoint:
+    ``[-1, 1, revcol_custom, [True, 0.0, [32, 64, 96, 128], [1, 2, 2, 1], 3, 3]]``.
+
+    Its YAML args are the variants' two, then channels, blocks per level, columns and kernel size
+    (defaults: RevCol-T's layout).
+    """
+
+    def __init__(self, c1: int = 3, save_memory: bool = True, drop_path: float = 0.0, channels=(64, 128, 256, 512),
+                 layers=(2, 2, 4, 2), num_columns: int = 4, kernel_size: int = 3):
+        _check_yaml_args("revcol_custom", c1, save_memory, drop_path)
+        super().__init__(channels, layers, num_columns, kernel_size, bool(save_memory), float(drop_path), c1)

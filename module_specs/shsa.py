@@ -29,13 +29,18 @@ from torch import nn
 __all__ = ("SHSA",)
 
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """SHViT's BatchNorm (eps 1e-5). A subclass because Ultralytics' and YOLOv9's ``initialize_weights`` set
+    ``eps=1e-3`` on every module whose type *is* ``nn.BatchNorm2d``, which would shift the official weights' outputs."""
+
+
 class ConvBN(nn.Sequential):
     """Bias-free conv followed by BatchNorm (the conv's bias would be cancelled by the BN's mean anyway)."""
 
     def __init__(self, c1: int, c2: int, kernel_size: int = 1, bn_weight_init: float = 1.0):
         super().__init__()
         self.add_module("conv", nn.Conv2d(c1, c2, kernel_size, padding=kernel_size // 2, bias=False))
-        self.add_module("bn", nn.BatchNorm2d(c2))
+        self.add_module("bn", BatchNorm2d(c2))
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
 

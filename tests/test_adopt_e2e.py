@@ -1,5 +1,5 @@
-"""adopt → apply --spec → gen-yaml → verify --train on real Ultralytics checkouts, for the fixtures whose spec the
-current spec format already describes (keep / in_out layers at stride 1, single-file sources, adapters included)."""
+"""Issue 11's acceptance: every adopt fixture → apply --spec → gen-yaml on a real base → verify --train, on Ultralytics
+8.4.190 and 8.0.227 and on YOLOv9; the layers share one model per target (one training), the backbone has its own."""
 
 from __future__ import annotations
 
@@ -19,16 +19,25 @@ from yamlforge.verify import verify
 pytestmark = pytest.mark.e2e
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adopt"
-# (source, class, where it goes): inserted after a layer, or replacing one (in_out: its own width). yolov8n and
-# gelan-c share these numbers: 4, 6, 8 are the P3-P5 backbone stages, 15, 18, 21 the head outputs.
-ADOPTED = [
-    ("layouts.py", "WindowAttention", "--insert-after", "15=WindowAttentionAdapted"),  # pads 8x8 P3 maps to 14
-    ("layouts.py", "ChannelsLastMLP", "--insert-after", "18=ChannelsLastMLPAdapted"),
-    ("layouts.py", "TokenConvMixer", "--insert-after", "21=TokenConvMixerAdapted"),
-    ("layers.py", "ZeroResidual", "--insert-after", "4=ZeroResidual"),
-    ("noext/gated_block", "GatedBlock", "--insert-after", "6=GatedBlock"),
-    ("layers.py", "ExpandProject", "--replace", "8=ExpandProject(512)"),
+# (source, class, --set values, the class the YAML uses, gen-yaml option, edit). yolov8n and gelan-c share these
+# numbers: 1-2 P2, 3/5 the stride-2 layers into P3/P4, 4, 6, 8 the P3-P5 stages, 9 SPPF/SPPELAN, 10 the first
+# nn.Upsample, 12 a head stage, 15, 18, 21 the head outputs.
+LAYERS = [
+    ("layers.py", "EnergyAttention", (), "EnergyAttention", "--insert-after", "1=EnergyAttention"),  # none
+    ("layers.py", "SpatialGate", (), "SpatialGate", "--insert-after", "2=SpatialGate"),  # none, no_spatial=False
+    ("layers.py", "SpaceToDepthDown", (), "SpaceToDepthDownAdapted", "--replace", "3=SpaceToDepthDownAdapted"),
+    ("layers.py", "ZeroResidual", (), "ZeroResidual", "--insert-after", "4=ZeroResidual"),  # zero output at init
+    ("layers.py", "StridedDown", (), "StridedDown", "--replace", "5=StridedDown(512)"),  # in_out, stride 2
+    ("noext/gated_block", "GatedBlock", (), "GatedBlock", "--insert-after", "6=GatedBlock"),
+    ("layers.py", "ExpandProject", (), "ExpandProject", "--replace", "8=ExpandProject(512)"),
+    ("pkg", "DualPathBlock", (), "DualPathBlock", "--insert-after", "9=DualPathBlock"),  # package + einops
+    ("layers.py", "ShuffleUpsample", (), "ShuffleUpsample", "--replace", "10=ShuffleUpsample"),  # stride 1/2
+    ("layers.py", "ChannelGate", ("reduction=8",), "ChannelGate", "--insert-after", "12=ChannelGate"),
+    ("layouts.py", "WindowAttention", (), "WindowAttentionAdapted", "--insert-after", "15=WindowAttentionAdapted"),
+    ("layouts.py", "ChannelsLastMLP", (), "ChannelsLastMLPAdapted", "--insert-after", "18=ChannelsLastMLPAdapted"),
+    ("layouts.py", "TokenConvMixer", (), "TokenConvMixerAdapted", "--insert-after", "21=TokenConvMixerAdapted"),
 ]
+BACKBONE = ("networks.py", "PyramidNet", ("fork_feat=True",), "PyramidNetAdapted")
 BASES = [("ultralytics", "8.4.190", "yolov8n"), ("ultralytics", "8.0.227", "yolov8n"),
          ("yolov9", YOLOV9_RELEASE, str(Path(__file__).parent.parent / "examples" / "models" / "gelan-c.yaml"))]
 cli = CliRunner()
@@ -40,22 +49,33 @@ def run(*args) -> str:
     return result.output
 
 
-@pytest.mark.parametrize(("kind", "version", "base"), BASES, ids=[b[1] for b in BASES])
-def test_adopted_layers_apply_gen_yaml_and_train(checkout_factory, tmp_path, kind, version, base):
-    repo = checkout_factory(kind, version)
-    specs = [adopt.adopt(FIXTURES / source, name, out_dir=tmp_path / "adopted").spec_path
-             for source, name, _, _ in ADOPTED]
-    run("apply", "--repo", repo, *(arg for spec in specs for arg in ("--spec", spec)))
-    edits = [arg for _, _, option, edit in ADOPTED for arg in (option, edit)]
-    out = tmp_path / "models"
+@pytest.fixture(scope="module")
+def adopted(tmp_path_factory) -> list[Path]:
+    """Every fixture adopted once (the specs do not depend on the target): their spec paths, the backbone last."""
+    out = tmp_path_factory.mktemp("adopted")
+    return [adopt.adopt(FIXTURES / source, name, sets=sets, out_dir=out).spec_path
+            for source, name, sets, *_ in [*LAYERS, BACKBONE]]
+
+
+def gen_verify(repo: Path, base: str, edits: list[str], specs: list[Path], out: Path):
+    """gen-yaml ``base`` with ``edits`` into ``out``, then verify --train it; the report."""
     out.mkdir()
     run("gen-yaml", base, *edits, "--repo", repo, "-o", out, *(a for s in specs for a in ("--spec", s)))
     (model,) = out.glob("*.yaml")
     report = verify(model, detect_target(repo), imgsz=64, batch=2, train=True)
     assert report.ok, [(c.name, c.message) for c in report.checks if c.status == "fail"]
-    built = {row["module"].rsplit(".", 1)[-1] for row in report.layers}
-    assert {"WindowAttentionAdapted", "ChannelsLastMLPAdapted", "TokenConvMixerAdapted", "ZeroResidual",
-            "GatedBlock", "ExpandProject"} <= built
+    return report
+
+
+@pytest.mark.parametrize(("kind", "version", "base"), BASES, ids=[b[1] for b in BASES])
+def test_every_adopted_fixture_applies_generates_and_trains(checkout_factory, adopted, tmp_path, kind, version, base):
+    repo = checkout_factory(kind, version)
+    run("apply", "--repo", repo, *(arg for spec in adopted for arg in ("--spec", spec)))
+    edits = [arg for *_, option, edit in LAYERS for arg in (option, edit)]
+    report = gen_verify(repo, base, edits, adopted[:-1], tmp_path / "layers")
+    assert {row["module"].rsplit(".", 1)[-1] for row in report.layers} >= {layer[3] for layer in LAYERS}
+    report = gen_verify(repo, base, ["--backbone", BACKBONE[3]], adopted[-1:], tmp_path / "backbone")
+    assert BACKBONE[3] in {row["module"].rsplit(".", 1)[-1] for row in report.layers}
 
 
 BUNDLED = [("shsa.py", "SHSA"), ("biformer.py", "BiLevelRoutingAttention"), ("bhvit.py", "token_mixer"),

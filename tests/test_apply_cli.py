@@ -78,7 +78,7 @@ def not_a_checkout(repo):
 CASES = [
     # id, setup(repo, tmp_path) -> extra args, command, expected message, exit code
     ("repo-not-a-checkout", lambda r, t: not_a_checkout(r), ["apply", "--module", "SHSA"],
-     "is not an Ultralytics or YOLOv9 checkout (looked for ultralytics/nn/tasks.py", 2),
+     "is not an Ultralytics, YOLOv9, YOLOv7 or YOLOv5 checkout (looked for ultralytics/nn/tasks.py", 2),
     ("unknown-module", None, ["apply", "--module", "SHSAX"], "unknown module 'SHSAX'; did you mean SHSA", 2),
     ("nothing-to-apply", None, ["apply"], "nothing to apply (--module)", 2),
     ("unknown-fix", None, ["apply", "--fix", "speed"], "unknown fix 'speed' (known: flops) (--fix)", 2),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from yamlforge.codemods import describe_registration
 from yamlforge.codemods.imports import add_imports
 from yamlforge.codemods.registration import (
     KEEP_MARKER,
+    NONE_MARKER,
     Registration,
     is_parse_model,
     locate,
@@ -29,6 +32,8 @@ BRA = Registration("BiLevelRoutingAttention", "keep")
 TOKEN_MIXER = Registration("token_mixer", "keep")
 RIFORMER = Registration("RIFormerBlock", "in_out")
 RIFORMER_FOLD = Registration("RIFormerBlock", "in_out", repeats=True)
+SIMAM = Registration("SimAM", "none")
+GATE = Registration("Gate", "none")
 CUSTOM = Registration("HGLike", "custom", body="c1, cm, c2 = ch[f], args[0], args[1]\nargs = [c1, cm, c2, *args[2:]]\n")
 BUNDLED = [SHSA, BRA, TOKEN_MIXER, RIFORMER]
 
@@ -136,6 +141,10 @@ KEEP_BRANCH = """\
         elif m in {SHSA}:  # yamlforge: channel-keeping modules
             c2 = ch[f]
             args = [c2, *args]
+"""
+NONE_BRANCH = """\
+        elif m in {SimAM}:  # yamlforge: modules without channel arguments
+            c2 = ch[f]
 """
 ELSE = "        else:\n            c2 = ch[f]\n"
 
@@ -258,6 +267,14 @@ FIXES = [
         with_branch(V8_0, KEEP_BRANCH).replace("C3, RepC3):", "C3, RepC3, RIFormerBlock):"),
         id="duplicates-registered-once",
     ),
+    pytest.param(V8_3, [SIMAM], with_branch(V8_3, NONE_BRANCH), id="8.3-none-branch"),
+    pytest.param(YOLOV9, [SIMAM, GATE], with_branch(YOLOV9, NONE_BRANCH.replace("{SimAM}", "{SimAM, Gate}")),
+                 id="yolov9-none-modules-share-one-branch"),
+    pytest.param(V8_1, [SIMAM, SHSA], with_branch(V8_1, KEEP_BRANCH + NONE_BRANCH), id="none-branch-after-keep-branch"),
+    pytest.param(with_branch(V8_0, KEEP_BRANCH + NONE_BRANCH), [GATE, TOKEN_MIXER],
+                 with_branch(V8_0, KEEP_BRANCH.replace("{SHSA}", "{SHSA, token_mixer}")
+                             + NONE_BRANCH.replace("{SimAM}", "{SimAM, Gate}")),
+                 id="joins-existing-branches-of-each-rule"),
 ]
 
 
@@ -313,6 +330,13 @@ def test_noop(code):
 def test_keep_branch_body_comes_from_the_template():
     keep = locate(_parse_model(apply(V8_3, [SHSA]))).keep_branch
     assert cst.Module(body=list(keep.body.body)).code == render("parse_model/keep.py.j2")
+
+
+def test_none_branch_body_comes_from_the_template_and_leaves_args_alone():
+    shape = locate(_parse_model(apply(V8_3, [SIMAM])))
+    branch = shape.shared_branches["none"]
+    assert cst.Module(body=list(branch.body.body)).code == render("parse_model/none.py.j2") == "c2 = ch[f]\n"
+    assert shape.keep_branch is None
 
 
 def test_comment_removed_keep_branch_is_not_recognised_but_names_are_not_duplicated():
@@ -414,8 +438,9 @@ def test_invalid_registration_is_a_programming_error(kwargs):
         (SHSA, ["elif m in {SHSA}:  " + KEEP_MARKER, "    c2 = ch[f]", "    args = [c2, *args]"]),
         (RIFORMER_FOLD, ["c1, c2 = ch[f], args[0]", "args.insert(2, n)"]),
         (CUSTOM, ["elif m in {HGLike}:  # yamlforge", "    c1, cm, c2 = ch[f], args[0], args[1]"]),
+        (SIMAM, ["elif m in {SimAM}:  " + NONE_MARKER, "    c2 = ch[f]", "args are passed as"]),
     ],
-    ids=["keep", "in_out-repeats", "custom"],
+    ids=["keep", "in_out-repeats", "custom", "none"],
 )
 def test_describe_registration_shows_the_branch(reg, shown):
     text = describe_registration(reg)
@@ -436,7 +461,8 @@ STEMS = {"SHSA": "shsa", "BiLevelRoutingAttention": "biformer", "token_mixer": "
 
 
 def apply_bundled(code: str, package: str, filename: str, registrations=BUNDLED) -> str:
-    code = add_imports(code, [(f"{package}.{STEMS[r.name]}", r.name) for r in registrations], filename=filename)
+    stems = {**STEMS, "SimAM": "simam"}
+    code = add_imports(code, [(f"{package}.{stems[r.name]}", r.name) for r in registrations], filename=filename)
     return register_in_parse_model(code, registrations, filename=filename)
 
 
@@ -447,6 +473,20 @@ def test_real_excerpt_before_after(name, kind, version, relpath, package):
     after = (FIXTURES / f"{name}.py.after").read_text(encoding="utf-8")
     assert apply_bundled(before, package, relpath) == after
     assert apply_bundled(after, package, relpath) == after
+
+
+NONE_TARGETS = [t for t in TARGETS if t[0] in ("ultralytics-8.0.227", "ultralytics-8.4.190", "yolov9-0.0.4")]
+
+
+@pytest.mark.parametrize(("name", "kind", "version", "relpath", "package"), NONE_TARGETS,
+                         ids=[t[0] for t in NONE_TARGETS])
+def test_real_excerpt_before_after_none_rule(name, kind, version, relpath, package):
+    """The bundled modules plus a module without channel arguments, as reviewed in .none.py.after: its branch
+    follows the keep branch."""
+    before = (FIXTURES / f"{name}.py.before").read_text(encoding="utf-8")
+    after = (FIXTURES / f"{name}.none.py.after").read_text(encoding="utf-8")
+    assert apply_bundled(before, package, relpath, [*BUNDLED, SIMAM]) == after
+    assert apply_bundled(after, package, relpath, [*BUNDLED, SIMAM]) == after
 
 
 def _parse_model(code: str) -> cst.FunctionDef:
@@ -522,3 +562,17 @@ def test_full_real_file_repeats_join_the_repeat_collection(pristine, name, kind,
     assert _names(shape.base)[-1] == "RIFormerBlock"
     assert _names(shape.repeat)[-1] == "RIFormerBlock"
     assert shape.keep_branch is None
+
+
+def test_edits_never_import_libcst_matchers():
+    """Its generated module takes as long to import as libcst itself: half of apply's time over its floor."""
+    before = FIXTURES / "ultralytics-8.4.190.py.before"
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from yamlforge.codemods import Registration, add_imports, register_in_parse_model\n"
+        f"text = Path({str(before)!r}).read_text()\n"
+        "text = register_in_parse_model(text, [Registration('SHSA', 'keep')], filename='tasks.py')\n"
+        "add_imports(text, [('ultralytics.nn.modules.shsa', 'SHSA')], filename='tasks.py')\n"
+        "assert 'libcst.matchers' not in sys.modules, 'libcst.matchers was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -244,7 +244,8 @@ ERRORS = [
     pytest.param("8.0.227", "SHSA", ["C3k2"], None, "Ultralytics 8.3.0 and later", "--fuse", id="c3k2-on-8.0"),
     pytest.param("8.0.227", "SHSA", ["RepNCSPELAN4"], None, "Ultralytics 8.1.0 and later", "--fuse",
                  id="elan-on-8.0"),
-    pytest.param("8.4.190", "SHSA", ["C3"], None, "unknown fusion host 'C3'", "--fuse", id="unknown-host"),
+    pytest.param("8.4.190", "SHSA", ["Bottleneck"], None, "unknown fusion host 'Bottleneck'", "--fuse",
+                 id="unknown-host"),
     pytest.param("8.4.190", "SHSA", ["C2f"], "middle", "unknown placement 'middle'", "--fuse-at", id="bad-placement"),
     pytest.param("8.4.190", "SHSA", [], "inner", "--fuse-at needs --fuse", "--fuse-at", id="fuse-at-alone"),
 ]

@@ -27,7 +27,7 @@ def repo(genyaml_repo):
     return genyaml_repo
 
 
-def write_spec(folder: Path, name: str, *, stride: int = 1, args: str = "") -> Path:
+def write_spec(folder: Path, name: str, *, stride: int | str = 1, args: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name.lower()}.py").write_text(f"import torch\n\n\nclass {name}(torch.nn.Module):\n    pass\n")
     spec = folder / f"{name.lower()}.yaml"
@@ -168,6 +168,26 @@ def test_inserting_a_downsampling_layer_is_refused(repo):
 def test_removing_a_downsampling_layer_is_refused(repo):
     with pytest.raises(YamlforgeError, match="layer 2 is DWConv with stride 2 .P2/4 -> P3/8.; removing it"):
         compile_yaml(GenRequest("rtdetr-l", [parse_edit("remove", "2")], repo=repo))
+
+
+def test_a_2x_upsampler_spec_may_replace_nn_upsample(repo, tmp_path):
+    spec = write_spec(tmp_path / "specs", "Up", stride="1/2")
+    mark_applied(repo, "Up")
+    result = compile_yaml(GenRequest("yolov8n", [parse_edit("replace", "10=Up")], repo=repo, spec_paths=(spec,)))
+    assert rows(result.new_text)[10] == [-1, 1, "Up", []]
+
+
+@pytest.mark.parametrize(("stride", "says"), [(1, "which keeps the resolution"), ("1/4", "which has stride 1/4")])
+def test_replacing_nn_upsample_by_another_factor_is_refused(repo, tmp_path, stride, says):
+    spec = write_spec(tmp_path / "specs", "Up", stride=stride)
+    with pytest.raises(YamlforgeError, match=f"layer 10 is nn.Upsample with stride 1/2 .*; replacing it with Up, {says}"):
+        compile_yaml(GenRequest("yolov8n", [parse_edit("replace", "10=Up")], repo=repo, spec_paths=(spec,)))
+
+
+def test_inserting_an_upsampler_where_resolution_must_stay_is_refused(repo, tmp_path):
+    spec = write_spec(tmp_path / "specs", "Up", stride="1/2")
+    with pytest.raises(YamlforgeError, match="Up has stride 1/2: inserted, it would change the resolution"):
+        compile_yaml(GenRequest("yolov8n", [parse_edit("insert-after", "15=Up")], repo=repo, spec_paths=(spec,)))
 
 
 def test_spec_module_not_applied_names_the_apply_command(repo, tmp_path):

@@ -49,7 +49,7 @@ BAD = [
     ("output-exists", ["rtdetr-l", "--insert-after", "3=nn.Identity"], existing_output, "exists; nothing was written"),
     ("nc-zero", ["rtdetr-l", "--nc", "0"], None, "--nc must be a positive whole number"),
     ("no-base", [], None, "no base model"),
-    ("not-a-checkout", ["rtdetr-l", "--repo", "/"], None, "is not an Ultralytics or YOLOv9 checkout"),
+    ("not-a-checkout", ["rtdetr-l", "--repo", "/"], None, "is not an Ultralytics, YOLOv9, YOLOv7 or YOLOv5 checkout"),
 ]
 
 

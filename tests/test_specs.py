@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from fractions import Fraction
 
 import pytest
 
@@ -64,7 +65,11 @@ BAD = [
      + "stride: [8]\nbranch: x\n", "field 'branch': a backbone is built as", 10),
     ("source-not-python", GOOD.replace("source: toy.py", "source: toy.txt"), "must be a .py file", 4),
     ("bad-requires", GOOD + "requires: ['']\n", "pip requirement strings", 10),
-    ("bool-stride", GOOD + "stride: true\n", "field 'stride' must be a int or list, got bool", 10),
+    ("bool-stride", GOOD + "stride: true\n", "field 'stride' must be a int or str or list, got bool", 10),
+    ("zero-fraction-stride", GOOD + "stride: 0/2\n", "or a fraction such as 1/2", 10),
+    ("decimal-stride", GOOD + "stride: '0.5'\n", "got '0.5'", 10),
+    ("entry-with-file-source", GOOD + "entry: toy.py\n", "'entry' is only used with a package folder", 10),
+    ("package-missing", GOOD.replace("source: toy.py", "source: nowhere/"), "package folder 'nowhere/' does not", 4),
     ("bad-branch-template", GOOD.replace("channels: keep", "channels: custom") + "branch: '{{ x '\n",
      "not a valid jinja2 template", 10),
 ]
@@ -92,3 +97,56 @@ def test_user_spec_overrides_bundled_and_export_lookup(tmp_path):
     registry = SpecRegistry([path])
     assert registry.get("SHSA").spec_path == path.resolve()
     assert registry.find("Toy").name == "SHSA"
+
+
+# ----------------------------------------------------------------------------- notations adopt writes
+
+
+@pytest.mark.parametrize(("text", "stride"), [("1/2", Fraction(1, 2)), ("1 / 4", Fraction(1, 4)), ("4/2", 2), ("2", 2)],
+                         ids=["half", "spaced-quarter", "whole-fraction-is-int", "int"])
+def test_layer_stride_accepts_a_fraction_for_upsamplers(tmp_path, text, stride):
+    spec = load_spec(write_spec(tmp_path, GOOD + f"stride: {text}\n"))
+    assert spec.stride == stride and type(spec.stride) is type(stride)
+
+
+def test_channels_none_loads(tmp_path):
+    assert load_spec(write_spec(tmp_path, GOOD.replace("channels: keep", "channels: none"))).channels == "none"
+
+
+PACKAGE = GOOD.replace("source: toy.py", "source: toypkg/") + "entry: sub/blocks.py\n"
+
+
+def write_package(tmp_path, text=PACKAGE):
+    (tmp_path / "toypkg" / "sub").mkdir(parents=True)
+    (tmp_path / "toypkg" / "__init__.py").write_text("")
+    (tmp_path / "toypkg" / "sub" / "blocks.py").write_text("from ..base import Base\n\n\nclass Toy(Base):\n    pass\n")
+    (tmp_path / "toypkg" / "base.py").write_text("class Base:\n    pass\n")
+    return write_spec(tmp_path, text)
+
+
+def test_package_source_with_entry_loads(tmp_path):
+    spec = load_spec(write_package(tmp_path))
+    assert (spec.is_package, spec.entry, spec.file_stem, spec.import_stem) == (True, "sub/blocks.py", "toypkg",
+                                                                                "toypkg.sub.blocks")
+    assert "class Toy(Base)" in spec.source_text()
+    assert sorted(spec.package_files()) == ["__init__.py", "base.py", "sub/blocks.py"]
+
+
+def test_package_digest_covers_every_file(tmp_path):
+    spec = load_spec(write_package(tmp_path))
+    before = spec.digest()
+    (tmp_path / "toypkg" / "base.py").write_text("class Base:\n    x = 1\n")
+    assert spec.digest() != before
+
+
+@pytest.mark.parametrize(("text", "message", "line"), [
+    (PACKAGE.replace("entry: sub/blocks.py\n", ""), "missing field 'entry'", 4),
+    (PACKAGE.replace("sub/blocks.py", "../toy.py"), "must be a .py file inside 'toypkg/'", 10),
+    (PACKAGE.replace("sub/blocks.py", "sub/other.py"), "'sub/other.py' does not exist in 'toypkg/'", 10),
+    (PACKAGE.replace("sub/blocks.py", "sub/my-blocks.py"), "with an importable path", 10),
+], ids=["entry-missing", "entry-outside", "entry-not-found", "entry-not-importable"])
+def test_bad_package_source_is_one_clear_line(tmp_path, text, message, line):
+    path = write_package(tmp_path, text)
+    with pytest.raises(YamlforgeError) as info:
+        load_spec(path)
+    assert message in str(info.value) and str(info.value).endswith(f"({path}:{line})"), str(info.value)

@@ -309,7 +309,7 @@ def test_verify_not_a_checkout_exits_2(tmp_path):
     (tmp_path / "m.yaml").write_text("nc: 1\n")
     result = cli.invoke(app, ["verify", str(tmp_path / "m.yaml"), "--repo", str(tmp_path)])
     assert result.exit_code == 2
-    assert "is not an Ultralytics or YOLOv9 checkout" in result.output
+    assert "is not an Ultralytics, YOLOv9, YOLOv7 or YOLOv5 checkout" in result.output
 
 
 @pytest.mark.parametrize(("option", "message"), [

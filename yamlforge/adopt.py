@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import os
 import queue
 import subprocess
 import tempfile
@@ -21,12 +22,15 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import adopt_source
+from .changeset import Changeset
 from .errors import YamlforgeError
 from .resources import render
 from .verify import resolve_python, runner_env
+from .writer import write_changeset
 
 RUNNER = Path(__file__).with_name("adopt_runner.py")
 TIMEOUT = 60  # seconds for one class: its import and a few small forwards; a hang ends here
+TIMEOUT_ENV = "YAMLFORGE_ADOPT_TIMEOUT"  # overrides TIMEOUT: a module that is slow on small inputs, or a test
 STARTUP_TIMEOUT = 120  # seconds for the target's Python to import torch (slow on a loaded machine)
 PACKAGE_ALIAS = "_yamlforge_adopted"  # the private name a probed package is imported under
 ADAPTER_SUFFIX = "Adapted"
@@ -87,7 +91,27 @@ class AdoptResult:
     yaml_row: str
     apply_command: str
     files: dict[Path, str] = field(default_factory=dict)
+    statuses: dict[Path, str] = field(default_factory=dict)  # create | identical, per written path
     notes: list[str] = field(default_factory=list)
+
+
+def split_source(text: str) -> tuple[str, str | None]:
+    """``blocks.py::Block`` → (``blocks.py``, ``Block``); without ``::`` the class is None (a survey)."""
+    path, sep, class_name = text.rpartition("::")
+    if not sep:
+        return text, None
+    if not path or not class_name.isidentifier():
+        raise YamlforgeError(f"'{text}' is not SOURCE::CLASS", where="SOURCE", hint="e.g. blocks.py::ChannelGate")
+    return path, class_name
+
+
+def probe_timeout() -> float:
+    """Seconds one class may take: :data:`TIMEOUT`, or the number in ``$YAMLFORGE_ADOPT_TIMEOUT``."""
+    text = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        return float(text) if text else TIMEOUT
+    except ValueError:
+        raise YamlforgeError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds", where=TIMEOUT_ENV) from None
 
 
 # ------------------------------------------------------------------ --set values
@@ -436,19 +460,48 @@ def _validate(files: dict[str, str]) -> None:
             load_nodes(text, where=rel, what="generated spec")
 
 
+def _check_output(out_dir: Path, name: str | None) -> None:
+    """Refuse, before any probing, a --name Python cannot import and an output folder that is a file."""
+    if name is not None and not name.isidentifier():
+        raise YamlforgeError(f"--name '{name}' is not a Python identifier", where="--name",
+                             hint="letters, digits and underscores, not starting with a digit")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise YamlforgeError(f"'{out_dir}' is a file, not a folder", where="-o",
+                             hint="pass the folder the spec should go into")
+
+
+def plan_writes(out_dir: Path, files: dict[str, str]) -> tuple[Changeset, dict[Path, str]]:
+    """(the changeset writing ``files`` under ``out_dir``, each path's status word: create or identical).
+
+    A file already there with other text is refused: it may be a spec edited by hand.
+    """
+    root = next(folder for folder in (out_dir, *out_dir.parents) if folder.is_dir()).resolve()
+    changeset, statuses = Changeset(root), {}
+    for rel, text in files.items():
+        relpath = (out_dir.resolve() / rel).relative_to(root).as_posix()
+        changeset.set(relpath, text)
+        statuses[out_dir / rel] = changeset.changes[relpath].status
+        if statuses[out_dir / rel] == "patch":
+            raise YamlforgeError(f"'{out_dir / rel}' exists with other content; nothing was written", where="-o",
+                                 hint="remove it to adopt again, or pass another -o folder")
+    return changeset, statuses
+
+
 def adopt(source: Path | str, class_name: str, name: str | None = None, sets: list[str] | tuple[str, ...] = (),
-          python: str | None = None, out_dir: Path | str = ".", *, timeout: float = TIMEOUT,
+          python: str | None = None, out_dir: Path | str = ".", *, timeout: float | None = None,
           write: bool = True) -> AdoptResult:
     """Probe ``class_name`` of ``source`` in ``python`` and write its spec (and adapter) into ``out_dir``.
 
     Raises YamlforgeError, with nothing written, for bad input and for classes adopt refuses.
     """
-    python = resolve_python(python)
+    out = Path(out_dir)
+    _check_output(out, name)
     values = parse_sets(sets)
+    python = resolve_python(python)
     src = adopt_source.load_source(source)
     info = _find_class(src, class_name)
     requires = _requirements(src, python)
-    raw = probe(src, [info], values, python, timeout=timeout)[info.name]
+    raw = probe(src, [info], values, python, timeout=timeout or probe_timeout())[info.name]
     if not raw["ok"]:
         raise YamlforgeError(raw["error"], where=f"{info.file}:{info.line}")
     decision = decide(raw, values)
@@ -456,19 +509,17 @@ def adopt(source: Path | str, class_name: str, name: str | None = None, sets: li
     origin = f"{source}::{class_name}"
     files = plan_files(src, info, decision, name=spec_name, export=export, origin=origin, requires=requires)
     _validate(files)
-    out = Path(out_dir)
-    written = {out / rel: text for rel, text in files.items()}
+    changeset, statuses = plan_writes(out, files)
     if write:
-        for path, text in written.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+        write_changeset(changeset)
     spec_path = out / f"{spec_name.lower()}.yaml"
     return AdoptResult(name=spec_name, decision=decision, spec_path=spec_path, yaml_row=yaml_row(decision, export),
-                       apply_command=f"yamlforge apply --repo R --spec {spec_path}", files=written,
+                       apply_command=f"yamlforge apply --repo REPO --spec {spec_path}",
+                       files={out / rel: text for rel, text in files.items()}, statuses=statuses,
                        notes=list(decision.adapter_reasons))
 
 
-def survey(source: Path | str, python: str | None = None, *, timeout: float = TIMEOUT) -> list[ClassReport]:
+def survey(source: Path | str, python: str | None = None, *, timeout: float | None = None) -> list[ClassReport]:
     """Every nn.Module class of ``source`` with what probing found (no --set values); writes nothing."""
     python = resolve_python(python)
     src = adopt_source.load_source(source)
@@ -477,7 +528,7 @@ def survey(source: Path | str, python: str | None = None, *, timeout: float = TI
         raise YamlforgeError(f"no torch.nn.Module class in '{source}'", where="SOURCE",
                              hint="pass the file or folder that defines the module")
     _requirements(src, python)
-    found = probe(src, classes, {}, python, timeout=timeout)
+    found = probe(src, classes, {}, python, timeout=timeout or probe_timeout())
     reports = []
     for info in classes:
         raw = found[info.name]

@@ -153,7 +153,7 @@ def build(cls, sets: dict, in_arg: str | None, out_arg: str | None, c_in: int, c
         kwargs[out_arg] = c_out
     try:
         return cls(**kwargs).eval()
-    except Exception as exc:  # noqa: BLE001 -- any failure of user code is a finding
+    except Exception as exc:
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise ProbeError(f"{cls.__name__}({shown}) failed: {one_line(exc)}") from None
 
@@ -225,7 +225,7 @@ def find_layout(module, candidates: tuple[str, ...], channels: tuple[int, ...]):
             for layout in candidates:
                 try:
                     return layout, c, size, run(module, layout, c, size)
-                except Exception as exc:  # noqa: BLE001 -- any failure of user code is a finding
+                except Exception as exc:
                     failures.setdefault(layout, one_line(exc))
     raise ProbeError("forward failed in every layout: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
 
@@ -248,7 +248,7 @@ def works(module, layout: str, channels: int, size: int, seen: dict) -> bool:
     if size not in seen:
         try:
             seen[size] = run(module, layout, channels, size)
-        except Exception:  # noqa: BLE001 -- any failure of user code is a finding
+        except Exception:
             seen[size] = None
     return seen[size] is not None
 
@@ -301,7 +301,7 @@ def probe_none(module, layout, size, first) -> None:
     """A module without a channel argument must run at any width and keep it."""
     try:
         second = run(module, layout, C_OUT, size)
-    except Exception as exc:  # noqa: BLE001 -- any failure of user code is a finding
+    except Exception as exc:
         raise ProbeError(f"runs only with {C_IN} input channels and no constructor argument sets the width "
                          f"({one_line(exc)}); name it with --set") from None
     if first.shape[1] != C_IN or second.shape[1] != C_OUT:
@@ -365,7 +365,7 @@ def probe_class(cls, sets: dict) -> dict:
 def probe_one(request: dict, item: dict) -> dict:
     try:
         module = load_module(request, item.get("module"))
-    except Exception as exc:  # noqa: BLE001 -- any failure of user code is a finding
+    except Exception as exc:
         return {"class": item["class"], "ok": False, "error": f"importing the source failed: {one_line(exc)}",
                 "traceback": traceback.format_exc()[-3000:]}
     try:
@@ -376,7 +376,7 @@ def probe_one(request: dict, item: dict) -> dict:
         return probe_class(cls, item.get("sets") or {})
     except ProbeError as exc:
         return {"class": item["class"], "ok": False, "error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 -- any failure of user code is a finding
+    except Exception as exc:
         return {"class": item["class"], "ok": False, "error": one_line(exc), "traceback": traceback.format_exc()[-3000:]}
 
 

@@ -196,9 +196,12 @@ def apply(
                          "(yamlforge verify); exit 1 if a check fails.")] = False,
     train: VerifyTrainFlag = False,
     imgsz: VerifyImgszOption = 640,
+    python: str | None = typer.Option(None, "--python", help="Python to probe your --spec modules' channel rule in "
+                                                           "(your training venv)."),
 ):
     """Place module code in the checkout and register it (imports, parse_model), recording it for revert."""
     from .plan import plan_apply
+    from .rulecheck import check_channel_rules
     from .specs import SpecRegistry, load_spec
     from .targets import detect_target
     from .writer import write_changeset
@@ -209,7 +212,9 @@ def apply(
     if not names and not fix:
         raise YamlforgeError("nothing to apply", where="--module", hint="yamlforge apply --repo PATH --module SHSA")
     specs = [registry.get(n) for n in names]
+    probe_notes = check_channel_rules(specs, python)  # before the lock: probing takes seconds
     plan = plan_apply(target, specs, registry, fixes=fix, fuse=fuse, fuse_at=fuse_at)
+    plan.notes += probe_notes
     probe = None
     no_write = "--dry-run" if dry_run else "--check" if check else None
     if _verify_wanted(run_verify or train, no_write=no_write, imgsz=imgsz, what="the patched checkout"):
@@ -388,18 +393,45 @@ def verify_command(
     train: bool = typer.Option(False, "--train", help="Also train 1 epoch on a synthetic dataset and reload it."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/verify-schema.json)."),
     python: str | None = typer.Option(None, "--python", help="Python to run the model in (your training venv)."),
+    export: str | None = typer.Option(None, "--export", help="Also export with the target's exporter (onnx) and "
+                                      "compare onnxruntime with PyTorch."),
 ):
     """Build the model in the checkout's own code: imports, layer table, GFLOPs, gradients, optional smoke training."""
+    from .export import add_export_check, check_format
     from .targets import detect_target
     from .verify import render_report, verify
 
+    check_format(export)
     target = detect_target(repo)
     report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python)
+    if export:
+        add_export_check(report, target, imgsz=imgsz)
     if as_json:
         typer.echo(report.to_json())
     else:
         render_report(report)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("compare")
+@handle_errors
+def compare_command(
+    models: list[Path] = typer.Argument(..., help="Model YAMLs (or stock names), the first is the baseline."),
+    repo: Path = RepoOption,
+    imgsz: int = typer.Option(640, "--imgsz", help="Image size of GFLOPs, latency and memory."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
+    runs: int = typer.Option(10, "--runs", help="Timed batch-1 forwards per model (after 2 warm-up runs)."),
+    python: str | None = typer.Option(None, "--python", help="Python to run the models in (your training venv)."),
+):
+    """Layers, parameters, GFLOPs, CPU latency and peak memory of each model, and the difference to the first."""
+    from .compare import MEMORY_BATCH, check_format, compare, render
+    from .targets import detect_target
+
+    check_format(fmt)
+    rows = compare(models, detect_target(repo), imgsz=imgsz, runs=runs, python=python, progress=_stderr)
+    typer.echo(render(rows, fmt, imgsz=imgsz, batch=MEMORY_BATCH))
+    if not all(row.ok for row in rows):
         raise typer.Exit(1)
 
 
@@ -436,6 +468,83 @@ def graph_command(
     target = detect_target(repo)
     dot = graph_document(model, target, base=base, facts=build_facts(model, target, python=python))
     _stderr(f"create   {render(dot, output or model.with_suffix('.svg'))}")
+
+
+@app.command("weights")
+@handle_errors
+def weights_command(
+    model: Path = typer.Argument(..., help="Model YAML whose layers use the module(s)."),
+    repo: Path = RepoOption,
+    load: list[str] = typer.Option(..., "--load", help="NAME=CHECKPOINT: module NAME's official checkpoint "
+                                                       "(repeatable); every layer of NAME gets its weights."),
+    output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (train(pretrained=...) / "
+                                                            "--weights start from it)."),
+    spec: list[Path] = SpecOption,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every layer's key report."),
+    python: str | None = typer.Option(None, "--python", help="Python to build the model in (your training venv)."),
+):
+    """Load the paper's official weights into the model's layers; exit 1 (writing nothing) unless all are filled."""
+    from .specs import SpecRegistry
+    from .targets import detect_target
+    from .weights import load_weights, parse_load, render_weights
+
+    target, registry = detect_target(repo), SpecRegistry(spec)
+    result = load_weights(model, target, [parse_load(text, registry) for text in load], output, python=python)
+    if as_json:
+        typer.echo(result.to_json())
+    else:
+        render_weights(result, output)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- adopt
+
+
+@app.command("adopt")
+@handle_errors
+def adopt_command(
+    source: str | None = typer.Argument(None, show_default=False, help=(
+        "The paper's module: a .py file, a file without extension or a folder. SOURCE::CLASS adopts CLASS; "
+        "SOURCE alone lists every nn.Module class with what probing found and writes nothing.")),
+    name: str | None = typer.Option(None, "--name", help="Spec name (default: the class's, or CLASSAdapted when "
+                                                         "an adapter is needed)."),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE: a constructor argument's value (repeatable)."),
+    python: str | None = typer.Option(None, "--python", help="Python to probe the module in (your training venv)."),
+    output: Path = typer.Option(Path("."), "-o", "--output", help="Folder for the spec and the module's code."),
+):
+    """Probe a paper's nn.Module in a subprocess and write the spec (and adapter) that `apply --spec` takes."""
+    from .adopt import adopt, split_source, survey
+
+    if source is None:
+        raise YamlforgeError("missing SOURCE: the module's file or folder", where="SOURCE",
+                             hint="yamlforge adopt blocks.py  (lists its classes), then blocks.py::Block")
+    path, class_name = split_source(source)
+    if class_name is None:
+        if name or sets:
+            raise YamlforgeError("--name and --set need SOURCE::CLASS", where="--name" if name else "--set",
+                                 hint=f"yamlforge adopt {source}::CLASS ...")
+        _render_survey(survey(path, python))
+        return
+    result = adopt(path, class_name, name, sets, python, output)
+    for written, status in result.statuses.items():
+        _stderr(f"{status:<9} {written}")
+    typer.echo(f"YAML row: {result.yaml_row}")
+    typer.echo(f"next:     {result.apply_command}")
+
+
+def _render_survey(reports) -> None:
+    """One row per class: its name, file:line, and what probing found or why adopt refuses it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .adopt import summary
+
+    table = Table("class", "where", "probed", box=None, pad_edge=False)
+    for report in reports:
+        found = f"cannot adopt: {report.error}" if report.error else summary(report.decision)
+        table.add_row(report.name, report.where, found)
+    Console(soft_wrap=True).print(table)
 
 
 # ---------------------------------------------------------------- demo

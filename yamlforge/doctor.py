@@ -1,4 +1,5 @@
-"""``yamlforge doctor``: what the checkout is, what Python imports for it, and whether yamlforge's edits still hold."""
+"""``yamlforge doctor``: what the checkout is, what Python imports for it (and for multi-GPU workers), whether
+yamlforge's edits still hold, and which environment traps (another package's ``thop``) are set."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lock import recover_interrupted
 from .manifest import MANIFEST, read_manifest, sha256
 from .targets import Target
 from .verify import resolve_python, run_runner
@@ -25,6 +27,7 @@ class Problem:
 class DoctorReport:
     target: Target
     python: str
+    recovered: str | None = None  # what was done about a run killed half-way, before anything was read
     imported: dict | None = None
     import_error: str | None = None
     modules: dict[str, list[str]] = field(default_factory=dict)  # applied module -> exports
@@ -47,7 +50,7 @@ def file_status(root: Path, relpath: str, after: str | None) -> str:
 def doctor(target: Target, *, python: str | None = None) -> DoctorReport:
     """Inspect ``target`` (and the package ``python`` imports for it); every problem comes with its fix."""
     python = resolve_python(python)
-    report = DoctorReport(target=target, python=python)
+    report = DoctorReport(target=target, python=python, recovered=recover_interrupted(target.root))
     manifest = read_manifest(target.root)
     requires: list[str] = []
     if manifest is not None:
@@ -82,17 +85,20 @@ def _check_files(report: DoctorReport, manifest) -> None:
 
 def _check_environment(report: DoctorReport, raw: dict) -> None:
     """What the runner's environment mode found: the imported package and the missing requirements."""
-    python, root, package = report.python, report.target.root, report.target.kind.package
+    python, root, package = report.python, report.target.root, report.target.package
     report.imported = raw.get("imported")
     report.import_error = raw.get("import_error")
     if report.import_error:
         report.problems.append(Problem(f"importing {package} from the checkout fails: {report.import_error}",
-                                       f"{python} -c 'import {package}'  # in {root}, to see the traceback"))
+                                       raw.get("import_fix")
+                                       or f"{python} -c 'import {package}'  # in {root}, to see the traceback"))
     elif report.imported and not report.imported["inside_checkout"]:
         report.problems.append(Problem(
             f"Python imports {package} from {report.imported['file']}, not from {root}: edits to the checkout "
             "are invisible to it",
             f"{python} -m pip uninstall {package}  (or `pip install -e {root}`, or PYTHONPATH={root})"))
+    for trap in raw.get("traps") or []:
+        report.problems.append(Problem(trap["message"], trap["fix"]))
     report.missing_requirements = list(raw.get("missing") or [])
     for item in report.missing_requirements:
         have = f" (installed: {item['installed']})" if item.get("installed") else ""
@@ -108,6 +114,8 @@ def render_doctor(report: DoctorReport, console=None) -> None:
     target = report.target
     console.print(f"target: {target.label} at {escape(str(target.root))}")
     console.print(f"python: {escape(report.python)}")
+    if report.recovered:
+        console.print(f"recovered: {escape(report.recovered)}")
     if report.imported:
         where = "the checkout" if report.imported["inside_checkout"] else "[red]outside the checkout[/]"
         console.print(f"imports: {report.imported['package']} {report.imported.get('version') or ''} from "

@@ -99,7 +99,19 @@ HOSTS: tuple[Host, ...] = (
                        "instances, whose outputs are concatenated before cv4."),
              _output("cv4"),
          ), ("c4", "c2")),
+    Host("C3", "c3.py.j2", ("yolov5",), "YOLOv5", (
+        Placement("inner", "after each inner bottleneck", "c_",
+                  "Each Bottleneck of self.m becomes Sequential(Bottleneck, module) at the hidden width "
+                  "c_ = int(c2 * e), before the concatenation with cv2's branch."),
+        _output("cv3"),
+    ), ("c2", "e")),
 )
+
+# Blocks users ask to fuse into that are no class in the target: why not, per (kind, host).
+WRITTEN_OUT = {
+    ("yolov7", "ELAN"): "YOLOv7's ELAN and E-ELAN blocks are no class: the model YAML writes each one out as its "
+                        "Conv and Concat layers",
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,11 @@ def host_named(name: str, kind: str) -> Host:
     for host in hosts_for(kind):
         if host.name == name:
             return host
+    written_out = WRITTEN_OUT.get((kind, name.upper().removeprefix("E-")))  # ELAN, E-ELAN
+    if written_out:
+        raise YamlforgeError(f"'{name}' cannot be fused: {written_out}",
+                             where="--fuse", hint="insert the module between those layers instead: yamlforge "
+                             "gen-yaml BASE --insert-after N=MODULE (N: the block's Concat or output Conv)")
     elsewhere = [h for h in HOSTS if h.name == name]
     known = ", ".join(h.name for h in hosts_for(kind))
     if elsewhere:
@@ -226,7 +243,7 @@ def resolve_fusions(target: Target, specs: Iterable[ModuleSpec], hosts: Iterable
                              hint=f"yamlforge apply --repo {target.root} --module SHSA --fuse {hosts[0]}")
     kind = target.kind.name
     if ALL in hosts:
-        chosen = [h for h in hosts_for(kind) if _has_class(target, h, read)]
+        chosen = _every_host(target, read)
     else:
         chosen = [host_named(name, kind) for name in dict.fromkeys(hosts)]
     fusions = []
@@ -236,6 +253,16 @@ def resolve_fusions(target: Target, specs: Iterable[ModuleSpec], hosts: Iterable
             _host_class(target, host, read)
             fusions.append(Fusion(host.name, module, spec.name, host.placement(at).name))
     return fusions
+
+
+def _every_host(target: Target, read: Callable[[str], str | None]) -> list[Host]:
+    """``--fuse all``: the hosts the checkout defines, or an error saying why it has none."""
+    chosen = [h for h in hosts_for(target.kind.name) if _has_class(target, h, read)]
+    if not chosen:
+        why = "; ".join(reason for (kind, _), reason in WRITTEN_OUT.items() if kind == target.kind.name)
+        raise YamlforgeError(f"{target.label} has no host block to fuse into" + (f": {why}" if why else ""),
+                             where="--fuse", hint="add the module as a layer: yamlforge gen-yaml --insert-after")
+    return chosen
 
 
 def _has_class(target: Target, host: Host, read: Callable[[str], str | None]) -> bool:
@@ -255,7 +282,7 @@ def render_fusion(target: Target, fusion: Fusion, spec: ModuleSpec, read: Callab
         host=host,
         placement=host.placement(fusion.at),
         params=host_parameters(target, host, read),
-        host_import=target.kind.blocks_module,
+        host_import=target.blocks_module,
         module_import=target.import_module(spec.file_stem),
         paper=spec.paper,
     )

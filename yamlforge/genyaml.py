@@ -483,7 +483,7 @@ def _factor(layer: Layer, specs: dict[str, Any]) -> Fraction | tuple[Fraction, .
     if spec is not None:
         if spec.role == "backbone":
             return tuple(Fraction(s) for s in spec.output_strides)
-        return Fraction(spec.stride) if isinstance(spec.stride, int) else None
+        return Fraction(spec.stride)  # a layer's is an int, or a Fraction below 1 for an upsampler (1/2)
     return builtin_factor(layer.module, layer.args)
 
 

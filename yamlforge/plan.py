@@ -11,6 +11,7 @@ import ast
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from . import codemods
 from .changeset import Changeset
@@ -84,7 +85,7 @@ def desired_files(target: Target, original: Callable[[str], str | None], specs: 
     fusions = sorted(fusions, key=lambda f: f.name)
     by_name = {s.name: s for s in specs}
     for spec in specs:
-        files[target.module_path(spec.file_stem)] = render("module_file.py.j2", spec=spec, source=spec.source_text())
+        files.update(placed_files(target, spec))
     for fusion in fusions:
         files[target.module_path(fusion.file_stem)] = render_fusion(target, fusion, by_name[fusion.spec], original)
     if kind.package_init and specs:
@@ -104,11 +105,31 @@ def desired_files(target: Target, original: Callable[[str], str | None], specs: 
     return files
 
 
+def placed_files(target: Target, spec: ModuleSpec) -> dict[str, str]:
+    """A spec's implementation in the target: its module file, or its package folder with every file of the package
+    and an ``__init__.py`` in each folder (the root one also names the package's classes for checkpoints)."""
+    if not spec.is_package:
+        return {target.module_path(spec.file_stem): render("module_file.py.j2", spec=spec, source=spec.source_text())}
+    files = spec.package_files()
+    for rel in list(files):
+        for parent in PurePosixPath(rel).parents:
+            files.setdefault((parent / "__init__.py").as_posix(), "")
+    entry = "." + spec.import_stem.partition(".")[2]
+    placed = {rel: render("module_file.py.j2", spec=spec, source=text) for rel, text in files.items()}
+    placed["__init__.py"] = render("package_root_init.py.j2", spec=spec, source=files["__init__.py"], entry=entry)
+    folder = _package_folder(target, spec)
+    return {f"{folder}/{rel}": text for rel, text in sorted(placed.items())}
+
+
+def _package_folder(target: Target, spec: ModuleSpec) -> str:
+    return f"{target.kind.modules_dir}/{spec.file_stem}"
+
+
 def _tasks_edits(target: Target, specs: list[ModuleSpec], fusions: list[Fusion]) -> list[codemods.Edit]:
     """The edits of the tasks file, applied on one parse (parsing dominates apply's time)."""
     edits = list(codemods.MULTI_OUTPUT_EDITS) if any(s.role == "backbone" for s in specs) else []
     regs = registrations(specs) + [codemods.Registration(f.name, "host", host=f.host) for f in fusions]
-    imports = [(target.import_module(s.file_stem), name) for s in specs for name in s.exports]
+    imports = [(target.import_module(s.import_stem), name) for s in specs for name in s.exports]
     imports += [(target.import_module(f.file_stem), f.name) for f in fusions]
     return edits + codemods.registration_edits(regs) + codemods.import_edits(imports)
 
@@ -176,6 +197,28 @@ def _check_name_clashes(target: Target, tree: ast.Module, specs: list[ModuleSpec
                 hint=f"rename the class in your spec (--spec) or remove the existing '{name}' from the checkout",
             )
     return notes
+
+
+def _check_placement(target: Target, specs: list[ModuleSpec]) -> None:
+    """Refuse a spec whose file or package folder would replace or shadow one of the target's own modules
+    (an adopted ``Conv`` becomes ``conv.py``); a file already holding exactly what would be placed is accepted."""
+    for spec in specs:
+        folder = target.root / _package_folder(target, spec)
+        rival = folder.with_suffix(".py") if spec.is_package else folder  # a package shadows the module, and back
+        if rival.exists():
+            raise _placement_error(target, spec, rival.relative_to(target.root).as_posix(), "shadow")
+        for rel, text in placed_files(target, spec).items():
+            path = target.root / rel
+            if path.exists() and (not path.is_file() or path.read_text(encoding="utf-8") != text):
+                raise _placement_error(target, spec, rel, "replace")
+
+
+def _placement_error(target: Target, spec: ModuleSpec, rel: str, verb: str) -> YamlforgeError:
+    what = "package" if spec.is_package else "module file"
+    return YamlforgeError(f"{spec.name}'s {what} would {verb} '{rel}', which already exists in {target.label}; "
+                          "nothing was changed", where=str(target.root / rel),
+                          hint=f"move it away, or place {spec.name} under another name than '{spec.file_stem}' "
+                               f"(yamlforge adopt ... --name My{spec.name})")
 
 
 # ----------------------------------------------------------------------------- planning
@@ -252,7 +295,8 @@ def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fu
     for spec in specs:
         new.modules[spec.name] = AppliedModule(
             spec_digest=spec.digest(), exports=list(spec.exports), role=spec.role, channels=spec.channels,
-            file=target.module_path(spec.file_stem), spec_path=None if spec.bundled else str(spec.spec_path),
+            file=_package_folder(target, spec) + "/" if spec.is_package else target.module_path(spec.file_stem),
+            spec_path=None if spec.bundled else str(spec.spec_path),
             requires=list(spec.requires),
         )
     for fusion in fusions:
@@ -299,7 +343,9 @@ def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, 
         wanted[spec.name] = spec
     all_specs = sorted(wanted.values(), key=lambda s: s.name)
     tree = parse_python(_original_text(target, manifest, target.kind.tasks_file), target.kind.tasks_file)
-    notes = _check_name_clashes(target, tree, [s for s in specs if not manifest or s.name not in manifest.modules])
+    new_specs = [s for s in specs if not manifest or s.name not in manifest.modules]
+    _check_placement(target, new_specs)
+    notes = _check_name_clashes(target, tree, new_specs)
     new_fusions = resolve_fusions(target, specs, fuse, fuse_at, _original_reader(target, manifest))
     fusions = {name: _fusion(record) for name, record in (manifest.fusions if manifest else {}).items()}
     _check_fusion_clashes(target, tree, [f for f in new_fusions if f.name not in fusions])

@@ -46,6 +46,9 @@ FAMILIES = {
     "yolov7": Family("yolov7detect", True, ("1.0.1",), root="{dist}-{version}/yolov7",
                      add=(("models/yolov7", "cfg/training"),)),
 }
+# Wheels the tests build second environments from (the traps doctor names): PyPI's thop, which replaces
+# ultralytics-thop's module, and the torchvision released before the pinned torch 2.14.1 (its operators do not load).
+ENVIRONMENT_WHEELS = ("thop==0.1.1.post2209072238", "torchvision==0.28.0")
 ULTRALYTICS_RELEASES = FAMILIES["ultralytics"].versions
 YOLOV9_RELEASE = FAMILIES["yolov9"].versions[0]
 YOLOV5_RELEASE = FAMILIES["yolov5"].versions[0]
@@ -113,6 +116,11 @@ def pristine_checkout(kind: str, version: str) -> Path:
     return root
 
 
+def cached_wheel(requirement: str) -> Path:
+    """The cached wheel of ``name==version``, downloaded once (an error instead when offline)."""
+    return _download(requirement, cache_dir() / "wheels", sdist=False)
+
+
 def make_checkout(kind: str, version: str, dest: Path) -> Path:
     """Copy a pristine checkout to ``dest`` (which must not exist) and return ``dest``."""
     dest = Path(dest)
@@ -123,8 +131,9 @@ def make_checkout(kind: str, version: str, dest: Path) -> Path:
 
 
 def prefetch() -> list[Path]:
-    """Make sure every supported release is cached (downloading only what is missing); their checkout roots."""
-    return [pristine_checkout(kind, version) for kind, spec in FAMILIES.items() for version in spec.versions]
+    """Make sure every supported release and test wheel is cached (downloading only what is missing)."""
+    roots = [pristine_checkout(kind, version) for kind, spec in FAMILIES.items() for version in spec.versions]
+    return roots + [cached_wheel(requirement) for requirement in ENVIRONMENT_WHEELS]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import keyword
+import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from .weights import WeightMap, parse_official
 from .yamlload import line_of, load_nodes
 
 ROLES = ("layer", "backbone")
-CHANNEL_RULES = ("keep", "in_out", "custom")
+CHANNEL_RULES = ("keep", "in_out", "none", "custom")
 BACKBONE_CHANNELS = "backbone"  # a backbone's output channels come from its width_list; the spec names no rule
 REPEATS = ("none", "fold")
 
@@ -24,13 +26,14 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "name": (True, (str,), "the name used in model YAMLs and on the command line"),
     "summary": (True, (str,), "one line saying what the module does"),
     "paper": (True, (str,), "the paper the design comes from"),
-    "source": (True, (str,), "implementation file, relative to the spec"),
+    "source": (True, (str,), "implementation file, or package folder ending in '/', relative to the spec"),
+    "entry": (False, (str,), "the file of a package folder that defines the exports (folder sources only)"),
     "exports": (True, (list,), "class (or factory) names the target must know"),
     "role": (True, (str,), "layer | backbone"),
-    "channels": (False, (str,), "keep | in_out | custom (layers only)"),
+    "channels": (False, (str,), "keep | in_out | none | custom (layers only)"),
     "repeats": (False, (str,), "none | fold (in_out only: insert n into args like C2f)"),
     "branch": (False, (str,), "jinja2 parse_model branch body (channels: custom)"),
-    "stride": (False, (int, list), "spatial reduction (layer) or output strides (backbone)"),
+    "stride": (False, (int, str, list), "spatial reduction, 1/2 for a 2x upsampler (layer); output strides (backbone)"),
     "args": (False, (list,), "YAML args after those the channel rule fills in"),
     "requires": (False, (list,), "extra pip requirements"),
     "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge.weights)"),
@@ -54,7 +57,8 @@ class Arg:
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A validated module spec; ``source`` is an absolute path inside the spec's folder."""
+    """A validated module spec; ``source`` is an absolute path inside the spec's folder: a ``.py`` file, or a package
+    folder whose file ``entry`` (relative to it) defines the exports."""
 
     name: str
     summary: str
@@ -66,30 +70,55 @@ class ModuleSpec:
     spec_path: Path
     repeats: str = "none"
     branch: str | None = None
-    stride: int | tuple[int, ...] = 1
+    stride: int | Fraction | tuple[int, ...] = 1  # a Fraction below 1 for an upsampler (1/2: 2x)
     args: tuple[Arg, ...] = ()
     requires: tuple[str, ...] = ()
     official: WeightMap | None = None
     bundled: bool = field(default=False, compare=False)
+    entry: str | None = None  # package sources only: the file defining the exports, relative to ``source``
+
+    @property
+    def is_package(self) -> bool:
+        return self.entry is not None
 
     @property
     def file_stem(self) -> str:
-        """Name of the module file placed in the target (``shsa`` for ``shsa.py``)."""
+        """Name of the module file (``shsa`` for ``shsa.py``) or package folder placed in the target."""
         return self.source.stem
 
+    @property
+    def import_stem(self) -> str:
+        """The module defining the exports, below the target's modules: ``shsa``, or ``dualpath.blocks``."""
+        if self.entry is None:
+            return self.file_stem
+        return ".".join([self.file_stem, *self.entry.removesuffix(".py").split("/")]).removesuffix(".__init__")
+
     def source_text(self) -> str:
-        return self.source.read_text(encoding="utf-8")
+        """The text of the file defining the exports."""
+        path = self.source / self.entry if self.entry is not None else self.source
+        return path.read_text(encoding="utf-8")
+
+    def package_files(self) -> dict[str, str]:
+        """Every ``.py`` of a package source by path relative to its folder (one file: ``{name: text}``)."""
+        if self.entry is None:
+            return {self.source.name: self.source_text()}
+        from .adopt_source import load_source  # not at the top: libcst, and only package specs need it
+
+        return load_source(self.source).files
 
     def digest(self) -> str:
         """sha256 of the spec and its implementation: what the manifest records."""
         import hashlib  # not at the top: it loads OpenSSL (ms), and gen-yaml reads specs without hashing them
 
         h = hashlib.sha256(self.spec_path.read_bytes())
-        h.update(self.source.read_bytes())
+        if self.entry is None:
+            h.update(self.source.read_bytes())
+        for rel, text in sorted(self.package_files().items()) if self.entry is not None else ():
+            h.update(f"{rel}\n{text}".encode())
         return h.hexdigest()
 
     @property
-    def output_strides(self) -> tuple[int, ...]:
+    def output_strides(self) -> tuple[int | Fraction, ...]:
         """Backbone output strides (``(4, 8, 16, 32)``); a layer has one entry, its own stride."""
         return self.stride if isinstance(self.stride, tuple) else (self.stride,)
 
@@ -162,7 +191,7 @@ def _channel_rule(data: dict, fail: _Where) -> str:
                             "channels come from its width_list; drop this field")
         return BACKBONE_CHANNELS
     if channels is None:
-        raise fail(None, "missing field 'channels': keep | in_out | custom")
+        raise fail(None, f"missing field 'channels': {' | '.join(CHANNEL_RULES)}")
     if channels not in CHANNEL_RULES:
         raise fail("channels", f"field 'channels': '{channels}' is not one of {', '.join(CHANNEL_RULES)}")
     return channels
@@ -194,15 +223,24 @@ def _branch(data: dict, channels: str, fail: _Where) -> str | None:
     return branch
 
 
-def _stride(data: dict, fail: _Where) -> int | tuple[int, ...]:
-    """A layer's stride (a positive int), or a backbone's output strides (a non-empty list of them)."""
+FRACTION = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")  # ``1/2``: what YAML reads as a string
+
+
+def _stride(data: dict, fail: _Where) -> int | Fraction | tuple[int, ...]:
+    """A layer's stride (a positive int, or a fraction string ``1/2`` for a 2x upsampler), or a backbone's output
+    strides (a non-empty list of positive ints)."""
     stride = data.get("stride", 1)
     if data["role"] == "backbone":
         if not isinstance(stride, list) or not stride or not all(isinstance(s, int) and s > 0 for s in stride):
             raise fail("stride", "a backbone spec needs 'stride': the list of its output strides, e.g. [4, 8, 16, 32]")
         return tuple(stride)
+    match = FRACTION.fullmatch(stride) if isinstance(stride, str) else None
+    if match and int(match[1]) > 0 and int(match[2]) > 0:
+        stride = Fraction(int(match[1]), int(match[2]))
+        return int(stride) if stride.denominator == 1 else stride
     if not isinstance(stride, int) or stride < 1:
-        raise fail("stride", "field 'stride' of a layer must be a positive whole number (1: resolution kept)")
+        raise fail("stride", f"field 'stride' of a layer must be a positive whole number (1: resolution kept) or a "
+                             f"fraction such as 1/2 (a 2x upsampler), got {stride!r}")
     return stride
 
 
@@ -223,16 +261,44 @@ def _requires(data: dict, fail: _Where) -> tuple[str, ...]:
 
 
 def _source(path: Path, data: dict, fail: _Where) -> Path:
-    """The implementation file: an existing ``.py`` with an importable name inside the spec's own folder."""
+    """The implementation: an existing ``.py`` file, or package folder (``source: name/``), with an importable name
+    inside the spec's own folder."""
     folder = path.resolve().parent
-    source = (folder / data["source"]).resolve()
+    given = data["source"]
+    source = (folder / given).resolve()
     if not source.is_relative_to(folder):
-        raise fail("source", f"field 'source': '{data['source']}' points outside the spec's folder {folder}")
-    if source.suffix != ".py" or not source.stem.isidentifier():
-        raise fail("source", f"field 'source': '{data['source']}' must be a .py file with an importable name")
+        raise fail("source", f"field 'source': '{given}' points outside the spec's folder {folder}")
+    if given.endswith("/"):
+        if not _is_identifier(source.name):
+            raise fail("source", f"field 'source': package folder '{given}' must have an importable name")
+        if not source.is_dir():
+            raise fail("source", f"field 'source': package folder '{given}' does not exist")
+        return source
+    if source.suffix != ".py" or not _is_identifier(source.stem):
+        raise fail("source", f"field 'source': '{given}' must be a .py file with an importable name, or a package "
+                             "folder ending in '/'")
     if not source.is_file():
-        raise fail("source", f"field 'source': implementation file '{data['source']}' does not exist")
+        raise fail("source", f"field 'source': implementation file '{given}' does not exist")
     return source
+
+
+def _entry(data: dict, source: Path, fail: _Where) -> str | None:
+    """The file of a package folder that defines the exports (required for a folder, refused for a file)."""
+    entry = data.get("entry")
+    if not source.is_dir():
+        if entry is not None:
+            raise fail("entry", "field 'entry' is only used with a package folder source ('source: name/')")
+        return None
+    if entry is None:
+        raise fail("source", f"missing field 'entry': the file of '{data['source']}' that defines the exports")
+    path = (source / entry).resolve()
+    parts = entry.removesuffix(".py").split("/")
+    if not path.is_relative_to(source) or not entry.endswith(".py") or not all(map(_is_identifier, parts)):
+        raise fail("entry", f"field 'entry': '{entry}' must be a .py file inside '{data['source']}' with an "
+                            "importable path")
+    if not path.is_file():
+        raise fail("entry", f"field 'entry': '{entry}' does not exist in '{data['source']}'")
+    return path.relative_to(source).as_posix()
 
 
 def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
@@ -255,10 +321,19 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
         stride=_stride(data, fail),
         args=_args(data, fail),
         requires=_requires(data, fail),
-        source=_source(path, data, fail),  # last: a field error is reported before a file-system one
+        source=(source := _source(path, data, fail)),  # last: a field error is reported before a file-system one
+        entry=_entry(data, source, fail),
         official=parse_official(data["official"], fail) if "official" in data else None,
         bundled=bundled,
     )
+
+
+def field_error(spec: ModuleSpec, key: str, message: str, *, hint: str | None = None) -> YamlforgeError:
+    """An error about one field of a loaded spec, naming ``file:line`` of that field (for checks made later)."""
+    _, fail = _read(spec.spec_path)
+    error = fail(key, message)
+    error.hint = hint
+    return error
 
 
 def bundled_specs() -> list[ModuleSpec]:

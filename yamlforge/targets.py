@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -43,6 +43,20 @@ class Runtime:
     safe_load_since: str | None  # the first version that has it
     uninstall_hint: str  # how to get rid of another copy of the package shadowing the checkout
     stock_names: bool  # the build finds a bare stock file name (yolov8n.yaml) itself
+    train_flags: tuple[str, ...] = ()  # extra arguments every training script of the target accepts
+    train_hyp: str | None = None  # trainer "script": the file passed as --hyp (ours); None: the runner's defaults
+    legacy_numpy: bool = False  # training code calls np.int, np.trapz (gone from numpy): the runner restores them
+    # ONNX export (export_runner.py): the checkout's export script, run with include=("onnx",) on a saved model;
+    # None: the wrapper's own .export(format="onnx")
+    export_script: str | None = None
+    # "module:function" writing the script multi-GPU (DDP) workers run in a fresh Python outside the checkout;
+    # None: training is never relaunched that way
+    ddp_launcher: str | None = None
+    thop_distribution: str | None = None  # the distribution whose thop the target's FLOPs code needs; None: any
+    thop_distribution_since: str | None = None  # the first version that requires it
+    # What the target's trainer saves beside "model" (a float copy of the model object): a checkpoint with these
+    # is one its trainer starts from (Ultralytics `pretrained=` / `.load()`, YOLOv5-style `--weights`)
+    checkpoint_fields: tuple[tuple[str, int | None], ...] = ()
 
     @classmethod
     def from_facts(cls, facts: dict) -> Runtime:
@@ -70,6 +84,7 @@ class TargetKind:
     stride_from_last_input: frozenset[str]  # layers whose output has the stride of their LAST input (YOLOv9 CBFuse)
     blocks_file: str  # where the host blocks fusions subclass are defined
     runtime: Runtime
+    version_file: str | None = None  # the file whose ``__version__ = "..."`` names the release (when it has one)
 
     @property
     def package(self) -> str:
@@ -101,6 +116,7 @@ ULTRALYTICS = TargetKind(
     forward_methods=("_predict_once", "predict"),
     stride_from_last_input=frozenset(),
     blocks_file="ultralytics/nn/modules/block.py",
+    version_file="ultralytics/__init__.py",
     runtime=Runtime(
         yaml_loader="ultralytics.nn.tasks:yaml_model_load",
         name_lookup="namespace",
@@ -117,13 +133,18 @@ ULTRALYTICS = TargetKind(
         safe_load_since="8.4",
         uninstall_hint="pip uninstall ultralytics",
         stock_names=True,
+        ddp_launcher="ultralytics.utils.dist:generate_ddp_file",
+        thop_distribution="ultralytics-thop",
+        thop_distribution_since="8.2",  # 8.0/8.1 want PyPI's thop; 8.4's get_flops passes arguments only it has
+        checkpoint_fields=(("epoch", -1), ("best_fitness", None), ("ema", None), ("updates", None),
+                           ("optimizer", None)),
     ),
 )
 
 YOLOV9 = TargetKind(
     name="yolov9",
     tasks_file="models/yolo.py",
-    markers=("models/yolo.py", "models/common.py"),
+    markers=("models/yolo.py", "models/common.py", "train_dual.py"),
     modules_dir="models/yamlforge",
     import_from="models.yamlforge.{stem}",
     package_init="models/yamlforge/__init__.py",
@@ -148,23 +169,74 @@ YOLOV9 = TargetKind(
         safe_load_since=None,
         uninstall_hint="remove the other 'models' package",
         stock_names=False,
+        train_flags=("--noplots",),
+        export_script="export.py",
+        checkpoint_fields=(("epoch", -1), ("best_fitness", None), ("ema", None), ("updates", None),
+                           ("optimizer", None), ("opt", None)),
     ),
 )
 
-KINDS = (ULTRALYTICS, YOLOV9)
+# YOLOv5 and YOLOv7 share YOLOv9's layout (YOLOv9 grew out of YOLOv5); only these facts differ.
+YOLOV5 = replace(
+    YOLOV9,
+    name="yolov5",
+    markers=("models/yolo.py", "models/common.py", "utils/dataloaders.py"),
+    model_dirs=("models",),  # and its hub/ and segment/ folders
+    stride_from_last_input=frozenset(),
+    version_file="__init__.py",  # the pip wheel's; a git clone has none
+    runtime=replace(YOLOV9.runtime, train_scripts=(("Segment", "segment/train.py"), ("", "train.py")),
+                    uninstall_hint="pip uninstall yolov5", legacy_numpy=True),
+)
+
+YOLOV7 = replace(
+    YOLOV9,
+    name="yolov7",
+    markers=("models/yolo.py", "models/common.py", "train_aux.py"),
+    model_dirs=("cfg/training", "cfg/deploy"),
+    forward_methods=("forward_once",),
+    stride_from_last_input=frozenset(),
+    version_file="__init__.py",  # yolov7detect's; a git clone has none
+    runtime=replace(YOLOV9.runtime, train_scripts=(("IAuxDetect", "train_aux.py"), ("", "train.py")),
+                    uninstall_hint="pip uninstall yolov7detect", train_flags=(),
+                    train_hyp=str(Path(__file__).with_name("data") / "hyp.yolov7.yaml"),
+                    legacy_numpy=True),
+)
+
+# Detection takes the first kind whose markers all exist: YOLOv9 checkouts also have utils/dataloaders.py.
+KINDS = (ULTRALYTICS, YOLOV9, YOLOV7, YOLOV5)
 
 
 @dataclass(frozen=True)
 class Target:
-    """A detected checkout: its root, kind and (Ultralytics) version."""
+    """A detected checkout: its root, kind, version and the prefix its code imports itself with.
+
+    ``package_prefix`` is ``""`` for a git clone (``from models.common import *``) and ``"yolov5."`` for a
+    pip-packaged one whose root is the ``yolov5/`` package folder (``from yolov5.models.common import *``).
+    """
 
     root: Path
     kind: TargetKind
     version: str | None
+    package_prefix: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.kind.name} {self.version}" if self.version else self.kind.name
+
+    @property
+    def package(self) -> str:
+        """The top-level package the checkout's code is imported as (``ultralytics``, ``models``, ``yolov5``)."""
+        return self.package_prefix.rstrip(".") or self.kind.package
+
+    @property
+    def blocks_module(self) -> str:
+        """The module the host blocks are imported from, as this checkout imports it."""
+        return self.package_prefix + self.kind.blocks_module
+
+    @property
+    def path_entry(self) -> Path:
+        """The folder that goes on ``sys.path`` so that :attr:`package` imports from this checkout."""
+        return self.root.parent if self.package_prefix else self.root
 
     @property
     def tasks_path(self) -> Path:
@@ -173,16 +245,21 @@ class Target:
     def runner_facts(self) -> dict:
         """What verify_runner.py needs to know about this checkout, as the JSON object it reads (``--target``)."""
         kind = self.kind
+        runtime = {key: self._qualified(value) for key, value in asdict(kind.runtime).items()}
         return {"schema": FACTS_SCHEMA, "kind": kind.name, "version": self.version, "root": str(self.root),
-                "package": kind.package, "tasks_module": kind.tasks_module, "modules_dir": kind.modules_dir,
-                **asdict(kind.runtime)}
+                "path_entry": str(self.path_entry), "package": self.package,
+                "tasks_module": self.package_prefix + kind.tasks_module, "modules_dir": kind.modules_dir, **runtime}
+
+    def _qualified(self, value):
+        """A ``"module:name"`` fact (``models.yolo:Model``) as this checkout imports it; other values unchanged."""
+        return self.package_prefix + value if isinstance(value, str) and re.fullmatch(r"[\w.]+:\w+", value) else value
 
     def module_path(self, stem: str) -> str:
         """Relative path of the file that holds a spec's implementation in this checkout."""
         return f"{self.kind.modules_dir}/{stem}.py"
 
     def import_module(self, stem: str) -> str:
-        return self.kind.import_from.format(stem=stem)
+        return self.package_prefix + self.kind.import_from.format(stem=stem)
 
     @cached_property
     def known_layers(self) -> frozenset[str]:
@@ -200,7 +277,7 @@ class Target:
             elif isinstance(node, ast.ClassDef):
                 names.add(node.name)
         for module in star_modules:  # YOLOv9: from models.common import *
-            path = self.root / (module.replace(".", "/") + ".py")
+            path = self.root / (module.removeprefix(self.package_prefix).replace(".", "/") + ".py")
             if path.is_file():
                 sub = parse_python(path.read_text(encoding="utf-8"), str(path.relative_to(self.root)))
                 names.update(n.name for n in sub.body if isinstance(n, ast.ClassDef))
@@ -211,9 +288,13 @@ class Target:
         """The regex the checkout's ``guess_model_scale`` reads a scale from a file name with (the string passed to
         ``re.search`` in it); None when the target guesses no scale from names (YOLOv9)."""
         source = self.tasks_path.read_text(encoding="utf-8")
-        # Only the function is parsed: all of tasks.py would cost gen-yaml ~40 ms.
-        block = re.search(r"^def guess_model_scale\b.*?(?=^[^\s#]|\Z)", source, re.MULTILINE | re.DOTALL)
-        for node in ast.walk(parse_python(block.group(), self.kind.tasks_file)) if block else ():
+        # Only the function (up to the next top-level line) is parsed: all of tasks.py would cost gen-yaml ~40 ms.
+        start = source.find("\ndef guess_model_scale(") + 1
+        if not start:
+            return None
+        end = re.compile(r"^[^\s#]", re.MULTILINE).search(source, start + 1)
+        block = source[start:end.start() if end else len(source)]
+        for node in ast.walk(parse_python(block, self.kind.tasks_file)):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "search"
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 return node.args[0].value
@@ -225,30 +306,46 @@ def unscaled_stem(stem: str) -> str:
     return re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)
 
 
-def _ultralytics_version(root: Path) -> str | None:
-    init = root / "ultralytics" / "__init__.py"
-    if init.is_file():
+def _release_version(root: Path, kind: TargetKind) -> str | None:
+    init = root / kind.version_file if kind.version_file else None
+    if init and init.is_file():
         match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", init.read_text(encoding="utf-8"), re.MULTILINE)
         if match:
             return match.group(1)
     return None
 
 
+def _package_prefix(root: Path, kind: TargetKind) -> str:
+    """``"yolov5."`` when the tasks file imports its blocks as ``yolov5.models.common`` (a pip-packaged root)."""
+    if kind.package_init is None:  # Ultralytics: the root holds the package folder itself
+        return ""
+    source = (root / kind.tasks_file).read_text(encoding="utf-8")
+    match = re.search(rf"^from\s+((?:\w+\.)*){re.escape(kind.blocks_module)}\s+import\b", source, re.MULTILINE)
+    prefix = match.group(1) if match else ""
+    if prefix and prefix != f"{root.name}.":
+        raise YamlforgeError(f"'{root}' imports its own code as '{prefix}models', so its folder must be named "
+                             f"'{prefix.rstrip('.')}', not '{root.name}'", where="--repo",
+                             hint=f"mv {root} {root.with_name(prefix.rstrip('.'))}")
+    return prefix
+
+
 def detect_target(repo: Path | str) -> Target:
-    """Identify ``repo`` as an Ultralytics or YOLOv9 checkout root, or fail naming what was looked for."""
+    """Identify ``repo`` as an Ultralytics, YOLOv9, YOLOv7 or YOLOv5 checkout root, or fail naming what was
+    looked for."""
     root = Path(repo).expanduser()
     if not root.is_dir():
         raise YamlforgeError(f"'{root}' is not a directory", where="--repo")
     root = root.resolve()
     for kind in KINDS:
         if all((root / m).is_file() for m in kind.markers):
-            version = _ultralytics_version(root) if kind is ULTRALYTICS else None
-            return Target(root=root, kind=kind, version=version)
+            return Target(root=root, kind=kind, version=_release_version(root, kind),
+                          package_prefix=_package_prefix(root, kind))
     looked_for = "; ".join(" + ".join(k.markers) for k in KINDS)
     hint = None
-    if (root / "yolov9" / "models" / "yolo.py").is_file():
-        hint = f"--repo {root / 'yolov9'}"
+    packaged = [root / name for name in ("yolov9", "yolov7", "yolov5") if (root / name / "models" / "yolo.py").is_file()]
+    if packaged:
+        hint = f"--repo {packaged[0]}"
     elif (root / "nn" / "tasks.py").is_file():
         hint = f"--repo {root.parent}  # the folder that contains ultralytics/"
-    raise YamlforgeError(f"'{root}' is not an Ultralytics or YOLOv9 checkout (looked for {looked_for})",
+    raise YamlforgeError(f"'{root}' is not an Ultralytics, YOLOv9, YOLOv7 or YOLOv5 checkout (looked for {looked_for})",
                          where="--repo", hint=hint)

@@ -154,12 +154,13 @@ def runner_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def run_runner(python: str, args: list[str], *, timeout: float, workdir: Path | None = None) -> tuple[dict | None, str]:
-    """Run verify_runner.py with ``args``; returns (its JSON object or None, stderr)."""
+def run_runner(python: str, args: list[str], *, timeout: float, workdir: Path | None = None,
+               script: Path = RUNNER) -> tuple[dict | None, str]:
+    """Run ``script`` (verify_runner.py) with ``args``; returns (its JSON object or None, stderr)."""
     with tempfile.TemporaryDirectory(prefix="yamlforge-verify-") as tmp:
         cwd = workdir or Path(tmp)
         try:
-            result = subprocess.run([python, str(RUNNER), *args], cwd=cwd, env=runner_env(Path(tmp)),
+            result = subprocess.run([python, str(script), *args], cwd=cwd, env=runner_env(Path(tmp)),
                                     capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             partial = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""

@@ -37,10 +37,14 @@ FACTS_SCHEMA = "yamlforge.target/1"
 FACT_KEYS = frozenset({
     "schema", "kind", "version", "root", "package", "tasks_module", "modules_dir", "yaml_loader", "name_lookup",
     "build", "model_class", "wrappers", "flops_function", "loss", "loss_args", "trainer", "train_scripts",
-    "checkpoint_loader", "safe_load_env", "safe_load_since", "uninstall_hint", "stock_names",
+    "checkpoint_loader", "safe_load_env", "safe_load_since", "uninstall_hint", "stock_names", "ddp_launcher",
+    "thop_distribution", "thop_distribution_since", "checkpoint_fields", "path_entry", "train_flags",
+    "train_hyp", "legacy_numpy", "export_script",
 })
 # Checkout loaders that predate torch 2.6's weights_only=True default (YOLOv9, Ultralytics before 8.1.x) need this.
 LEGACY_LOAD_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+# What numpy removed (np.int, np.float in 1.24; np.trapz in 2.4) and YOLOv5/v7's training code still calls.
+NUMPY_ALIASES = "numpy.int = int; numpy.float = float; numpy.trapz = getattr(numpy, 'trapz', None) or numpy.trapezoid"
 TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
 
 # Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style train.py scripts read.
@@ -124,6 +128,7 @@ def version_at_least(version: str | None, since: str | None) -> bool:
 
 
 def put_checkout_on_path(root: str) -> None:
+    """Make the checkout importable: ``root`` is the facts' ``path_entry`` (the parent of a pip-packaged root)."""
     if os.environ.get("YAMLFORGE_VERIFY_PATH") == "append":
         sys.path.append(root)
     else:
@@ -168,16 +173,30 @@ def one_line(exc: BaseException) -> str:
 
 
 PIP_NAMES = {"cpuinfo": "py-cpuinfo", "cv2": "opencv-python", "yaml": "PyYAML", "PIL": "pillow",
-             "thop": "ultralytics-thop", "sklearn": "scikit-learn"}
+             "thop": "ultralytics-thop", "sklearn": "scikit-learn",
+             "huggingface_hub": "'huggingface_hub<0.25'"}  # yolov5 7.0's train.py imports a module 0.25 removed
 
 
 def hint_for(exc: BaseException, package: str) -> str | None:
-    """The install command for a module the target needs but this Python lacks (not the target's own ``package``)."""
+    """The install command for a module the target needs but this Python lacks (not the target's own ``package``),
+    or for the torchvision that matches torch."""
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.split(".")[0]
         if top != package:
             return f"{sys.executable} -m pip install {PIP_NAMES.get(top, top)}"
+    if isinstance(exc, RuntimeError) and "torchvision::" in str(exc):  # "operator torchvision::nms does not exist"
+        import torch
+
+        wanted = matching_torchvision(torch.__version__)
+        fix = f"{sys.executable} -m pip install '{wanted}'" if wanted else "install the torchvision made for it"
+        return f"torchvision was built for another torch than {torch.__version__}: {fix}"
     return None
+
+
+def matching_torchvision(torch_version: str) -> str | None:
+    """The torchvision requirement released with ``torch_version`` (torch 2.m ships with torchvision 0.(m+15))."""
+    major, minor = (int(v) for v in re.findall(r"\d+", torch_version)[:2])
+    return f"torchvision==0.{minor + 15}.*" if major == 2 else None
 
 
 def where_in_traceback(exc: BaseException) -> str | None:
@@ -452,18 +471,24 @@ def check_flops(report: Report, facts: dict, model, imgsz: int) -> bool:
             + "training's EMA copy fails",
             hint="keep derived tensors out of module attributes: compute them in forward() or register_buffer() "
                  "them from a detached value", layer=layer)
-    return flops_verdict(report, gflops, totals["target_gflops"], imgsz)
+    cause = thop_trap(facts) if 0 in (gflops, totals["target_gflops"]) else None
+    return flops_verdict(report, gflops, totals["target_gflops"], imgsz, cause)
 
 
-def flops_verdict(report: Report, gflops: float, target_gflops: float | None, imgsz: int) -> bool:
+def flops_verdict(report: Report, gflops: float, target_gflops: float | None, imgsz: int,
+                  cause: dict | None = None) -> bool:
+    """``cause``: the environment trap (another package's thop) that explains a 0, if there is one."""
     if not gflops > 0:
-        return report.check("flops", "fail", f"thop counts 0 GFLOPs at {imgsz}: no layer it knows how to count ran",
-                            hint="build the module from torch.nn layers (Conv2d, Linear) so FLOPs are counted")
+        return report.check("flops", "fail", f"thop counts 0 GFLOPs at {imgsz}: "
+                            + (cause["message"] if cause else "no layer it knows how to count ran"),
+                            hint=cause["fix"] if cause else
+                            "build the module from torch.nn layers (Conv2d, Linear) so FLOPs are counted")
     if target_gflops == 0:
         return report.check("flops", "warn",
-                            f"thop counts {gflops:.2f} GFLOPs at {imgsz}, but the target's own get_flops "
-                            "returns 0 (its stride-sized probe fails)",
-                            hint=f"yamlforge apply --repo {report.data['target']['root']} --fix flops")
+                            f"thop counts {gflops:.2f} GFLOPs at {imgsz}, but the target's own get_flops returns 0 "
+                            + (f"because {cause['message']}" if cause else "(its stride-sized probe fails)"),
+                            hint=cause["fix"] if cause else
+                            f"yamlforge apply --repo {report.data['target']['root']} --fix flops")
     return report.check("flops", "pass", f"{gflops:.2f} GFLOPs at {imgsz}x{imgsz}")
 
 
@@ -593,7 +618,8 @@ def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0) -> Pat
         cv2.imwrite(str(images / f"im{n}.jpg"), img)
         (labels / f"im{n}.txt").write_text("\n".join(lines) + "\n")
     data = folder / "data.yaml"
-    data.write_text(json.dumps({"path": str(folder), "train": "images/train", "val": "images/train",
+    # Absolute paths: YOLOv7 reads no ``path:`` key
+    data.write_text(json.dumps({"path": str(folder), "train": str(images), "val": str(images),
                                 "nc": 2, "names": ["rectangle", "ellipse"]}))  # JSON is valid YAML
     return data
 
@@ -686,15 +712,29 @@ def run_train_script(facts: dict, script: str, cfg: str, workdir: Path, imgsz: i
     """The checkout's own training script for one epoch; returns (its CompletedProcess, the checkpoint or None)."""
     data = make_dataset(workdir / "data", imgsz)
     hyp = workdir / "hyp.yaml"
-    hyp.write_text(json.dumps(SCRIPT_HYP))
+    hyp.write_text(Path(facts["train_hyp"]).read_text() if facts["train_hyp"] else json.dumps(SCRIPT_HYP))
     cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
            "--hyp", str(hyp), "--weights", "", "--epochs", "1", "--batch-size", str(batch), "--img", str(imgsz),
            "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train",
-           "--exist-ok", "--noplots"]
-    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=dict(os.environ), check=False)
+           "--exist-ok", *facts["train_flags"]]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=script_env(facts, workdir),
+                            check=False)
     sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
     weights_dir = workdir / "runs" / "train" / "weights"
     return result, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+
+
+def script_env(facts: dict, workdir: Path) -> dict:
+    """The training script's environment: the checkout importable (a packaged one imports ``yolov5.models...``),
+    and numpy's removed names (``np.int``, ``np.trapz``) restored for targets whose training code still uses them."""
+    paths = [facts["path_entry"]]
+    if facts["legacy_numpy"]:
+        shim = workdir / "numpy-aliases"
+        shim.mkdir(exist_ok=True)
+        (shim / "sitecustomize.py").write_text(f"import numpy\n{NUMPY_ALIASES}\n")
+        paths.insert(0, str(shim))
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
 def train_with_script(report: Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
@@ -746,7 +786,138 @@ def check_train(report: Report, facts: dict, cfg: str, cfg_dict: dict, imgsz: in
     TRAINERS[facts["trainer"]](report, facts, cfg, cfg_dict, Path.cwd(), train_imgsz, batch)
 
 
+# ------------------------------------------------------------------ environment traps
+
+# What a DDP worker does first. torch.distributed.run starts ``python -u <script>`` with the script Ultralytics
+# writes into the user's config folder: sys.path holds that folder and site-packages, never the checkout.
+DDP_WORKER = """import importlib.util, json
+spec = importlib.util.find_spec({package!r})
+print(json.dumps(spec and spec.origin))
+"""
+
+
+def relaunch_keeps_path(facts: dict) -> bool:
+    """Ultralytics 8.4 writes the trainer's own sys.path into the DDP script: its workers import what it imports."""
+    import inspect
+
+    return re.search(r"\bsys\.path\s*=", inspect.getsource(load_callable(facts["ddp_launcher"]))) is not None
+
+
+def fresh_worker_origin(package: str) -> str | None:
+    """The file a DDP worker (a fresh Python running a script outside the checkout) imports ``package`` from."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="yamlforge-ddp-") as tmp:
+        script = Path(tmp) / "ddp_worker.py"
+        script.write_text(DDP_WORKER.format(package=package), encoding="utf-8")
+        result = subprocess.run([sys.executable, "-u", str(script)], cwd=tmp, capture_output=True, text=True,
+                                timeout=120, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def version_in(init_file: str) -> str:
+    text = Path(init_file).read_text(encoding="utf-8")
+    match = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.MULTILINE)
+    return match.group(1) if match else "(no version)"
+
+
+def checkout_on_path_fix(facts: dict, root: Path, shadowed: bool) -> str:
+    """How to make every Python started in this environment import the checkout."""
+    if (root / "pyproject.toml").is_file() or (root / "setup.py").is_file():
+        return f"{sys.executable} -m pip install -e {root}"
+    import sysconfig
+
+    pth = Path(sysconfig.get_paths()["purelib"]) / f"{facts['package']}-checkout.pth"
+    first = f"{facts['uninstall_hint']}, then " if shadowed else ""
+    return (f"{first}echo {root} > {pth}  (the checkout has no pyproject.toml or setup.py for `pip install -e`; "
+            "a .pth file in site-packages puts it on every Python's path)")
+
+
+def ddp_trap(facts: dict, root: Path) -> dict | None:
+    """Multi-GPU training re-imports the target in fresh workers outside the checkout: do they get the checkout?"""
+    if not facts["ddp_launcher"] or relaunch_keeps_path(facts):
+        return None
+    package = facts["package"]
+    origin = fresh_worker_origin(package)
+    if origin and root in Path(origin).resolve().parents:
+        return None
+    found = f"imports {package} {version_in(origin)} from {origin}" if origin else f"cannot import {package}"
+    return {"name": "ddp",
+            "message": f"multi-GPU (DDP) training runs its workers in a fresh Python outside the checkout, and that "
+                       f"Python {found}: DDP training dies with KeyError: '<your module>' (single-GPU training works)",
+            "fix": checkout_on_path_fix(facts, root, shadowed=origin is not None)}
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def thop_owners(origin: Path) -> list[str]:
+    """The installed distributions that recorded ``thop/__init__.py`` at ``origin`` with its current content."""
+    import base64
+    import hashlib
+    from importlib import metadata
+
+    digest = base64.urlsafe_b64encode(hashlib.sha256(origin.read_bytes()).digest()).rstrip(b"=").decode()
+    owners = []
+    for name in dict.fromkeys(metadata.packages_distributions().get("thop", [])):
+        record = next((f for f in metadata.distribution(name).files or () if f.parts == ("thop", "__init__.py")), None)
+        if record and Path(record.locate()).resolve() == origin and (record.hash is None or record.hash.value == digest):
+            owners.append(name)
+    return owners
+
+
+def thop_trap(facts: dict) -> dict | None:
+    """YOLOv5's and YOLOv9's requirements install PyPI's thop over ultralytics-thop: 8.4's get_flops then says 0."""
+    import importlib.util
+
+    wanted = facts["thop_distribution"]
+    if not wanted or not version_at_least(facts["version"], facts["thop_distribution_since"]):
+        return None
+    spec = importlib.util.find_spec("thop")
+    if spec is None or not spec.origin:
+        return {"name": "thop", "message": "thop is not installed: the target reports 0 GFLOPs for every model",
+                "fix": f"{sys.executable} -m pip install {wanted}"}
+    owners = thop_owners(Path(spec.origin).resolve())
+    if normalized(wanted) in map(normalized, owners):
+        return None
+    return {"name": "thop",
+            "message": f"the thop Python imports ({Path(spec.origin).parent}) comes from "
+                       f"{' and '.join(owners) or 'no installed distribution'}, not {wanted}: the target's get_flops "
+                       "may report 0 GFLOPs for every model, stock ones included",
+            "fix": f"{sys.executable} -m pip uninstall -y thop && "
+                   f"{sys.executable} -m pip install --force-reinstall --no-deps {wanted}"}
+
+
+def torchvision_trap() -> dict | None:
+    """The targets import torchvision lazily: one built for another torch fails only when a model is built."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as exc:  # RuntimeError: operator torchvision::nms does not exist
+        return {"name": "torchvision", "message": f"torchvision does not import: {one_line(exc)}",
+                "fix": hint_for(exc, "") or f"{sys.executable} -m pip install torchvision"}
+    return None
+
+
+def environment_traps(facts: dict, root: Path) -> list[dict]:
+    """What breaks after a clean apply because of the environment (call once the checkout imports)."""
+    return [trap for trap in (ddp_trap(facts, root), thop_trap(facts), torchvision_trap()) if trap]
+
+
 # ------------------------------------------------------------------ modes
+
+
+def import_torch(report: Report) -> bool:
+    """torch, on at most two threads (the numbers verify and compare report are for that)."""
+    try:
+        import torch
+
+        report.data["torch"] = torch.__version__
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except Exception as exc:
+        return report.check("import", "fail", f"torch does not import in {sys.executable}: {one_line(exc)}",
+                            hint=f"{sys.executable} -m pip install torch torchvision")
+    return True
 
 
 def mode_verify(args, facts: dict) -> dict:
@@ -754,17 +925,11 @@ def mode_verify(args, facts: dict) -> dict:
     report = Report(target={"kind": facts["kind"], "version": facts["version"], "root": str(root)}, yaml=args.yaml,
                     imgsz=args.imgsz, batch=args.batch, python=sys.executable, imported=None, gradients=None,
                     train=None)
-    put_checkout_on_path(str(root))
-    try:
-        import torch
-
-        report.data["torch"] = torch.__version__
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    except Exception as exc:
-        report.check("import", "fail", f"torch does not import in {sys.executable}: {one_line(exc)}",
-                     hint=f"{sys.executable} -m pip install torch torchvision")
+    put_checkout_on_path(facts["path_entry"])
+    if not import_torch(report):
         return report.data
-    check_import(report, facts, root)
+    for trap in environment_traps(facts, root) if check_import(report, facts, root) else ():
+        report.note(f"{trap['message']}; fix: {trap['fix']}")
     model, cfg_dict = build(report, facts, args.yaml, root) if report.data["imported"] is not None else (None, None)
     if model is not None and check_forward(report, model, args.imgsz, args.batch):
         check_flops(report, facts, model, args.imgsz)
@@ -776,7 +941,7 @@ def mode_verify(args, facts: dict) -> dict:
 
 
 def mode_predict(args, facts: dict) -> dict:
-    put_checkout_on_path(str(Path(facts["root"]).resolve()))
+    put_checkout_on_path(facts["path_entry"])
     try:
         return {"boxes": predict_with_wrapper(facts["package"], args.wrapper, Path(args.weights), Path(args.image),
                                               args.imgsz)}
@@ -807,14 +972,17 @@ def missing_requirements(requires: list[str]) -> list[dict]:
 
 
 def mode_environment(args, facts: dict) -> dict:
-    """For doctor: the package this Python imports for the checkout, and which requirements are missing."""
+    """For doctor: the package this Python imports for the checkout, its environment traps, missing requirements."""
     root = Path(facts["root"]).resolve()
-    put_checkout_on_path(str(root))
+    put_checkout_on_path(facts["path_entry"])
     answer: dict = {"python": sys.executable, "imported": None, "import_error": None, "missing": []}
     try:
         answer["imported"] = imported_package(facts["package"], root)
     except Exception as exc:
         answer["import_error"] = one_line(exc)
+        answer["import_fix"] = hint_for(exc, facts["package"])
+    if answer["imported"] and answer["imported"]["inside_checkout"]:
+        answer["traps"] = environment_traps(facts, root)
     answer["missing"] = missing_requirements(args.requires)
     return answer
 
@@ -845,20 +1013,25 @@ def main(argv=None) -> int:
         print(f"verify_runner: {exc}", file=sys.stderr)
         print(json.dumps({"schema": VERIFY_SCHEMA, "error": str(exc)}), flush=True)
         return 2
+    print_one_json(lambda: MODES[args.mode](args, facts), VERIFY_SCHEMA)
+    return 0
+
+
+def print_one_json(compute, schema: str) -> None:
+    """Print ``compute()``'s answer (or the crash) as the one JSON line on stdout; everything else goes to stderr."""
     # Targets print tables and progress bars on stdout; stdout must carry only our JSON.
     json_out = os.fdopen(os.dup(1), "w")
     sys.stdout.flush()
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
-        answer = MODES[args.mode](args, facts)
+        answer = compute()
     except BaseException as exc:  # a bug here or in the target: still one JSON object, with the traceback
         traceback.print_exc()
-        answer = {"schema": VERIFY_SCHEMA, "internal_error": "".join(traceback.format_exception(exc))[-4000:],
+        answer = {"schema": schema, "internal_error": "".join(traceback.format_exception(exc))[-4000:],
                   "error": one_line(exc)}
     json_out.write(json.dumps(answer, default=str) + "\n")
     json_out.flush()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,162 +1,176 @@
-"""Maps an official implementation's weights onto a bundled module, as declared in its spec's ``official:``.
+"""``yamlforge weights``: the paper's official weights into every layer of a module, as a checkpoint the trainer
+starts from.
 
-Torch-free: names and shapes in, a report out; the caller loads and reshapes the tensors. In a spec:
-
-```yaml
-official:                                   # the paper authors' implementation of this module
-  source: "rayleizhu/BiFormer ops/bra_legacy.py"
-  class: BiLevelRoutingAttention            # our class it corresponds to (default: the first export)
-  kwargs: {dim: dim, topk: topk, auto_pad: null}   # official constructor kwarg -> ours (null: no counterpart)
-  keys:                                     # ordered regex renames, official -> ours; the first match applies
-    - ['^wo\\.', 'proj.']
-  reshape: ['^proj\\.weight$']              # our keys that take the official tensor reshaped (same numel)
-```
+The matching itself (``official:`` rules, reports, checkpoint unwrapping) is :mod:`yamlforge.weightmap`, which
+``weights_runner.py`` runs in the target's Python next to the built model; this side parses ``--load``, runs
+it (subprocess, timeout, one JSON object out) and renders what it found.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping
+import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import YamlforgeError
+from .errors import CheckFailed, InternalError, YamlforgeError
+from .weightmap import WeightMap, WeightReport, parse_official, unwrap_checkpoint
 
-Shape = tuple[int, ...]
-# checkpoint keys that hold the weights: mmdet/timm, YOLOv5/Ultralytics, and Ultralytics' "model": None + "ema"
-WRAPPERS = ("state_dict", "model", "ema")
+if TYPE_CHECKING:
+    from .specs import SpecRegistry
+    from .targets import Target
 
+__all__ = ["Load", "WeightMap", "WeightReport", "WeightsResult", "load_weights", "parse_load", "parse_official",
+           "render_weights", "unwrap_checkpoint"]
 
-@dataclass(frozen=True)
-class WeightMap:
-    """How an official module's constructor kwargs and state_dict keys translate to ours."""
-
-    source: str
-    cls: str | None = None
-    kwargs: tuple[tuple[str, str | None], ...] = ()
-    keys: tuple[tuple[re.Pattern[str], str], ...] = ()
-    reshape: tuple[re.Pattern[str], ...] = ()
-
-    def rename(self, official_key: str) -> str:
-        """Our name for ``official_key``: the first rule that matches rewrites it; no match keeps it."""
-        for pattern, replacement in self.keys:
-            renamed, hits = pattern.subn(replacement, official_key, count=1)
-            if hits:
-                return renamed
-        return official_key
-
-    def constructor_kwargs(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Our constructor's keyword arguments for the official ``config`` (kwargs mapped to null are dropped)."""
-        table = dict(self.kwargs)
-        unknown = sorted(set(config) - set(table))
-        if unknown:
-            raise YamlforgeError(
-                f"official constructor argument(s) {', '.join(unknown)} have no entry in the spec's official.kwargs",
-                hint="add them to official.kwargs (null when the bundled module has no counterpart)",
-            )
-        return {table[key]: value for key, value in config.items() if table[key] is not None}
-
-    def match(self, official: Mapping[str, Shape], ours: Mapping[str, Shape]) -> WeightReport:
-        """Pair official keys with ours by name, then check shapes (declared reshapes keep the element count)."""
-        matched: dict[str, str] = {}
-        reshape: dict[str, Shape] = {}
-        mismatched: dict[str, tuple[Shape, Shape]] = {}
-        unexpected = []
-        for key, shape in official.items():
-            name = self.rename(key)
-            if name not in ours or name in matched or name in mismatched:
-                unexpected.append(key)
-            elif tuple(shape) == tuple(ours[name]):
-                matched[name] = key
-            elif math.prod(shape) == math.prod(ours[name]) and any(p.search(name) for p in self.reshape):
-                matched[name], reshape[name] = key, tuple(ours[name])
-            else:
-                mismatched[name] = (tuple(shape), tuple(ours[name]))
-        missing = tuple(name for name in ours if name not in matched and name not in mismatched)
-        return WeightReport(matched, reshape, missing, tuple(unexpected), mismatched)
+RUNNER = Path(__file__).with_name("weights_runner.py")
+TIMEOUT = 900  # seconds: one build of the model plus reading the checkpoints
 
 
 @dataclass(frozen=True)
-class WeightReport:
-    """The outcome of matching an official state_dict to ours; ``complete`` when every tensor has its pair."""
+class Load:
+    """One ``--load NAME=CHECKPOINT``: the module, its layers' class names and its official mapping."""
 
-    matched: dict[str, str]  # our key -> official key
-    reshape: dict[str, Shape]  # our key -> the shape its official tensor takes (declared reshapes only)
-    missing: tuple[str, ...]  # our keys no official tensor maps to
-    unexpected: tuple[str, ...]  # official keys that map to none of ours (or to one already taken)
-    mismatched: dict[str, tuple[Shape, Shape]]  # our key -> (official shape, our shape)
+    name: str
+    checkpoint: Path
+    classes: tuple[str, ...]
+    mapping: WeightMap
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "checkpoint": str(self.checkpoint), "classes": list(self.classes),
+                "map": self.mapping.to_dict()}
+
+
+def parse_load(text: str, registry: SpecRegistry) -> Load:
+    """``NAME=CHECKPOINT`` -> a :class:`Load`; the module must declare ``official:`` and the file must exist."""
+    name, sep, path = text.partition("=")
+    if not (sep and name and path):
+        raise YamlforgeError(f"--load {text!r} is not NAME=CHECKPOINT", where="--load",
+                             hint="--load RevCol=revcol_tiny_1k.pth")
+    spec = registry.get(name, option="--load")
+    if spec.official is None:
+        raise YamlforgeError(f"module {spec.name} declares no official weights mapping", where=f"--load {name}",
+                             hint=f"add an 'official:' section to {spec.spec_path.name} (see yamlforge/weightmap.py)")
+    checkpoint = Path(path).expanduser()
+    if not checkpoint.is_file():
+        raise YamlforgeError(f"checkpoint '{path}' does not exist", where=f"--load {name}")
+    return Load(spec.name, checkpoint.resolve(), spec.exports, spec.official)
+
+
+@dataclass(frozen=True)
+class WeightsResult:
+    """The runner's answer: per ``--load`` the report of each layer; ``written`` when the checkpoint was saved."""
+
+    yaml: str
+    loads: list[dict]
+    written: str | None
+    notes: list[str]
 
     @property
-    def complete(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+    def ok(self) -> bool:
+        return self.written is not None
 
-    def state_dict(self, official: Mapping[str, Any]) -> dict[str, Any]:
-        """The official tensors under our names, reshaped where declared (any object with ``.reshape``)."""
-        return {
-            ours: official[key].reshape(self.reshape[ours]) if ours in self.reshape else official[key]
-            for ours, key in self.matched.items()
-        }
+    @property
+    def layers(self) -> list[tuple[dict, dict]]:
+        """``(load, layer report)`` for every layer of every ``--load``, in the order they were given."""
+        return [(load, layer) for load in self.loads for layer in load["layers"]]
 
-
-def unwrap_checkpoint(checkpoint: Any) -> dict[str, Any]:
-    """The state_dict in a checkpoint: plain, or under ``state_dict``/``model``/``ema`` (a mapping or a
-    module), with DDP's ``module.`` prefixes removed."""
-    weights = checkpoint
-    while isinstance(weights, Mapping):  # wrappers may nest: {"model": {"state_dict": ...}}
-        inner = next((weights[w] for w in WRAPPERS if weights.get(w) is not None), None)
-        if inner is None:
-            break
-        weights = inner.state_dict() if callable(getattr(inner, "state_dict", None)) else inner
-    if (
-        not isinstance(weights, Mapping)
-        or not weights
-        or not all(isinstance(k, str) and hasattr(v, "shape") for k, v in weights.items())
-    ):
-        raise YamlforgeError(
-            "the checkpoint holds no state_dict (a mapping of parameter names to tensors)",
-            hint="pass the file saved with torch.save(module.state_dict()) or a checkpoint with 'model'/'state_dict'",
-        )
-    return {key.removeprefix("module."): value for key, value in weights.items()}
+    def to_json(self) -> str:
+        return json.dumps({"schema": "yamlforge.weights/1", "ok": self.ok, "yaml": self.yaml,
+                           "written": self.written, "loads": self.loads, "notes": self.notes}, indent=2)
 
 
-def _is_name(value: Any) -> bool:
-    return isinstance(value, str) and value.isidentifier()
+def load_weights(model: Path, target: Target, loads: list[Load], output: Path, *,
+                 python: str | None = None) -> WeightsResult:
+    """Build ``model`` in ``target``, fill every layer of each load's module, write ``output`` when all are filled.
+
+    Raises YamlforgeError for bad input (an unreadable checkpoint, a module no layer uses) and CheckFailed when
+    the model does not build; an incomplete match is a result with ``ok`` False and nothing written.
+    """
+    from .verify import resolve_python, resolve_yaml, run_runner
+
+    yaml = resolve_yaml(model, target)
+    if not output.resolve().parent.is_dir():
+        raise YamlforgeError(f"folder '{output.parent}' does not exist", where="--output")
+    args = ["--target", json.dumps(target.runner_facts()), "--yaml", yaml, "--output", str(output.resolve()),
+            "--load", json.dumps([load.to_json() for load in loads])]
+    raw, stderr = run_runner(resolve_python(python), args, timeout=TIMEOUT, script=RUNNER)
+    _raise_for_answer(raw, stderr, Path(yaml).name)
+    return WeightsResult(yaml, raw["loads"], raw["written"], raw["notes"])
 
 
-def _is_strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+def _raise_for_answer(raw: dict | None, stderr: str, model: str) -> None:
+    """The runner's crash, a failed build, an unreadable checkpoint or a module no layer uses, as one error."""
+    if raw is None or "error" in raw:
+        tail = (raw or {}).get("internal_error") or "\n".join(stderr.strip().splitlines()[-5:])
+        raise InternalError(f"the weights subprocess gave no result: {(raw or {}).get('error') or tail}")
+    failed = next((c for c in raw["checks"] if c["status"] == "fail"), None)
+    if failed:
+        raise CheckFailed(failed["message"], where=failed.get("where"), hint=failed.get("hint"))
+    for load in raw["loads"]:
+        where = f"--load {load['name']}"
+        if load["error"]:
+            raise YamlforgeError(f"{load['error']}; nothing was written", where=where, hint=load["hint"])
+        if not load["layers"]:
+            raise YamlforgeError(f"{model} has no layer of {load['name']}; nothing was written", where=where,
+                                 hint=f"yamlforge show {load['name']}  # the rows that use it")
 
 
-# official.<field> -> (valid?, what it must be); every field but 'source' is optional
-OFFICIAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "source": (lambda v: isinstance(v, str), "names the official repository and file"),
-    "class": (_is_name, "names our class it corresponds to"),
-    "kwargs": (
-        lambda v: (
-            isinstance(v, Mapping) and all(isinstance(k, str) and (t is None or _is_name(t)) for k, t in v.items())
-        ),
-        "maps official constructor argument names to ours (or null)",
-    ),
-    "keys": (
-        lambda v: isinstance(v, list) and all(_is_strings(rule) and len(rule) == 2 for rule in v),
-        "is a list of [official regex, our replacement] pairs",
-    ),
-    "reshape": (_is_strings, "is a list of regexes of our keys"),
-}
+def _problems(layer: dict, shown: int = 4) -> list[str]:
+    """One line per kind of problem of a layer, naming its first keys."""
+    def keys(items) -> str:
+        items = list(items)
+        return ", ".join(items[:shown]) + (f", ... ({len(items)} in all)" if len(items) > shown else "")
+
+    lines = [f"missing: {keys(layer['missing'])}"] if layer["missing"] else []
+    if layer["mismatched"]:
+        lines.append("shape: " + keys(f"{k} official {tuple(a)} ours {tuple(b)}"
+                                      for k, (a, b) in layer["mismatched"].items()))
+    if layer["unexpected"]:
+        lines.append(f"unused official: {keys(layer['unexpected'])}")
+    return lines
 
 
-def parse_official(data: Any, fail: Callable[[str | None, str], YamlforgeError]) -> WeightMap:
-    """Validate a spec's ``official:`` mapping; ``fail(field, message)`` builds the error naming its line."""
-    if not isinstance(data, Mapping) or "source" not in data or set(data) - set(OFFICIAL_FIELDS):
-        raise fail("official", f"field 'official' is a mapping with 'source' and optional {', '.join(OFFICIAL_FIELDS)}")
-    for name, (valid, meaning) in OFFICIAL_FIELDS.items():
-        if name in data and not valid(data[name]):
-            raise fail("official", f"field 'official.{name}' {meaning}, got {data[name]!r}")
-    try:
-        keys = tuple((re.compile(pattern), replacement) for pattern, replacement in data.get("keys", []))
-        reshape = tuple(re.compile(pattern) for pattern in data.get("reshape", []))
-    except re.error as exc:
-        raise fail("official", f"field 'official': bad regex {exc.pattern!r}: {exc.msg}") from None
-    kwargs = tuple(data.get("kwargs", {}).items())
-    return WeightMap(data["source"], data.get("class"), kwargs, keys, reshape)
+def _refusal(load: dict, layer: dict) -> str:
+    """Why ``load`` cannot fill ``layer``, in one line: a checkpoint of another module or of another width."""
+    total = len(layer["matched"]) + len(layer["missing"]) + len(layer["mismatched"])
+    if layer["mismatched"]:
+        why = f"{len(layer['mismatched'])} tensor(s) of another shape: another width or configuration?"
+    elif not layer["matched"]:
+        why = f"none of its names are {load['name']}'s: a checkpoint of another module?"
+    else:
+        why = f"{len(layer['missing'])} tensor(s) missing"
+    return (f"{Path(load['checkpoint']).name} fills {len(layer['matched'])} of the {total} tensors of "
+            f"{load['name']} at layer {_layer_name(layer)}; {why}")
+
+
+def _layer_name(layer: dict) -> str:
+    """The YAML row index of a model layer; the module path of one nested in a layer (a fused host's block)."""
+    return layer["path"] if layer["index"] is None else str(layer["index"])
+
+
+def render_weights(result: WeightsResult, output: Path, console=None) -> None:
+    """A row per layer (matched / missing / unexpected / shape-mismatched), its problem keys, one summary line."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console(stderr=True, soft_wrap=True, highlight=False)
+    table = Table("layer", "module", "matched", "missing", "unexpected", "shape-mismatched", box=None,
+                  pad_edge=False, title=f"official weights into {escape(Path(result.yaml).name)}")
+    for _, layer in result.layers:
+        table.add_row(_layer_name(layer), escape(layer["class"]), *(str(len(layer[kind])) for kind in
+                                                                    ("matched", "missing", "unexpected", "mismatched")))
+    console.print(table)
+    for _, layer in result.layers:
+        for line in _problems(layer):
+            console.print(f"  layer {_layer_name(layer)}: {escape(line)}")
+    for note in result.notes:
+        console.print(f"note: {escape(note)}")
+    if result.ok:
+        console.print(f"[bold green]create[/]   {escape(str(output))} ({len(result.layers)} layer(s) filled)")
+        return
+    for load, layer in result.layers:
+        if layer["missing"] or layer["mismatched"]:
+            console.print(f"[bold red]error:[/] {escape(_refusal(load, layer))}")
+    console.print("nothing was written")

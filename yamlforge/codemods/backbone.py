@@ -11,33 +11,72 @@ list-returning CBLinear included) is handled exactly as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import libcst as cst
-import libcst.matchers as m
 
 from ..resources import render
 from .base import StatementTransformer, UnexpectedShape, edit_code, parsed_statement
-from .predict import slots_flag_test, store_outputs_in_slots
+from .predict import is_slots_flag_test, store_outputs_in_slots
 from .registration import Registration, is_parse_model, is_row_loop
 
 BRANCH_TEMPLATE = "parse_model/backbone.py.j2"
 
 
-def _statement(target: str, value: m.BaseMatcherNode) -> m.SimpleStatementLine:
-    return m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(target))], value=value)])
+def _is_offset_init(node: cst.CSTNode) -> bool:
+    """``slot_offset = 0``"""
+    match node:
+        case cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name("slot_offset"))], cst.Integer("0"))]):
+            return True
+    return False
 
 
-OFFSET_INIT = _statement("slot_offset", m.Integer("0"))
-SHIFT_ROW = m.SimpleStatementLine(
-    body=[m.AugAssign(target=m.Name("i"), operator=m.AddAssign(), value=m.Name("slot_offset"))]
-)
-RESET_BUILT = _statement("m_", m.Name("None"))
-# ``m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)`` (``torch.nn.Sequential`` on 8.3+)
-CONSTRUCTION = _statement("m_", m.IfExp())
-SKIP_IF_BUILT = m.If(test=m.Comparison(left=m.Name("m_"), comparisons=[m.ComparisonTarget(m.Is(), m.Name("None"))]))
-APPEND_CHANNELS = m.SimpleStatementLine(
-    body=[m.Expr(m.Call(func=m.Attribute(value=m.Name("ch"), attr=m.Name("append")), args=[m.Arg(m.Name("c2"))]))]
-)
-EXTEND_CHANNELS = m.If(test=slots_flag_test("m_"))
+def _is_shift_row(node: cst.CSTNode) -> bool:
+    """``i += slot_offset``"""
+    match node:
+        case cst.SimpleStatementLine([cst.AugAssign(cst.Name("i"), cst.AddAssign(), cst.Name("slot_offset"))]):
+            return True
+    return False
+
+
+def _is_reset_built(node: cst.CSTNode) -> bool:
+    """``m_ = None``"""
+    match node:
+        case cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name("m_"))], cst.Name("None"))]):
+            return True
+    return False
+
+
+def _is_construction(node: cst.CSTNode) -> bool:
+    """``m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)`` (``torch.nn.Sequential`` on 8.3+)"""
+    match node:
+        case cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name("m_"))], cst.IfExp())]):
+            return True
+    return False
+
+
+def _is_skip_if_built(node: cst.CSTNode) -> bool:
+    """``if m_ is None:``"""
+    match node:
+        case cst.If(test=cst.Comparison(cst.Name("m_"), [cst.ComparisonTarget(cst.Is(), cst.Name("None"))])):
+            return True
+    return False
+
+
+def _is_append_channels(node: cst.CSTNode) -> bool:
+    """``ch.append(c2)``"""
+    match node:
+        case cst.SimpleStatementLine([cst.Expr(cst.Call(
+            func=cst.Attribute(cst.Name("ch"), cst.Name("append")), args=[cst.Arg(cst.Name("c2"))]
+        ))]):
+            return True
+    return False
+
+
+def _is_extend_channels(node: cst.CSTNode) -> bool:
+    """``if getattr(m_, "yamlforge_slots", 0):``"""
+    return isinstance(node, cst.If) and is_slots_flag_test(node.test, "m_")
+
 
 _OFFSET_INIT_CODE = (
     "slot_offset = 0  # yamlforge: index slots taken so far beyond one per row (multi-output backbones)\n"
@@ -67,8 +106,8 @@ def _wrap(template: str, statement: cst.BaseStatement) -> cst.If:
     return wrapper.with_changes(leading_lines=statement.leading_lines)
 
 
-def _has(statements, matcher) -> bool:
-    return any(m.matches(s, matcher) for s in statements)
+def _has(statements, shape: Callable[[cst.CSTNode], bool]) -> bool:
+    return any(shape(s) for s in statements)
 
 
 class _RowLoopEdit(StatementTransformer):
@@ -120,12 +159,12 @@ class NumberRowsBySlot(_RowLoopEdit):
     """
 
     def edit_function(self, statements, loop_index):
-        if not _has(statements[:loop_index], OFFSET_INIT):
+        if not _has(statements[:loop_index], _is_offset_init):
             statements.insert(loop_index, parsed_statement(_OFFSET_INIT_CODE))
         return statements
 
     def edit_loop(self, body, loop):
-        if not _has(body, SHIFT_ROW):
+        if not _has(body, _is_shift_row):
             body.insert(0, parsed_statement(_SHIFT_ROW_CODE))
         return body
 
@@ -140,9 +179,9 @@ class SkipBuiltModules(_RowLoopEdit):
     """
 
     def edit_loop(self, body, loop):
-        if not _has(body, SKIP_IF_BUILT):
+        if not _has(body, _is_skip_if_built):
             for index, statement in enumerate(body):
-                if m.matches(statement, CONSTRUCTION):
+                if _is_construction(statement):
                     body[index] = _wrap(_SKIP_IF_BUILT_CODE, statement)
                     break
             else:
@@ -151,8 +190,8 @@ class SkipBuiltModules(_RowLoopEdit):
                     "parse_model: expected the construction line 'm_ = nn.Sequential(...) if n > 1 else m(*args)' "
                     "in the row loop",
                 )
-        if not _has(body, RESET_BUILT):
-            body.insert(1 if body and m.matches(body[0], SHIFT_ROW) else 0, parsed_statement(_RESET_BUILT_CODE))
+        if not _has(body, _is_reset_built):
+            body.insert(1 if body and _is_shift_row(body[0]) else 0, parsed_statement(_RESET_BUILT_CODE))
         return body
 
 
@@ -166,10 +205,10 @@ class ExtendChannelsPerOutput(_RowLoopEdit):
     """
 
     def edit_loop(self, body, loop):
-        if _has(body, EXTEND_CHANNELS):
+        if _has(body, _is_extend_channels):
             return body
         for index, statement in enumerate(body):
-            if m.matches(statement, APPEND_CHANNELS):
+            if _is_append_channels(statement):
                 body[index] = _wrap(_EXTEND_CHANNELS_CODE, statement)
                 return body
         raise UnexpectedShape(loop, "parse_model: expected 'ch.append(c2)' at the end of the row loop")

@@ -10,9 +10,8 @@ Both use the helper ``gflops_at_full_size`` inserted once, right before the func
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
-from .base import ModuleLevelTransformer, UnexpectedShape, edit_code, parsed_statement
+from .base import ModuleLevelTransformer, UnexpectedShape, edit_code, find_all, parsed_statement
 
 HELPER = "gflops_at_full_size"
 DECORATOR = "fall_back_to_full_size"
@@ -52,17 +51,35 @@ if not fs or not flops:  # yamlforge: the stride-sized profile failed or gave 0;
 """
 
 
-def _function(name: str) -> m.FunctionDef:
-    return m.FunctionDef(name=m.Name(name))
-
-
-# YOLOv9 model_info: ``try:  # FLOPs`` ... ``thop.profile(...)`` ... ``except Exception: fs = ''``
-_PROFILE_CALL = m.Call(func=m.Attribute(value=m.Name("thop"), attr=m.Name("profile")))
-_MODEL_INFO_FALLBACK = m.If(test=m.BooleanOperation(left=m.UnaryOperation(m.Not(), m.Name("fs")), operator=m.Or()))
-
-
 def _function_index(statements, name: str) -> int | None:
-    return next((i for i, s in enumerate(statements) if m.matches(s, _function(name))), None)
+    """The position of ``def <name>(...):`` among ``statements``."""
+    return next((i for i, s in enumerate(statements) if isinstance(s, cst.FunctionDef) and s.name.value == name), None)
+
+
+def _is_profile_call(node: cst.CSTNode) -> bool:
+    """``thop.profile(...)``"""
+    match node:
+        case cst.Call(func=cst.Attribute(cst.Name("thop"), cst.Name("profile"))):
+            return True
+    return False
+
+
+def _is_flops_try(node: cst.CSTNode) -> bool:
+    """YOLOv9 model_info: ``try:  # FLOPs`` ... ``thop.profile(...)`` ... ``except Exception: fs = ''``"""
+    return isinstance(node, cst.Try) and bool(find_all(node.body, _is_profile_call))
+
+
+def _is_model_info_fallback(node: cst.CSTNode) -> bool:
+    """``if not fs or ...:``"""
+    match node:
+        case cst.If(test=cst.BooleanOperation(cst.UnaryOperation(cst.Not(), cst.Name("fs")), cst.Or())):
+            return True
+    return False
+
+
+def _is_decorated(function: cst.FunctionDef, decorator: str) -> bool:
+    """``@<decorator>`` is among the decorators of ``function``."""
+    return any(isinstance(d.decorator, cst.Name) and d.decorator.value == decorator for d in function.decorators)
 
 
 def _insert_helpers(statements: list, before: int, names: tuple[str, ...]) -> list:
@@ -95,7 +112,7 @@ class DecorateGetFlops(ModuleLevelTransformer):
             return updated_node
         self.found = True
         function = statements[index]
-        if not any(m.matches(d, m.Decorator(m.Name(DECORATOR))) for d in function.decorators):
+        if not _is_decorated(function, DECORATOR):
             statements[index] = function.with_changes(
                 decorators=[cst.Decorator(cst.Name(DECORATOR)), *function.decorators]
             )
@@ -123,14 +140,14 @@ class FallBackInModelInfo(ModuleLevelTransformer):
         function = statements[index]
         body = list(function.body.body)
         for position, statement in enumerate(body):
-            if m.matches(statement, m.Try()) and m.findall(statement.body, _PROFILE_CALL):
+            if _is_flops_try(statement):
                 break
         else:
             raise UnexpectedShape(
                 original_node.body[index], "model_info: expected a 'try:' computing FLOPs with thop.profile"
             )
         self.found = True
-        if position + 1 >= len(body) or not m.matches(body[position + 1], _MODEL_INFO_FALLBACK):
+        if position + 1 >= len(body) or not _is_model_info_fallback(body[position + 1]):
             body.insert(position + 1, parsed_statement(_MODEL_INFO_FALLBACK_CODE))
             statements[index] = function.with_changes(body=function.body.with_changes(body=body))
         statements = _insert_helpers(statements, index, (HELPER,))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from ..targets import KINDS
 from .base import StatementTransformer, UnexpectedShape, parsed_statement
@@ -17,30 +16,41 @@ REQUIRED_CLASS_METHODS = frozenset({("RTDETRDetectionModel", "predict")})
 
 SLOTS_FLAG = "yamlforge_slots"  # set on a backbone instance by its parse_model branch: its number of outputs
 
-_SELF_MODEL = m.Attribute(value=m.Name("self"), attr=m.Name("model"))
-# ``for m in self.model:`` or ``for m in self.model[:-1]:`` (RT-DETR runs the head separately)
-LAYER_LOOP = m.For(target=m.Name("m"), iter=_SELF_MODEL | m.Subscript(value=_SELF_MODEL))
-# ``y.append(x if m.i in self.save else None)``
-SAVE_OUTPUT = m.SimpleStatementLine(
-    body=[m.Expr(m.Call(func=m.Attribute(value=m.Name("y"), attr=m.Name("append")), args=[m.Arg(m.IfExp())]))]
-)
+
+def _is_layer_loop(node: cst.CSTNode) -> bool:
+    """``for m in self.model:`` or ``for m in self.model[:-1]:`` (RT-DETR runs the head separately)."""
+    match node:
+        case cst.For(
+            target=cst.Name("m"),
+            iter=cst.Attribute(cst.Name("self"), cst.Name("model"))
+            | cst.Subscript(cst.Attribute(cst.Name("self"), cst.Name("model"))),
+        ):
+            return True
+    return False
 
 
-def slots_flag_test(module_name: str) -> m.BaseMatcherNode:
-    """Matches ``getattr(<module_name>, "yamlforge_slots", 0)``, the test of the ``if`` the slot edits insert."""
-    return m.Call(
-        func=m.Name("getattr"),
-        args=[
-            m.Arg(m.Name(module_name)),
-            m.Arg(
-                m.MatchIfTrue(lambda node: isinstance(node, cst.SimpleString) and node.evaluated_value == SLOTS_FLAG)
-            ),
-            m.ZeroOrMore(),
-        ],
-    )
+def _is_save_output(node: cst.CSTNode) -> bool:
+    """``y.append(x if m.i in self.save else None)``"""
+    match node:
+        case cst.SimpleStatementLine([cst.Expr(cst.Call(
+            func=cst.Attribute(cst.Name("y"), cst.Name("append")), args=[cst.Arg(cst.IfExp())]
+        ))]):
+            return True
+    return False
 
 
-STORE_IN_SLOTS = m.If(test=slots_flag_test("m"))
+def is_slots_flag_test(node: cst.CSTNode, module_name: str) -> bool:
+    """``getattr(<module_name>, "yamlforge_slots", 0)``, the test of the ``if`` the slot edits insert."""
+    match node:
+        case cst.Call(func=cst.Name("getattr"), args=[cst.Arg(cst.Name(name)), cst.Arg(cst.SimpleString() as flag), *_]):
+            return name == module_name and flag.evaluated_value == SLOTS_FLAG
+    return False
+
+
+def _is_store_in_slots(node: cst.CSTNode) -> bool:
+    """``if getattr(m, "yamlforge_slots", 0):``"""
+    return isinstance(node, cst.If) and is_slots_flag_test(node.test, "m")
+
 
 _STORE_IN_SLOTS_CODE = """\
 if getattr(m, "yamlforge_slots", 0):  # yamlforge: a multi-output backbone fills one slot of y per output
@@ -83,7 +93,7 @@ class StoreBackboneOutputsInSlots(StatementTransformer):
         found = False
         body = []
         for statement in updated_node.body.body:
-            if m.matches(statement, LAYER_LOOP):
+            if _is_layer_loop(statement):
                 statement, patched = self._patch_loop(statement)
                 found = found or patched
             body.append(statement)
@@ -93,10 +103,10 @@ class StoreBackboneOutputsInSlots(StatementTransformer):
     @staticmethod
     def _patch_loop(loop: cst.For) -> tuple[cst.For, bool]:
         statements = list(loop.body.body)
-        if any(m.matches(s, STORE_IN_SLOTS) for s in statements):
+        if any(_is_store_in_slots(s) for s in statements):
             return loop, True
         for index, statement in enumerate(statements):
-            if m.matches(statement, SAVE_OUTPUT):
+            if _is_save_output(statement):
                 store = parsed_statement(_STORE_IN_SLOTS_CODE)
                 statements[index] = store.with_changes(
                     orelse=store.orelse.with_changes(body=store.orelse.body.with_changes(body=[statement]))

@@ -1,6 +1,6 @@
 """Registers classes in a target's ``parse_model``: join its own channel collections, or add ``elif`` branches.
 
-Every version shapes the row loop's if/elif chain the same way; what differs is data the matchers accept:
+Every version shapes the row loop's if/elif chain the same way; what differs is data the shapes accept:
 the base branch ``if m in X:`` (the one doing ``c1, c2 = ch[f], args[0]``) and its nested repeat branch
 ``if m in Y:`` (``args.insert(2, n)``) name their modules as a tuple (8.0), a set (8.1/8.2, YOLOv9), an inline
 ``frozenset({...})``, or a name bound earlier in parse_model (8.3+ ``base_modules = frozenset({...})``).
@@ -9,7 +9,8 @@ Recognising our own edits: ``in_out`` names live in the target's collections and
 ``elif m in {NAME}:``; both are found again because *any* name parse_model already tests ``m`` against
 (``m in {...}``, ``m is X``, through ``base_modules`` ...) counts as registered. The one branch shared by all
 ``keep`` modules is recognised by the comment on its line, ``# yamlforge: channel-keeping modules`` (plus its
-shape, ``elif m in {...}:``), so later keep modules join its set instead of opening a second branch.
+shape, ``elif m in {...}:``), so later keep modules join its set instead of opening a second branch; likewise the
+branch of the ``none`` modules (no channel argument), ``# yamlforge: modules without channel arguments``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ import libcst as cst
 from .. import specs
 from ..errors import YamlforgeError
 from ..resources import render
-from .base import Edit, UnexpectedShape, edit_code
+from .base import Edit, UnexpectedShape, edit_code, find_all
 
 KEEP_TEMPLATE = "parse_model/keep.py.j2"
+NONE_TEMPLATE = "parse_model/none.py.j2"
 DESCRIBE_TEMPLATE = "parse_model/describe.txt.j2"
 KEEP_MARKER = "# yamlforge: channel-keeping modules"
+NONE_MARKER = "# yamlforge: modules without channel arguments"
+# channel rule -> (the comment marking its one shared branch, the template of that branch's body)
+SHARED_BRANCHES = {"keep": (KEEP_MARKER, KEEP_TEMPLATE), "none": (NONE_MARKER, NONE_TEMPLATE)}
 CUSTOM_MARKER = "# yamlforge"
 # the spec's rules, and "host": a fusion class shares its host's rule (a backbone's branch is a "custom" one)
 CHANNEL_RULES = (*specs.CHANNEL_RULES, "host")
@@ -56,8 +61,6 @@ class Registration:
 
 
 # ----------------------------------------------------------------------------- shapes
-# Each shape is a ``match`` on libcst's node classes: declarative like libcst.matchers, alternatives included
-# (``cst.Tuple() | cst.Set()``), without importing libcst.matchers, which costs apply as much as libcst itself.
 
 
 def is_parse_model(node: cst.CSTNode) -> bool:
@@ -129,35 +132,23 @@ def is_repeat_branch(node: cst.CSTNode) -> bool:
     return _branch_doing(node, _is_repeat_insert)
 
 
-def is_keep_branch(node: cst.CSTNode) -> bool:
-    """``elif m in {...}:  # yamlforge: channel-keeping modules``"""
+def shared_branch_rule(node: cst.CSTNode) -> str | None:
+    """The rule of ``elif m in {...}:  # yamlforge: channel-keeping modules`` (or another of SHARED_BRANCHES)."""
     match node:
         case cst.If(
             test=cst.Comparison(cst.Name("m"), [cst.ComparisonTarget(cst.In(), cst.Set())]),
             body=cst.IndentedBlock(header=cst.TrailingWhitespace(comment=cst.Comment(comment))),
         ):
-            return comment == KEEP_MARKER
+            return next((rule for rule, (marker, _) in SHARED_BRANCHES.items() if comment == marker), None)
+    return None
+
+
+def is_comparison_of_m(node: cst.CSTNode) -> bool:
+    """``m <op> <comparator>`` (``m in X``, ``m is X`` ...)."""
+    match node:
+        case cst.Comparison(left=cst.Name("m")):
+            return True
     return False
-
-
-class _ComparisonsOfM(cst.CSTVisitor):
-    """Collects every comparison ``m <op> <comparator>`` below the node visited."""
-
-    def __init__(self):
-        super().__init__()
-        self.found: list[cst.Comparison] = []
-
-    def visit_Comparison(self, node: cst.Comparison) -> None:
-        match node:
-            case cst.Comparison(left=cst.Name("m")):
-                self.found.append(node)
-
-
-def comparisons_of_m(node: cst.CSTNode) -> list[cst.Comparison]:
-    """Every ``m in X`` / ``m is X`` / ... comparison inside ``node``."""
-    visitor = _ComparisonsOfM()
-    node.visit(visitor)
-    return visitor.found
 
 
 # ----------------------------------------------------------------------------- locating parse_model's parts
@@ -173,8 +164,13 @@ class ParseModelShape:
     repeat: cst.BaseExpression | None  # the literal holding the repeat modules (args.insert(2, n)), if any
     repeat_branch: cst.If | None
     last_branch: cst.If  # the branch of the row loop's chain whose orelse is the final ``else:``
-    keep_branch: cst.If | None  # yamlforge's channel-keeping branch, if already there
+    shared_branches: dict[str, cst.If]  # rule -> yamlforge's branch shared by that rule's modules, where there
     registered: frozenset[str]  # every name parse_model already tests ``m`` against
+
+    @property
+    def keep_branch(self) -> cst.If | None:
+        """yamlforge's channel-keeping branch, if already there."""
+        return self.shared_branches.get("keep")
 
 
 def _branches(chain: cst.If) -> Iterable[cst.If]:
@@ -210,7 +206,7 @@ def _literal(comparator: cst.BaseExpression, bindings: dict[str, cst.BaseExpress
 def _tested_names(function: cst.FunctionDef, bindings: dict[str, cst.BaseExpression]) -> frozenset[str]:
     """Names ``m`` is compared with anywhere in parse_model: ``m in {A, B}``, ``m is A``, ``m in base_modules``."""
     names = set()
-    for comparison in comparisons_of_m(function):
+    for comparison in find_all(function, is_comparison_of_m):
         for target in comparison.comparisons:
             if isinstance(target.operator, cst.In):
                 literal = _literal(target.comparator, bindings)
@@ -263,7 +259,7 @@ def locate(function: cst.FunctionDef, registered: frozenset[str] | None = None) 
         repeat=repeat,
         repeat_branch=repeat_branch,
         last_branch=branches[-1],
-        keep_branch=next((b for b in branches if is_keep_branch(b)), None),
+        shared_branches={rule: b for b in reversed(branches) if (rule := shared_branch_rule(b))},
         registered=_tested_names(function, bindings) if registered is None else registered,
     )
 
@@ -343,8 +339,10 @@ def _elif(names: Sequence[str], body: Sequence[cst.BaseStatement], marker: str, 
     return cst.If(test=test, body=cst.IndentedBlock(body=list(body), header=header), orelse=orelse)
 
 
-def keep_body() -> list[cst.BaseStatement]:
-    return _statements(render(KEEP_TEMPLATE), KEEP_TEMPLATE)
+def shared_body(rule: str) -> list[cst.BaseStatement]:
+    """The body of the branch shared by ``rule``'s modules, from its template."""
+    template = SHARED_BRANCHES[rule][1]
+    return _statements(render(template), template)
 
 
 # ----------------------------------------------------------------------------- the edits
@@ -458,15 +456,30 @@ class AddKeepBranch(_ParseModelEdit):
     rules = ("keep",)
 
     def leave_Set(self, original_node, updated_node):
-        keep = self.shape.keep_branch if self.shape else None
-        if self.names and keep is not None and original_node is keep.test.comparisons[0].comparator:
+        shared = self.shape.shared_branches.get(self.rules[0]) if self.shape else None
+        if self.names and shared is not None and original_node is shared.test.comparisons[0].comparator:
             return _append(updated_node, self.names)
         return updated_node
 
     def leave_If(self, original_node, updated_node):
-        if self.names and self.shape.keep_branch is None and original_node is self.shape.last_branch:
-            return updated_node.with_changes(orelse=_elif(self.names, keep_body(), KEEP_MARKER, updated_node.orelse))
+        rule = self.rules[0]
+        if self.names and rule not in self.shape.shared_branches and original_node is self.shape.last_branch:
+            branch = _elif(self.names, shared_body(rule), SHARED_BRANCHES[rule][0], updated_node.orelse)
+            return updated_node.with_changes(orelse=branch)
         return updated_node
+
+
+class AddNoChannelBranch(AddKeepBranch):
+    """none: one ``elif m in {A, B}:  # yamlforge: modules without channel arguments`` branch for every class whose
+    constructor takes no channel argument.
+
+    Where: before the final ``else:`` (after the keep branch when both are added); its body
+    (``templates/parse_model/none.py.j2``) is ``c2 = ch[f]`` and leaves the YAML args untouched, so the class is
+    built as ``cls(*args)``. If the branch is already there, new names join its set. Twice is a no-op: every name
+    is then tested by that branch, so it counts as registered.
+    """
+
+    rules = ("none",)
 
 
 class AddCustomBranches(_ParseModelEdit):
@@ -510,7 +523,7 @@ class JoinHostConditions(JoinChannelCollections):
         loop_index = next(i for i, s in enumerate(statements) if is_row_loop(s))
         bindings = _bindings(statements[:loop_index])
         tested: set[str] = set()
-        for comparison in comparisons_of_m(shape.function):
+        for comparison in find_all(shape.function, is_comparison_of_m):
             if len(comparison.comparisons) != 1:
                 continue
             target = comparison.comparisons[0]
@@ -548,7 +561,8 @@ class JoinHostConditions(JoinChannelCollections):
 
 
 # Applied in this order
-EDITS: tuple[type[_ParseModelEdit], ...] = (JoinChannelCollections, AddKeepBranch, AddCustomBranches, JoinHostConditions)
+EDITS: tuple[type[_ParseModelEdit], ...] = (JoinChannelCollections, AddKeepBranch, AddNoChannelBranch, AddCustomBranches,
+                                            JoinHostConditions)
 
 
 class _Registered:
@@ -583,7 +597,6 @@ def register_in_parse_model(code: str, registrations: Sequence[Registration], *,
 
 def describe_registration(reg: Registration) -> str:
     """The parse_model change ``reg`` makes, as text for ``yamlforge show``."""
-    body = render(KEEP_TEMPLATE) if reg.channels == "keep" else reg.body or ""
-    return render(
-        DESCRIBE_TEMPLATE, reg=reg, body=body.rstrip("\n"), keep_marker=KEEP_MARKER, custom_marker=CUSTOM_MARKER
-    ).rstrip("\n")
+    marker, template = SHARED_BRANCHES.get(reg.channels, (CUSTOM_MARKER, None))
+    body = render(template) if template else reg.body or ""
+    return render(DESCRIBE_TEMPLATE, reg=reg, body=body.rstrip("\n"), marker=marker).rstrip("\n")

@@ -1,0 +1,85 @@
+"""Times `yamlforge adopt SOURCE::CLASS` against the floor "python + import torch + build + one forward per layout".
+
+Run: .venv/bin/python benchmarks/adopt.py [REPEATS]   (prints the ratio per fixture; target <= 1.5x)
+
+Per process, both sides are fresh interpreters started the same way, run alternately (a busy moment of the machine
+hits both) and compared by their medians, in the same run and on the same fixture. The floor loads the fixture's
+file, imports torch, builds the class once and runs one forward per layout adopt had to try (an NHWC block is first
+tried as NCHW): the least any probe must do. The adopt side is the whole command: yamlforge's start-up, reading
+the source, the import look-up of its requirements, the probe (two builds, several sizes) and writing the spec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "adopt"
+REPEATS = 5  # per side and fixture, median of
+# (file, class, constructor kwargs of the floor's build, the layouts adopt tries before the one that works)
+CASES = [
+    ("layers.py", "ChannelGate", {"channels": 32}, ["nchw"]),
+    ("layouts.py", "ChannelsLastMLP", {"dim": 32}, ["nchw", "nhwc"]),
+    ("layouts.py", "WindowAttention", {"dim": 32}, ["nchw"]),
+]
+FLOOR = """
+import importlib.util, json, sys
+import torch
+spec = importlib.util.spec_from_file_location("fixture", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+block = getattr(module, sys.argv[2])(**json.loads(sys.argv[3])).eval()
+shapes = {"nchw": (1, 32, 42, 42), "nhwc": (1, 42, 42, 32)}
+with torch.no_grad():
+    for layout in sys.argv[4].split(","):
+        try:
+            block(torch.randn(shapes[layout]))
+        except Exception:
+            pass
+"""
+CLI = "from yamlforge.cli import main; main()"  # what the `yamlforge` console script runs
+
+
+def timed(argv: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", *argv], check=True, capture_output=True, env=env)
+    return time.perf_counter() - start
+
+
+def measure(case: tuple, scratch: Path, repeats: int, env: dict) -> tuple[float, float]:
+    """(floor median, adopt median) in seconds for one fixture class."""
+    file, name, kwargs, tried = case
+    floor = [FLOOR, str(FIXTURES / file), name, json.dumps(kwargs), ",".join(tried)]
+
+    def adopt(i: int) -> list[str]:
+        return [CLI, "adopt", f"{FIXTURES / file}::{name}", "--python", sys.executable, "-o", str(scratch / f"{name}{i}")]
+
+    timed(floor, env), timed(adopt(-1), env)  # warm-up: bytecode, page cache
+    floors, adopts = [], []
+    for i in range(repeats):
+        floors.append(timed(floor, env))
+        adopts.append(timed(adopt(i), env))
+    return statistics.median(floors), statistics.median(adopts)
+
+
+def main() -> None:
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else REPEATS
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    print(f"yamlforge adopt, per process (median of {repeats}, alternated; floor: python + import torch + build "
+          "the class + one forward per layout tried)")
+    with tempfile.TemporaryDirectory(prefix="yamlforge-bench-adopt-") as tmp:
+        for case in CASES:
+            floor, adopt = measure(case, Path(tmp), repeats, env)
+            print(f"  {case[1]:<18} floor {floor * 1000:7.1f} ms   adopt {adopt * 1000:7.1f} ms   "
+                  f"ratio {adopt / floor:4.2f}  (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
