@@ -120,6 +120,15 @@ def test_probe_refuses_a_required_arg_it_cannot_guess(targets, tmp_path, half_wi
     assert info.value.where == "--verify"
 
 
+@pytest.mark.parametrize("stride", ["2", "1/2"])
+def test_probe_refuses_a_layer_that_changes_the_resolution(targets, tmp_path, half_width_spec, stride):
+    spec = tmp_path / "half_width.yaml"
+    spec.write_text(HALF_WIDTH_SPEC.replace("stride: 1", f"stride: {stride}"))
+    with pytest.raises(YamlforgeError, match=f"HalfWidth has stride {stride}: a probe model") as info:
+        probe_yaml(targets["ultralytics"], probe_names(["HalfWidth"], SpecRegistry([spec])))
+    assert info.value.where == "--verify" and "gen-yaml" in info.value.hint
+
+
 # ---------------------------------------------------------------- bad input: exit 2, nothing written
 
 

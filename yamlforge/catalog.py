@@ -15,7 +15,7 @@ def spec_rows(registry: SpecRegistry) -> list[dict]:
             "paper": s.paper,
             "role": s.role,
             "channels": s.channels,
-            "stride": list(s.output_strides),
+            "stride": [s if isinstance(s, int) else str(s) for s in s.output_strides],  # "1/2": an upsampler
             "exports": list(s.exports),
             "requires": list(s.requires),
             "bundled": s.bundled,

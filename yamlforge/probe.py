@@ -114,6 +114,11 @@ def _layer_rows(layers: list[tuple[str, ModuleSpec]], levels: dict[int, int], sl
     level = LAYER_STRIDE if LAYER_STRIDE in levels else max(levels)
     rows, source = [], str(levels[level])
     for name, spec in layers:
+        if spec.stride != 1:
+            raise YamlforgeError(f"{name} has stride {spec.stride}: a probe model runs layer modules where the "
+                                 "resolution stays, so apply --verify cannot place it", where="--verify",
+                                 hint=f"yamlforge gen-yaml BASE --replace N={name}(...) --verify builds it where its "
+                                      "stride fits")
         rows.append(ProbeRow(source, name, _args(spec, name), str(slot), f"{name} (applied by this call)"))
         source, levels[level], slot = "-1", slot, slot + 1
     return rows
