@@ -365,8 +365,10 @@ class _Modules:
     @property
     def applied_names(self) -> set[str]:
         if self._applied is None:
+            from .lock import recover_interrupted
             from .manifest import read_manifest
 
+            recover_interrupted(self.target.root)  # a half-written apply is rolled back before its manifest is read
             manifest = read_manifest(self.target.root)
             self._applied = manifest.applied_names if manifest else set()
         return self._applied
