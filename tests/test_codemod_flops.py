@@ -16,6 +16,8 @@ from yamlforge.errors import YamlforgeError
 FIXTURES = Path(__file__).parent / "fixtures" / "backbone"
 TARGETS = [("ultralytics", v, "ultralytics/utils/torch_utils.py") for v in ULTRALYTICS_VERSIONS]
 TARGETS.append(("yolov9", "0.0.4", "utils/torch_utils.py"))
+# whole real files only (no excerpt fixtures): YOLOv5 sets, YOLOv7 lists, forward_once, `from thop import profile`
+REAL_FILES = TARGETS + [("yolov5", "7.0.14", "utils/torch_utils.py"), ("yolov7", "1.0.1", "utils/torch_utils.py")]
 
 
 def apply(code: str) -> str:
@@ -173,7 +175,7 @@ def test_real_excerpt_before_after(name):
     assert apply(after) == after
 
 
-@pytest.mark.parametrize(("kind", "version", "relpath"), TARGETS, ids=FIXTURE_NAMES)
+@pytest.mark.parametrize(("kind", "version", "relpath"), REAL_FILES, ids=[f"{k}-{v}" for k, v, _ in REAL_FILES])
 def test_full_real_file_idempotent_and_compiles(pristine, kind, version, relpath):
     code = (pristine(kind, version) / relpath).read_text(encoding="utf-8")
     once = fix_get_flops(code, filename=relpath)

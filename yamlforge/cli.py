@@ -504,7 +504,7 @@ def weights_command(
 @app.command("adopt")
 @handle_errors
 def adopt_command(
-    source: str | None = typer.Argument(None, show_default=False, help=(
+    source: str | None = typer.Argument(None, metavar="SOURCE[::CLASS]", show_default=False, help=(
         "The paper's module: a .py file, a file without extension or a folder. SOURCE::CLASS adopts CLASS; "
         "SOURCE alone lists every nn.Module class with what probing found and writes nothing.")),
     name: str | None = typer.Option(None, "--name", help="Spec name (default: the class's, or CLASSAdapted when "

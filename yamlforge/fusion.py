@@ -259,7 +259,7 @@ def _every_host(target: Target, read: Callable[[str], str | None]) -> list[Host]
     """``--fuse all``: the hosts the checkout defines, or an error saying why it has none."""
     chosen = [h for h in hosts_for(target.kind.name) if _has_class(target, h, read)]
     if not chosen:
-        why = "; ".join(reason for (kind, _), reason in WRITTEN_OUT.items() if kind == target.kind.name)
+        why = "; ".join(reason for (owner, _), reason in WRITTEN_OUT.items() if owner == target.kind.name)
         raise YamlforgeError(f"{target.label} has no host block to fuse into" + (f": {why}" if why else ""),
                              where="--fuse", hint="add the module as a layer: yamlforge gen-yaml --insert-after")
     return chosen

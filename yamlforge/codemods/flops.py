@@ -44,10 +44,12 @@ def fall_back_to_full_size(get_flops):
     return get_flops_or_full_size
 '''
 
+# ``{size}`` is model_info's image-size parameter: ``imgsz`` (YOLOv5, YOLOv9) or ``img_size`` (YOLOv7)
+IMAGE_SIZE_PARAMETERS = ("imgsz", "img_size")
 _MODEL_INFO_FALLBACK_CODE = """\
 if not fs or not flops:  # yamlforge: the stride-sized profile failed or gave 0; profile at the full image size
-    flops = gflops_at_full_size(model, imgsz)
-    fs = f", {flops:.1f} GFLOPs" if flops else ""
+    flops = gflops_at_full_size(model, {size})
+    fs = f", {{flops:.1f}} GFLOPs" if flops else ""
 """
 
 
@@ -57,9 +59,9 @@ def _function_index(statements, name: str) -> int | None:
 
 
 def _is_profile_call(node: cst.CSTNode) -> bool:
-    """``thop.profile(...)``"""
+    """``thop.profile(...)``, or ``profile(...)`` after ``from thop import profile`` (YOLOv7)"""
     match node:
-        case cst.Call(func=cst.Attribute(cst.Name("thop"), cst.Name("profile"))):
+        case cst.Call(func=cst.Attribute(cst.Name("thop"), cst.Name("profile")) | cst.Name("profile")):
             return True
     return False
 
@@ -120,8 +122,17 @@ class DecorateGetFlops(ModuleLevelTransformer):
         return updated_node.with_changes(body=statements)
 
 
+def _image_size_parameter(function: cst.FunctionDef) -> str:
+    """The name of ``model_info``'s image-size parameter (one of :data:`IMAGE_SIZE_PARAMETERS`)."""
+    names = [p.name.value for p in function.params.params]
+    found = next((name for name in names if name in IMAGE_SIZE_PARAMETERS), None)
+    if found is None:
+        raise UnexpectedShape(function, f"model_info: expected an image-size parameter ({' or '.join(IMAGE_SIZE_PARAMETERS)})")
+    return found
+
+
 class FallBackInModelInfo(ModuleLevelTransformer):
-    """YOLOv9: after ``model_info``'s FLOPs ``try`` add ``if not fs or not flops:`` -> profile at full size.
+    """YOLOv5/v7/v9: after ``model_info``'s FLOPs ``try`` add ``if not fs or not flops:`` -> profile at full size.
 
     ``fs`` is ``''`` when the stride-sized profile raised, and ``flops`` is bound whenever ``fs`` is not empty,
     so the test is safe; ``gflops_at_full_size`` is inserted before ``model_info``. Twice is a no-op: the fallback
@@ -148,7 +159,8 @@ class FallBackInModelInfo(ModuleLevelTransformer):
             )
         self.found = True
         if position + 1 >= len(body) or not _is_model_info_fallback(body[position + 1]):
-            body.insert(position + 1, parsed_statement(_MODEL_INFO_FALLBACK_CODE))
+            size = _image_size_parameter(original_node.body[index])
+            body.insert(position + 1, parsed_statement(_MODEL_INFO_FALLBACK_CODE.format(size=size)))
             statements[index] = function.with_changes(body=function.body.with_changes(body=body))
         statements = _insert_helpers(statements, index, (HELPER,))
         return updated_node.with_changes(body=statements)

@@ -8,10 +8,11 @@ from ..targets import KINDS
 from .base import StatementTransformer, UnexpectedShape, parsed_statement
 
 # The methods that run ``self.model`` layer by layer, as the target descriptions name them (Ultralytics
-# ``_predict_once`` and the ``predict`` overrides of RT-DETR / World / YOLOE models, YOLOv9 ``_forward_once``).
+# ``_predict_once`` and the ``predict`` overrides of RT-DETR / World / YOLOE models, YOLOv5/v9 ``_forward_once``,
+# YOLOv7 ``forward_once``).
 FORWARD_METHODS = frozenset(name for kind in KINDS for name in kind.forward_methods)
-# Every model goes through one of these; RT-DETR's predict() is the other loop a backbone must work in.
-BASE_FORWARD_METHODS = frozenset({"_predict_once", "_forward_once"})
+# Every model goes through its kind's first one; RT-DETR's predict() is the other loop a backbone must work in.
+BASE_FORWARD_METHODS = frozenset(kind.forward_methods[0] for kind in KINDS)
 REQUIRED_CLASS_METHODS = frozenset({("RTDETRDetectionModel", "predict")})
 
 SLOTS_FLAG = "yamlforge_slots"  # set on a backbone instance by its parse_model branch: its number of outputs
