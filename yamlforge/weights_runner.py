@@ -107,7 +107,7 @@ def mode_weights(args, facts: dict) -> dict:
     root = Path(facts["root"]).resolve()
     report = runner.Report(schema=SCHEMA, target={"kind": facts["kind"], "version": facts["version"],
                                                   "root": str(root)}, yaml=args.yaml, loads=[], written=None)
-    runner.put_checkout_on_path(str(root))
+    runner.put_checkout_on_path(facts["path_entry"])
     runner.check_import(report, facts, root)
     model, _ = runner.build(report, facts, args.yaml, root) if report.data["imported"] else (None, None)
     if model is not None:
