@@ -238,7 +238,8 @@ def test_scale_rows_go_as_whole_lines_and_nc_changes_in_place_nothing_else(repo,
     base = (repo / "ultralytics/cfg/models/v8/yolov8.yaml").read_text()
     result = compile_yaml(GenRequest("yolov8s", repo=repo, nc=5, output=tmp_path / "mine.yaml"))
     kept = [line for line in base.splitlines(keepends=True) if not line.startswith(("  n:", "  m:", "  l:", "  x:"))]
-    assert result.new_text == "".join(kept).replace("nc: 80 #", "nc: 5 #", 1)
+    record = "# yamlforge: gen-yaml base=repo/ultralytics/cfg/models/v8/yolov8.yaml\n"  # what graph compares with
+    assert result.new_text == record + "".join(kept).replace("nc: 80 #", "nc: 5 #", 1)
 
 
 def test_flow_style_scales_are_not_cut(repo, tmp_path):

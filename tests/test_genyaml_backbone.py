@@ -98,7 +98,9 @@ def test_rtdetr_l_gets_the_published_revcol_head_wiring(repo):
     for line in ("# 8 input_proj.1", "# X3 (15), fpn_blocks.1", "# F5 (21), pan_blocks.1", "# 11, Y4"):
         assert line in result.new_text
     assert "HGBlock" not in result.new_text and "stage 1" not in result.new_text
-    assert result.new_text.startswith(result.old_text[:result.old_text.index("backbone:")])  # header kept
+    header = result.old_text[:result.old_text.index("backbone:")]  # kept, below the line naming the base
+    assert result.new_text == f"# yamlforge: gen-yaml base={result.base_path.name}\n" + result.new_text.partition("\n")[2]
+    assert result.new_text.partition("\n")[2].startswith(header)
 
 
 # (base, old backbone layer the head reads -> new slot) : head entries that read the old backbone, by stride

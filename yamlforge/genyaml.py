@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,6 +21,9 @@ EDIT_OPS = ("replace", "insert-after", "insert-before", "remove")
 TORCH_PREFIXES = ("nn.", "torch.nn.", "torchvision.ops.")  # modules parse_model takes from torch itself
 RECIPE_KEYS = ("base", "edits", "scale", "nc", "backbone")
 
+# The first line of every gen-yaml output: the model it was made from (``yamlforge graph`` reads it)
+BASE_RECORD = "# yamlforge: gen-yaml base={base}\n"
+RECORDED_BASE = re.compile(r"\A#\s*yamlforge:\s*gen-yaml\s+base=(\S+)[^\n]*\n")
 _LAYER = re.compile(r"\s*(?:layer)?(\d+)\s*")
 _MODULE = re.compile(r"\s*([A-Za-z_][\w.]*)\s*(?:\((?P<args>.*)\))?\s*(?:\*\s*(?P<repeats>[-+]?\d+))?\s*", re.DOTALL)
 
@@ -664,8 +668,18 @@ def _result(request: GenRequest, inputs: _Inputs, layout: ModelLayout, graph: Mo
     if exists and not request.force and not request.dry_run:
         raise YamlforgeError(f"'{output}' exists; nothing was written", where="-o",
                              hint="pass --force to overwrite it, or -o another path")
-    return GenResult(inputs.base.path, output, inputs.old_text, rendered.text, rendered.changes, inputs.target.root,
-                     exists)
+    text = rendered.text if rendered.text == inputs.old_text else record_base(rendered.text, inputs.base.path, output)
+    return GenResult(inputs.base.path, output, inputs.old_text, text, rendered.changes, inputs.target.root, exists)
+
+
+def record_base(text: str, base: Path, output: Path) -> str:
+    """``text`` whose first line names its base, relative to the output's folder (``yamlforge graph`` highlights
+    what differs from it); a record an earlier gen-yaml left in the base is replaced. An unedited copy gets none:
+    it stays byte for byte the base."""
+    if RECORDED_BASE.match(text):
+        text = text.partition("\n")[2]
+    where = os.path.relpath(base, output.parent)
+    return BASE_RECORD.format(base=where) + text if not re.search(r"\s", where) else text
 
 
 def _swap_backbone(graph: ModelGraph, backbone: Edit, modules: _Modules, specs: dict[str, Any],
