@@ -223,3 +223,22 @@ def test_graph_command_draws_the_model_with_its_build_facts(repo, tmp_path, monk
     assert "legend_new" in {g.findtext("{http://www.w3.org/2000/svg}title") for g in svg.iter()}
     failed = CliRunner().invoke(app, ["graph", str(model), "--repo", str(repo), "-o", str(tmp_path / "m.jpg")])
     assert failed.exit_code == 2 and "error: cannot draw 'm.jpg'" in failed.output
+
+
+def test_gen_yaml_graph_draws_the_yaml_it_wrote(repo, tmp_path, monkeypatch):
+    monkeypatch.setattr("yamlforge.graph.build_facts", lambda path, target, python=None: synthetic_facts(
+        model_rows(path)))
+    out = tmp_path / "model.yaml"
+    result = CliRunner().invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=SHSA", "--repo", str(repo),
+                                      "-o", str(out), "--graph", str(tmp_path / "model.dot")])
+    assert result.exit_code == 0, result.output
+    doc = laid_out((tmp_path / "model.dot").read_text())
+    assert set(nodes_of(doc)) == {"input"} | {f"n{s}" for s in slot_numbers(model_rows(out))}
+    assert "legend_new" in {o["name"] for o in doc["objects"]}  # against the base gen-yaml recorded
+
+
+def test_gen_yaml_graph_with_dry_run_is_refused(repo, tmp_path):
+    result = CliRunner().invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=SHSA", "--repo", str(repo),
+                                      "--dry-run", "--graph", str(tmp_path / "model.svg")])
+    assert result.exit_code == 2 and "needs the file written (--graph)" in result.output
+    assert not (tmp_path / "model.svg").exists()

@@ -344,12 +344,17 @@ def gen_yaml(
         "--verify", help="Then run yamlforge verify on the written YAML; exit 1 if a check fails.")] = False,
     train: VerifyTrainFlag = False,
     imgsz: VerifyImgszOption = 640,
+    graph: Annotated[Path | None, typer.Option(
+        "--graph", help="Then draw the written YAML (yamlforge graph) to this .svg/.png/.pdf/.dot file.")] = None,
 ):
     """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
     from .genyaml import GenRequest, compile_yaml, parse_backbone, parse_edit, parse_replace_all, write_result
 
     run_verify = _verify_wanted(run_verify or train, no_write="--dry-run" if dry_run else None, imgsz=imgsz,
                                 what="the written YAML")
+    if graph is not None and dry_run:
+        raise YamlforgeError("--graph draws the written YAML, so it needs the file written", where="--graph",
+                             hint="drop --dry-run")
     edits = [parse_edit(kind, value) for kind, values in (("replace", replace), ("remove", remove),
                                                           ("insert-before", insert_before),
                                                           ("insert-after", insert_after)) for value in values]
@@ -365,6 +370,11 @@ def gen_yaml(
     else:
         write_result(result)
     _report_yaml(result, dry_run=dry_run)
+    if graph is not None:
+        from .graph import draw
+        from .targets import detect_target
+
+        _stderr(f"create   {draw(result.output_path, detect_target(result.root), graph)}")
     if run_verify:
         from .targets import detect_target
 
@@ -462,12 +472,11 @@ def graph_command(
     python: str | None = typer.Option(None, "--python", help="Python to build the model in (your training venv)."),
 ):
     """Draw the model: a node per row with the channels and stride of a real build, edited rows highlighted."""
-    from .graph import build_facts, graph_document, render
+    from .graph import draw
     from .targets import detect_target
 
-    target = detect_target(repo)
-    dot = graph_document(model, target, base=base, facts=build_facts(model, target, python=python))
-    _stderr(f"create   {render(dot, output or model.with_suffix('.svg'))}")
+    drawn = draw(model, detect_target(repo), output or model.with_suffix(".svg"), base=base, python=python)
+    _stderr(f"create   {drawn}")
 
 
 @app.command("weights")

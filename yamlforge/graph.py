@@ -262,6 +262,11 @@ def find_renderer() -> tuple[Path, tuple[str, ...]] | None:
     return None
 
 
+def draw(model: Path, target, output: Path, *, base: Path | str | None = None, python: str | None = None) -> Path:
+    """Build ``model`` in ``target`` (in ``python``), draw it against ``base`` and render it to ``output``."""
+    return render(graph_document(model, target, base=base, facts=build_facts(model, target, python=python)), output)
+
+
 def render(dot: str, out: Path) -> Path:
     """Write ``dot`` to ``out`` as .dot text, or laid out by Graphviz as .svg, .png or .pdf."""
     out = Path(out)
