@@ -44,11 +44,11 @@ def fall_back_to_full_size(get_flops):
     return get_flops_or_full_size
 '''
 
-# ``{size}`` is model_info's image-size parameter: ``imgsz`` (YOLOv5, YOLOv9) or ``img_size`` (YOLOv7)
+# ``{size}`` passes model_info's image-size parameter, ``imgsz`` (YOLOv5, YOLOv9) or ``img_size`` (YOLOv7), if any
 IMAGE_SIZE_PARAMETERS = ("imgsz", "img_size")
 _MODEL_INFO_FALLBACK_CODE = """\
 if not fs or not flops:  # yamlforge: the stride-sized profile failed or gave 0; profile at the full image size
-    flops = gflops_at_full_size(model, {size})
+    flops = gflops_at_full_size(model{size})
     fs = f", {{flops:.1f}} GFLOPs" if flops else ""
 """
 
@@ -94,7 +94,30 @@ def _insert_helpers(statements: list, before: int, names: tuple[str, ...]) -> li
     return statements
 
 
-class DecorateGetFlops(ModuleLevelTransformer):
+class _FunctionEdit(ModuleLevelTransformer):
+    """Edits the statements around the module-level ``def <function_name>`` (:meth:`edit`); ``found`` says whether
+    the file has that function at all."""
+
+    function_name = ""
+
+    def __init__(self):
+        super().__init__()
+        self.found = False
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        statements = list(updated_node.body)
+        index = _function_index(statements, self.function_name)
+        if index is None:
+            return updated_node
+        self.found = True
+        return updated_node.with_changes(body=self.edit(statements, index, original_node.body[index]))
+
+    def edit(self, statements: list, index: int, original: cst.FunctionDef) -> list:
+        """The module's statements with ``statements[index]`` (``original`` in the file as given) edited."""
+        raise NotImplementedError
+
+
+class DecorateGetFlops(_FunctionEdit):
     """Ultralytics: ``@fall_back_to_full_size`` on module-level ``get_flops``, helpers defined right before it.
 
     The decorator returns ``get_flops(...)`` when it is non-zero and ``gflops_at_full_size(...)`` otherwise, so
@@ -103,35 +126,25 @@ class DecorateGetFlops(ModuleLevelTransformer):
     added when missing.
     """
 
-    def __init__(self):
-        super().__init__()
-        self.found = False
+    function_name = "get_flops"
 
-    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        statements = list(updated_node.body)
-        index = _function_index(statements, "get_flops")
-        if index is None:
-            return updated_node
-        self.found = True
+    def edit(self, statements: list, index: int, original: cst.FunctionDef) -> list:
         function = statements[index]
         if not _is_decorated(function, DECORATOR):
             statements[index] = function.with_changes(
                 decorators=[cst.Decorator(cst.Name(DECORATOR)), *function.decorators]
             )
-        statements = _insert_helpers(statements, index, (HELPER, DECORATOR))
-        return updated_node.with_changes(body=statements)
+        return _insert_helpers(statements, index, (HELPER, DECORATOR))
 
 
-def _image_size_parameter(function: cst.FunctionDef) -> str:
-    """The name of ``model_info``'s image-size parameter (one of :data:`IMAGE_SIZE_PARAMETERS`)."""
+def _image_size_argument(function: cst.FunctionDef) -> str:
+    """``, <name>`` of ``model_info``'s image-size parameter (one of :data:`IMAGE_SIZE_PARAMETERS`); ``""`` without
+    one (the helper's 640 then)."""
     names = [p.name.value for p in function.params.params]
-    found = next((name for name in names if name in IMAGE_SIZE_PARAMETERS), None)
-    if found is None:
-        raise UnexpectedShape(function, f"model_info: expected an image-size parameter ({' or '.join(IMAGE_SIZE_PARAMETERS)})")
-    return found
+    return next((f", {name}" for name in names if name in IMAGE_SIZE_PARAMETERS), "")
 
 
-class FallBackInModelInfo(ModuleLevelTransformer):
+class FallBackInModelInfo(_FunctionEdit):
     """YOLOv5/v7/v9: after ``model_info``'s FLOPs ``try`` add ``if not fs or not flops:`` -> profile at full size.
 
     ``fs`` is ``''`` when the stride-sized profile raised, and ``flops`` is bound whenever ``fs`` is not empty,
@@ -139,31 +152,19 @@ class FallBackInModelInfo(ModuleLevelTransformer):
     is only added when the statement after the try is not already that ``if``.
     """
 
-    def __init__(self):
-        super().__init__()
-        self.found = False
+    function_name = "model_info"
 
-    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        statements = list(updated_node.body)
-        index = _function_index(statements, "model_info")
-        if index is None:
-            return updated_node
+    def edit(self, statements: list, index: int, original: cst.FunctionDef) -> list:
         function = statements[index]
         body = list(function.body.body)
-        for position, statement in enumerate(body):
-            if _is_flops_try(statement):
-                break
-        else:
-            raise UnexpectedShape(
-                original_node.body[index], "model_info: expected a 'try:' computing FLOPs with thop.profile"
-            )
-        self.found = True
+        position = next((i for i, statement in enumerate(body) if _is_flops_try(statement)), None)
+        if position is None:
+            raise UnexpectedShape(original, "model_info: expected a 'try:' computing FLOPs with thop.profile")
         if position + 1 >= len(body) or not _is_model_info_fallback(body[position + 1]):
-            size = _image_size_parameter(original_node.body[index])
+            size = _image_size_argument(original)
             body.insert(position + 1, parsed_statement(_MODEL_INFO_FALLBACK_CODE.format(size=size)))
             statements[index] = function.with_changes(body=function.body.with_changes(body=body))
-        statements = _insert_helpers(statements, index, (HELPER,))
-        return updated_node.with_changes(body=statements)
+        return _insert_helpers(statements, index, (HELPER,))
 
 
 def full_size_flops_fallback(module: cst.Module) -> cst.Module:
