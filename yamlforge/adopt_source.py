@@ -1,6 +1,6 @@
 """Static analysis of a paper's module source for ``adopt``: files, nn.Module classes, imports (never runs it).
 
-Everything here reads the AST (and rewrites imports with libcst); only :func:`missing_requirements` starts a
+Everything here reads the AST (imports are rewritten by :mod:`yamlforge.codemods.relative_imports`); only :func:`missing_requirements` starts a
 process, the target's Python, which looks the import names up without importing them.
 """
 
@@ -16,16 +16,10 @@ import subprocess
 import sys
 import tempfile
 import tokenize
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-import libcst as cst
-from libcst.helpers import get_full_name_for_node
-from libcst.metadata import MetadataWrapper, PositionProvider
-
-from .codemods.base import parse_code
 from .errors import YamlforgeError
 
 PIP_NAMES = Path(__file__).with_name("data") / "pip_names.json"
@@ -406,11 +400,10 @@ def relativize_imports(source: Source) -> dict[str, str]:
     """Files of a package whose absolute imports of the package's own modules become relative (changed ones only)."""
     if not source.is_package:
         return {}
+    from .codemods.relative_imports import relative_imports  # libcst only for a package, the only case with work
     changed = {}
     for rel, text in source.files.items():
-        wrapper = MetadataWrapper(parse_code(text, str(source.root / rel)))
-        package = rel.split("/")[:-1]
-        new = wrapper.visit(RelativizeOwnImports(lambda dotted: _in_source(source, dotted), package, rel)).code
+        new = relative_imports(text, lambda dotted: _in_source(source, dotted), rel.split("/")[:-1], filename=rel)
         if new != text:
             changed[rel] = new
     return changed
@@ -428,61 +421,3 @@ def _in_source(source: Source, dotted: str) -> list[str] | None:
     if parts[0] == source.root.name:
         return parts[1:]
     return None
-
-
-class RelativizeOwnImports(cst.CSTTransformer):
-    """Turns absolute imports of the package's own modules into relative ones, so the package works anywhere.
-
-    Where: every ``from own.mod import X`` (module level, in functions, in ``try``) becomes ``from .mod import X``
-    with as many dots as the importing file's depth needs; ``import own.mod as m`` becomes ``from . import mod as
-    m``; ``import mod`` of a top-level module becomes ``from . import mod`` (it binds the same name). A plain
-    ``import own.mod`` (used as ``own.mod.X``) or an import of the package itself is refused, naming the line.
-    Twice is a no-op: relative imports and imports of foreign modules are never touched.
-    """
-
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, locate: Callable[[str], list[str] | None], package: list[str], filename: str):
-        super().__init__()
-        self.locate = locate  # not "resolve": MetadataDependent has one
-        self.package = package
-        self.filename = filename
-
-    def leave_ImportFrom(self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom) -> cst.ImportFrom:
-        if updated_node.relative or updated_node.module is None:
-            return updated_node
-        target = self.locate(get_full_name_for_node(updated_node.module))
-        if target is None:
-            return updated_node
-        level, module = self._relative(target)
-        return updated_node.with_changes(relative=[cst.Dot()] * level, module=module)
-
-    def leave_Import(self, original_node: cst.Import, updated_node: cst.Import):
-        if all(self.locate(get_full_name_for_node(a.name)) is None for a in updated_node.names):
-            return updated_node
-        return cst.FlattenSentinel(list(self._split(original_node, updated_node)))
-
-    def _split(self, original: cst.Import, node: cst.Import) -> Iterator[cst.BaseSmallStatement]:
-        """One statement per alias: foreign ones stay ``import x``, own ones become ``from <dots> import y``."""
-        for alias in node.names:
-            dotted = get_full_name_for_node(alias.name)
-            target = self.locate(dotted)
-            if target is None:
-                yield cst.Import(names=[alias.with_changes(comma=cst.MaybeSentinel.DEFAULT)])
-                continue
-            if not target or (alias.asname is None and len(dotted.split(".")) > 1):
-                line = self.get_metadata(PositionProvider, original).start.line
-                raise YamlforgeError(f"'import {dotted}' cannot become a relative import", where=f"{self.filename}:"
-                                     f"{line}", hint=f"write 'from {dotted.rpartition('.')[0] or dotted} import "
-                                     f"{dotted.rpartition('.')[2]}' and use the module by that name")
-            level, module = self._relative(target[:-1])
-            yield cst.ImportFrom(module=module, relative=[cst.Dot()] * level,
-                                 names=[cst.ImportAlias(cst.Name(target[-1]), asname=alias.asname)])
-
-    def _relative(self, target: list[str]) -> tuple[int, cst.Attribute | cst.Name | None]:
-        """Dots and module for ``target`` (folder parts in the source) seen from a file in ``self.package``."""
-        common = 0
-        while common < min(len(target), len(self.package)) and target[common] == self.package[common]:
-            common += 1
-        rest = target[common:]
-        return len(self.package) - common + 1, cst.parse_expression(".".join(rest)) if rest else None
