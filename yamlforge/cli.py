@@ -348,37 +348,47 @@ def gen_yaml(
         "--graph", help="Then draw the written YAML (yamlforge graph) to this .svg/.png/.pdf/.dot file.")] = None,
 ):
     """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
-    from .genyaml import GenRequest, compile_yaml, parse_backbone, parse_edit, parse_replace_all, write_result
+    from .genyaml import GenRequest, compile_yaml, parse_backbone, parse_edit, write_result
 
     run_verify = _verify_wanted(run_verify or train, no_write="--dry-run" if dry_run else None, imgsz=imgsz,
                                 what="the written YAML")
     if graph is not None and dry_run:
         raise YamlforgeError("--graph draws the written YAML, so it needs the file written", where="--graph",
                              hint="drop --dry-run")
-    edits = [parse_edit(kind, value) for kind, values in (("replace", replace), ("remove", remove),
-                                                          ("insert-before", insert_before),
-                                                          ("insert-after", insert_after)) for value in values]
-    swap = parse_backbone(backbone) if backbone is not None else None
-    if replace_in is not None and not replace_all:
-        raise YamlforgeError("--in limits --replace-all; give --replace-all OLD=NEW", where="--in")
-    swaps = [parse_replace_all(value, replace_in) for value in replace_all]
-    result = compile_yaml(GenRequest(base, edits, backbone=swap, replace_all=swaps, repo=repo, output=output,
-                                     scale=scale, nc=nc, recipe=recipe, spec_paths=tuple(spec),
+    edits = [parse_edit(op, value) for op, values in (("replace", replace), ("remove", remove),
+                                                      ("insert-before", insert_before),
+                                                      ("insert-after", insert_after)) for value in values]
+    result = compile_yaml(GenRequest(base, edits, backbone=None if backbone is None else parse_backbone(backbone),
+                                     replace_all=_replace_all_swaps(replace_all, replace_in), repo=repo,
+                                     output=output, scale=scale, nc=nc, recipe=recipe, spec_paths=tuple(spec),
                                      allow_stride_change=allow_stride_change, force=force, dry_run=dry_run))
     if dry_run:
         _print_diff(result.diff())
     else:
         write_result(result)
     _report_yaml(result, dry_run=dry_run)
+    _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train)
+
+
+def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, train: bool) -> None:
+    """gen-yaml's ``--graph`` and ``--verify`` on the YAML it wrote."""
+    from .targets import detect_target
+
     if graph is not None:
         from .graph import draw
-        from .targets import detect_target
 
         _stderr(f"create   {draw(result.output_path, detect_target(result.root), graph)}")
     if run_verify:
-        from .targets import detect_target
-
         _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train)
+
+
+def _replace_all_swaps(values: list[str], section: str | None) -> list:
+    """``--replace-all OLD=NEW`` values, limited to ``--in SECTION``."""
+    from .genyaml import parse_replace_all
+
+    if section is not None and not values:
+        raise YamlforgeError("--in limits --replace-all; give --replace-all OLD=NEW", where="--in")
+    return [parse_replace_all(value, section) for value in values]
 
 
 def _report_yaml(result, *, dry_run: bool) -> None:
