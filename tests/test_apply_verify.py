@@ -23,7 +23,9 @@ REGISTRY = SpecRegistry()
 STEM = [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [32, 3, 2]], [-1, 1, "Conv", [64, 3, 2]],
         [-1, 1, "Conv", [128, 3, 2]]]
 
-# A layer whose spec says `channels: keep` but which halves the width: the layer after it cannot run.
+# A layer whose spec says `channels: keep` but which halves the width: the layer after it cannot run. It refuses
+# to be built narrower than 64 channels, so apply's rule check (which probes at 32 and 48) cannot build it and
+# only notes that; verify, building the real model, is what finds the broken rule.
 HALF_WIDTH_PY = '''\
 """A layer that breaks its spec's channel rule on purpose (tests of --verify)."""
 from torch import nn
@@ -32,6 +34,8 @@ from torch import nn
 class HalfWidth(nn.Module):
     def __init__(self, c1):
         super().__init__()
+        if c1 < 64:
+            raise ValueError("HalfWidth needs 64 channels or more")
         self.conv = nn.Conv2d(c1, c1 // 2, 1)
 
     def forward(self, x):
