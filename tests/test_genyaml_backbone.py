@@ -301,6 +301,21 @@ def test_backbone_combined_with_head_edits_numbered_as_in_the_base(repo):
     assert "  - [-1, 1, nn.Identity, []] # 16\n" in result.new_text
 
 
+OFFICIAL = "[32, 64, 96, 128], [1, 2, 2, 1], 3"  # tests/../shared/parity/revcol.pt's channels, layers, columns
+
+
+@pytest.mark.parametrize("backbone", [f"revcol_custom(True, 0.0, {OFFICIAL}, 3)",
+                                      "revcol_custom(channels=[32, 64, 96, 128], layers=[1, 2, 2, 1], num_columns=3)"],
+                         ids=["positional", "named-with-defaults"])
+def test_revcol_custom_takes_its_own_args_after_the_shared_ones(repo, backbone):
+    mark_applied(repo, *REVCOL)
+    result = gen(repo, "rtdetr-l", backbone)
+    assert result.output_path.name == "rtdetr-l-revcol_custom.yaml"
+    assert rows(result.new_text) == [[-1, 1, "revcol_custom", [True, 0.0, [32, 64, 96, 128], [1, 2, 2, 1], 3, 3]]] \
+        + RTDETR_L_REVCOL_HEAD
+    assert f"  - [-1, 1, revcol_custom, [True, 0.0, {OFFICIAL}, 3]] # 0-3: P2/4, P3/8, P4/16, P5/32\n" in result.new_text
+
+
 # ---------------------------------------------------------------- recipes and examples
 
 
@@ -335,7 +350,11 @@ BAD = [
     ("layer-module", "rtdetr-l", "SHSA", [], None, "SHSA is a layer module; --backbone takes a backbone module"),
     ("target-layer", "rtdetr-l", "Conv", [], None, "'Conv' is a layer of the target"),
     ("repeats", "rtdetr-l", "revcol_tiny*2", [], None, "a backbone is one layer; it takes no repeats"),
-    ("unknown-arg", "rtdetr-l", "revcol_tiny(depth=3)", [], None, "RevCol has no arg 'depth'"),
+    ("unknown-arg", "rtdetr-l", "revcol_tiny(depth=3)", [], None, "revcol_tiny has no arg 'depth'"),
+    ("export-args-of-another-export", "rtdetr-l", "revcol_tiny(True, 0.0, 5)", [], None,
+     r"revcol_tiny takes 2 args \(save_memory, drop_path\), got 3"),
+    ("export-arg-missing", "rtdetr-l", "revcol_custom(layers=[1, 2, 2, 1], num_columns=3)", [], None,
+     "revcol_custom needs arg 'channels'"),
     ("missing-p6", "yolov8n-p6", "revcol_tiny", [], None,
      r"layer 12 reads backbone layer 11 \(SPPF\) at P6/64, but revcol_tiny has no output at that stride"),
     ("missing-p3", "rtdetr-l", "SyntheticBackbone", [], spec_16_32_64,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from fractions import Fraction
 
 import pytest
 
+from yamlforge.catalog import describe
 from yamlforge.errors import YamlforgeError
 from yamlforge.specs import SpecRegistry, load_spec
 
@@ -72,6 +74,12 @@ BAD = [
     ("package-missing", GOOD.replace("source: toy.py", "source: nowhere/"), "package folder 'nowhere/' does not", 4),
     ("bad-branch-template", GOOD.replace("channels: keep", "channels: custom") + "branch: '{{ x '\n",
      "not a valid jinja2 template", 10),
+    ("export-args-of-no-export", GOOD + "export_args: {Other: []}\n", "'Other' is not one of the exports (Toy)", 10),
+    ("export-args-not-a-list", GOOD + "export_args: {Toy: {name: n}}\n", "Toy must map to a list of args", 10),
+    ("export-args-bad-entry", GOOD + "export_args: {Toy: [n]}\n", "each entry of 'export_args' Toy is a mapping", 10),
+    ("export-args-repeat-a-shared-one", GOOD + "export_args: {Toy: [{name: k}]}\n", "Toy names an arg twice (k, k)",
+     10),
+    ("export-args-not-a-mapping", GOOD + "export_args: [Toy]\n", "field 'export_args' must be a dict", 10),
 ]
 
 
@@ -84,6 +92,29 @@ def test_bad_spec_is_one_clear_line(tmp_path, text, message, line):
     assert message in error
     assert error.endswith(f"({path}:{line})"), error
     assert "\n" not in error
+
+
+def test_export_args_follow_the_shared_args_of_that_export_only(tmp_path):
+    text = GOOD.replace("[Toy]", "[Toy, BigToy]") + "export_args:\n  BigToy:\n    - {name: width, doc: w}\n"
+    spec = load_spec(write_spec(tmp_path, text))
+    assert [(a.name, a.required) for a in spec.args_for("BigToy")] == [("k", False), ("width", True)]
+    assert spec.args_for("Toy") == spec.args_for("Toy-spec-name") == spec.args
+    shown = describe(spec)
+    assert "args (after the channel arguments parse_model fills in):\n  k = 3\n" \
+           "for BigToy only, after those:\n  width  # w\n" in shown
+
+
+def test_revcol_custom_args_are_its_signature_after_the_shared_ones():
+    """The names gen-yaml accepts (``revcol_custom(num_columns=3)``) and their order are revcol_custom's own."""
+    spec = SpecRegistry().get("RevCol")
+    tree = ast.parse(spec.source_text())
+    init = next(node for cls in tree.body if isinstance(cls, ast.ClassDef) and cls.name == "revcol_custom"
+                for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    params = [a.arg for a in init.args.args][2:]  # self, then c1: the input channels the backbone branch fills in
+    assert [a.name for a in spec.args_for("revcol_custom")] == params
+    assert [a.name for a in spec.args_for("revcol_tiny")] == params[:2]
+    defaults = dict(zip(params[::-1], [ast.literal_eval(d) for d in init.args.defaults[::-1]]))
+    assert all(a.required or a.default == defaults[a.name] for a in spec.args_for("revcol_custom"))
 
 
 def test_unknown_module_suggests_close_names(tmp_path):

@@ -447,35 +447,37 @@ class _Modules:
 
 
 def _edit_args(edit: Edit, spec) -> tuple[list[Any], str]:
-    """The YAML args list (values and text): given ones, then the spec's defaults for the rest."""
-    if spec is None or not spec.args:
+    """The YAML args list (values and text): given ones, then the spec's defaults for the rest. The args are those
+    of the export the edit names (``revcol_custom`` takes more than ``revcol_tiny``)."""
+    spec_args = spec.args_for(edit.module) if spec is not None else ()
+    if not spec_args:
         if any(name for name, _ in edit.args):
             raise YamlforgeError(f"named args need a module spec that names them; {edit.module} has none",
                                  where=edit.option)
         texts = [text for _, text in edit.args]
     else:
-        names = [a.name for a in spec.args]
+        names = [a.name for a in spec_args]
         slots: dict[str, str] = {}
         positional = [text for name, text in edit.args if name is None]
         if len(positional) > len(names):
-            raise YamlforgeError(f"{spec.name} takes {len(names)} args ({', '.join(names)}), got {len(positional)}",
+            raise YamlforgeError(f"{edit.module} takes {len(names)} args ({', '.join(names)}), got {len(positional)}",
                                  where=edit.option, hint=f"yamlforge show {spec.name}")
         slots.update(zip(names, positional))
         for name, text in edit.args:
             if name is None:
                 continue
             if name not in names:
-                raise YamlforgeError(f"{spec.name} has no arg '{name}' (args: {', '.join(names)})", where=edit.option,
-                                     hint=f"yamlforge show {spec.name}")
+                raise YamlforgeError(f"{edit.module} has no arg '{name}' (args: {', '.join(names)})",
+                                     where=edit.option, hint=f"yamlforge show {spec.name}")
             if name in slots:
                 raise YamlforgeError(f"arg '{name}' given twice", where=edit.option)
             slots[name] = text
         texts = []
-        for arg in spec.args:
+        for arg in spec_args:
             if arg.name in slots:
                 texts.append(slots[arg.name])
             elif arg.required:
-                raise YamlforgeError(f"{spec.name} needs arg '{arg.name}'", where=edit.option,
+                raise YamlforgeError(f"{edit.module} needs arg '{arg.name}'", where=edit.option,
                                      hint=f"yamlforge show {spec.name}")
             else:
                 texts.append(yaml_text(arg.default))

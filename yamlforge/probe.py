@@ -48,17 +48,18 @@ def probe_names(names: list[str], registry: SpecRegistry) -> list[tuple[str, Mod
 
 
 def _args(spec: ModuleSpec, name: str) -> str:
-    """The YAML args the probe gives a module: the spec's defaults; an in_out module's width first."""
+    """The YAML args the probe gives the export ``name``: the spec's defaults; an in_out module's width first."""
     texts = []
-    for index, arg in enumerate(spec.args):
+    for index, arg in enumerate(spec.args_for(name)):
         if index == 0 and spec.channels == "in_out" and arg.required:
             texts.append(str(LAYER_WIDTH))
         elif not arg.required:
             texts.append(yaml_text(arg.default))
         else:
+            edit = f"--backbone {name}(...)" if spec.role == "backbone" else f"--insert-after N={name}(...)"
             raise YamlforgeError(f"{name} needs arg '{arg.name}', so apply --verify cannot place it in a probe model",
-                                 where="--verify", hint=f"yamlforge gen-yaml BASE --insert-after N={name}(...) "
-                                                        "--verify builds it in your own model")
+                                 where="--verify", hint=f"yamlforge gen-yaml BASE {edit} --verify builds it in your "
+                                                        "own model")
     return f"[{', '.join(texts)}]"
 
 

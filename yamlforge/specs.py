@@ -35,6 +35,7 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "branch": (False, (str,), "jinja2 parse_model branch body (channels: custom)"),
     "stride": (False, (int, str, list), "spatial reduction, 1/2 for a 2x upsampler (layer); output strides (backbone)"),
     "args": (False, (list,), "YAML args after those the channel rule fills in"),
+    "export_args": (False, (dict,), "more args for some exports, after 'args': {export: [arg, ...]}"),
     "requires": (False, (list,), "extra pip requirements"),
     "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge.weights)"),
 }
@@ -72,10 +73,15 @@ class ModuleSpec:
     branch: str | None = None
     stride: int | Fraction | tuple[int, ...] = 1  # a Fraction below 1 for an upsampler (1/2: 2x)
     args: tuple[Arg, ...] = ()
+    export_args: dict[str, tuple[Arg, ...]] = field(default_factory=dict, hash=False)  # export -> args after ``args``
     requires: tuple[str, ...] = ()
     official: WeightMap | None = None
     bundled: bool = field(default=False, compare=False)
     entry: str | None = None  # package sources only: the file defining the exports, relative to ``source``
+
+    def args_for(self, name: str) -> tuple[Arg, ...]:
+        """The YAML args of the export (or spec) called ``name``: the shared ``args``, then that export's own."""
+        return self.args + self.export_args.get(name, ())
 
     @property
     def is_package(self) -> bool:
@@ -244,13 +250,31 @@ def _stride(data: dict, fail: _Where) -> int | Fraction | tuple[int, ...]:
     return stride
 
 
-def _args(data: dict, fail: _Where) -> tuple[Arg, ...]:
+def _args(items: list, fail: _Where, key: str = "args", what: str = "'args'") -> tuple[Arg, ...]:
+    """``args`` (or one export's list in ``export_args``): mappings of name, optional default and doc."""
     args = []
-    for item in data.get("args", []):
+    for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "default", "doc"}:
-            raise fail("args", "each entry of 'args' is a mapping with 'name' and optional 'default' and 'doc'")
+            raise fail(key, f"each entry of {what} is a mapping with 'name' and optional 'default' and 'doc'")
         args.append(Arg(item["name"], item.get("default", REQUIRED), item.get("doc", "")))
     return tuple(args)
+
+
+def _export_args(data: dict, shared: tuple[Arg, ...], fail: _Where) -> dict[str, tuple[Arg, ...]]:
+    """``export_args``: per export, the args it takes after the shared ones; names are exports, args new names."""
+    per_export = {}
+    for export, items in data.get("export_args", {}).items():
+        if export not in data["exports"]:
+            raise fail("export_args", f"field 'export_args': {export!r} is not one of the exports "
+                                      f"({', '.join(data['exports'])})")
+        if not isinstance(items, list):
+            raise fail("export_args", f"field 'export_args': {export} must map to a list of args")
+        args = _args(items, fail, "export_args", f"'export_args' {export}")
+        names = [a.name for a in shared + args]
+        if len(set(names)) != len(names):
+            raise fail("export_args", f"field 'export_args': {export} names an arg twice ({', '.join(names)})")
+        per_export[export] = args
+    return per_export
 
 
 def _requires(data: dict, fail: _Where) -> tuple[str, ...]:
@@ -319,7 +343,8 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
         repeats=_repeats(data, channels, fail),
         branch=_branch(data, channels, fail),
         stride=_stride(data, fail),
-        args=_args(data, fail),
+        args=(args := _args(data.get("args", []), fail)),
+        export_args=_export_args(data, args, fail),
         requires=_requires(data, fail),
         source=(source := _source(path, data, fail)),  # last: a field error is reported before a file-system one
         entry=_entry(data, source, fail),
