@@ -1,32 +1,42 @@
 """``graph`` as a library, without torch: the recipe models of examples/ on a copy of 8.4.190, synthetic build facts.
 
-The DOT is checked the way Graphviz reads it (laid out to JSON by the renderer ./scripts/setup installs) and the
-node labels as the XML they are, never by comparing whole files.
+The drawings are checked by tests/graph_checks.py (the SVG and Graphviz's JSON layout of the DOT, drawn by the
+graphviz-pure ./scripts/setup installs) and node labels as the XML they are, never by comparing whole files.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
+import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from graph_checks import (
+    SLOTS,
+    changed_rows,
+    check_drawing,
+    edges_of,
+    label,
+    laid_out,
+    model_rows,
+    nodes_of,
+    slot_numbers,
+)
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
 from yamlforge.genyaml import GenRequest, compile_yaml, write_result
-from yamlforge.graph import STATUS_COLORS, find_renderer, graph_document, output_labels, render
+from yamlforge.graph import STATUS_COLORS, graph_document, layout, output_labels, render, report_facts
 from yamlforge.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.targets import detect_target
+from yamlforge.verify import VerifyReport
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # every recipe whose layers an Ultralytics 8.4.190 checkout knows (YOLOv7's IDetect and SPPCSPC it does not)
 RECIPES = sorted(p.name for p in EXAMPLES.glob("*.yaml") if not p.name.startswith("yolov7"))
-SLOTS = {"revcol_small": 4, "revcol_tiny": 4}  # RevCol's four outputs take four index slots
 SPEC_MODULES = ("SHSA", "token_mixer", "BiLevelRoutingAttention", "RIFormerBlock", "revcol_small", "revcol_tiny")
 
 
@@ -47,19 +57,6 @@ def generate(repo: Path, recipe: str, out: Path):
     return result.output_path, result
 
 
-def model_rows(path: Path) -> list[list]:
-    data = YAML(typ="safe").load(path.read_text())
-    return data["backbone"] + data["head"]
-
-
-def slot_numbers(rows: list[list]) -> list[int]:
-    slots, slot = [], 0
-    for row in rows:
-        slots.append(slot)
-        slot += SLOTS.get(row[2], 1)
-    return slots
-
-
 def synthetic_facts(rows: list[list]) -> list[dict]:
     """What the verify runner reports, made up: a K-output row has K maps (strides 4, 8, ...), others 64 at /8."""
     facts = []
@@ -73,77 +70,24 @@ def synthetic_facts(rows: list[list]) -> list[dict]:
     return facts
 
 
-def laid_out(dot: str) -> dict:
-    """The DOT as Graphviz reads it: ``-Tjson0`` (objects = clusters then nodes, edges with tail/head ids)."""
-    renderer = find_renderer()
-    assert renderer is not None, "./scripts/setup installs graphviz-pure into .venv"
-    done = subprocess.run([str(renderer[0]), "-Tjson0"], input=dot.encode(), capture_output=True, check=True)
-    return json.loads(done.stdout)
-
-
-def nodes_of(doc: dict) -> dict[str, dict]:
-    """The model's nodes (the legend's, drawn when the model has a base, left out)."""
-    return {o["name"]: o for o in doc["objects"] if "nodes" not in o and not o["name"].startswith("legend_")}
-
-
-def edges_of(doc: dict) -> set[tuple[str, int, str]]:
-    """(producer node, output port, consumer node) of every edge."""
-    names = {o["_gvid"]: o["name"] for o in doc["objects"] if "_gvid" in o and "nodes" not in o}
-    return {(names[e["tail"]], int(e.get("tailport", "o0:s").split(":")[0][1:]), names[e["head"]])
-            for e in doc.get("edges", ()) if not names[e["tail"]].startswith("legend_")}
-
-
-def label(node: dict) -> ET.Element:
-    return ET.fromstring(re.sub(r"&(?!#|amp;|lt;|gt;|quot;)", "&amp;", node["label"]))
-
-
-def label_text(node: dict) -> str:
-    return " ".join(" ".join(label(node).itertext()).split())
-
-
-def expected_edges(rows: list[list]) -> set[tuple[str, int, str]]:
-    """Each ``from`` entry as (producer node, its output, reader node), read from the YAML rows alone."""
-    slots = slot_numbers(rows)
-    owner = {slots[i] + k: (slots[i], k) for i, row in enumerate(rows) for k in range(SLOTS.get(row[2], 1))}
-    edges = set()
-    for i, row in enumerate(rows):
-        for entry in row[0] if isinstance(row[0], list) else [row[0]]:
-            if i == 0:
-                edges.add(("input", 0, "n0"))
-                continue
-            first, k = owner[slots[i] + entry if entry < 0 else entry]
-            edges.add((f"n{first}", k, f"n{slots[i]}"))
-    return edges
-
-
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_model_has_one_node_per_row_and_an_edge_per_from(repo, tmp_path, recipe):
-    model, _ = generate(repo, recipe, tmp_path)
+def test_recipe_model_drawn_a_node_per_row_an_edge_per_from_and_gen_yamls_changes_highlighted(repo, tmp_path,
+                                                                                              recipe):
+    model, result = generate(repo, recipe, tmp_path)
     rows = model_rows(model)
-    doc = laid_out(graph_document(model, detect_target(repo), facts=synthetic_facts(rows)))
+    facts = synthetic_facts(rows)
+    dot = graph_document(model, detect_target(repo), base=result.base_path, facts=facts)
+    changed = changed_rows(result.rows)
+    texts = check_drawing(dot, tmp_path / "g.svg", model, changed, facts)
+    assert [texts[f"n{slot}"].split()[1] for slot in slot_numbers(rows)] == [row[2] for row in rows]
+    doc = laid_out(dot)
     nodes = nodes_of(doc)
-    assert set(nodes) == {"input"} | {f"n{s}" for s in slot_numbers(rows)}
-    assert edges_of(doc) == expected_edges(rows)
-    for slot, row in zip(slot_numbers(rows), rows):
-        assert label_text(nodes[f"n{slot}"]).split()[1] == row[2]
     clusters = {o["name"]: set(o.get("nodes", [])) for o in doc["objects"] if "nodes" in o}
     backbone_ids = {nodes[f"n{s}"]["_gvid"] for s in slot_numbers(rows)[:len(YAML(typ="safe").load(
         model.read_text())["backbone"])]}
     assert clusters["cluster_backbone"] == backbone_ids
-
-
-@pytest.mark.parametrize("recipe", RECIPES)
-def test_highlighted_rows_are_gen_yamls_changed_rows(repo, tmp_path, recipe):
-    model, result = generate(repo, recipe, tmp_path)
-    doc = laid_out(graph_document(model, detect_target(repo), base=result.base_path))
-    fill = {color: status for status, color in STATUS_COLORS.items()}
-    drawn = {name: fill[label(node).get("BGCOLOR")] for name, node in nodes_of(doc).items()
-             if name.startswith("n") and label(node).get("BGCOLOR") in fill}
-    status = {"backbone": "new", "new": "new", "replaced": "replaced", "rewired": "rewired"}
-    expected = {f"n{r.index.split('-')[0]}": status[r.status] for r in result.rows if r.status in status}
-    assert drawn == expected
     legend = {o["name"] for o in doc["objects"]} & {f"legend_{s}" for s in STATUS_COLORS}
-    assert legend == {f"legend_{s}" for s in expected.values()}
+    assert legend == {f"legend_{s}" for s in changed.values()}
 
 
 def test_multi_output_backbone_is_one_node_with_a_port_per_output(repo, tmp_path):
@@ -204,13 +148,47 @@ def test_pdf_from_graphviz_pure_and_unknown_suffix_are_one_error(monkeypatch, tm
         render("digraph { a }", tmp_path / "g.jpg")
 
 
-def test_svg_holds_a_node_per_row(repo, tmp_path):
-    model, _ = generate(repo, "rtdetr-l-token_mixer.yaml", tmp_path)
-    rows = model_rows(model)
-    svg = ET.parse(render(graph_document(model, detect_target(repo)), tmp_path / "g.svg")).getroot()
-    titles = {g.findtext("{http://www.w3.org/2000/svg}title") for g in svg.iter("{http://www.w3.org/2000/svg}g")
-              if g.get("class") == "node" and not g.findtext("{http://www.w3.org/2000/svg}title").startswith("legend_")}
-    assert titles == {"input"} | {f"n{s}" for s in slot_numbers(rows)}
+@pytest.fixture
+def no_system_dot(monkeypatch, tmp_path):
+    """A PATH without any ``dot``: what is drawn, graphviz-pure next to this Python draws."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    return os.environ["PATH"]
+
+
+def test_graphviz_pure_is_the_dot_the_graphviz_package_runs_while_it_draws(no_system_dot):
+    drawn = layout("digraph { a -> b }", "svg")
+    assert b"(graphviz-pure)" in drawn.split(b"<svg", 1)[0]  # its "Generated by" comment
+    svg = ET.fromstring(drawn)
+    assert {t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")} >= {"a", "b"}
+    assert os.environ["PATH"] == no_system_dot
+
+
+def test_dot_that_fails_is_one_line_error_and_path_is_restored(no_system_dot, tmp_path):
+    with pytest.raises(YamlforgeError, match=r"could not draw g\.svg: Error: <stdin>: syntax error") as info:
+        render("digraph { a ->", tmp_path / "g.svg")
+    assert info.value.hint == "-o g.dot writes the graph without Graphviz" and not (tmp_path / "g.svg").exists()
+    assert os.environ["PATH"] == no_system_dot
+
+
+def test_dot_that_cannot_run_and_missing_graphviz_package_are_one_error(no_system_dot, monkeypatch):
+    monkeypatch.setattr("yamlforge.graph.find_renderer", lambda: (Path("/gone/bin/dot"), ("svg", "png", "pdf")))
+    with pytest.raises(YamlforgeError, match=r"/gone/bin/dot could not be run to draw g\.svg") as info:
+        layout("digraph { a }", "svg", name="g.svg")
+    assert "pip install graphviz-pure" in info.value.hint and os.environ["PATH"] == no_system_dot
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # as if the graph extra were not installed
+    with pytest.raises(YamlforgeError, match="drawing needs the graphviz package"):
+        layout("digraph { a }", "svg")
+
+
+def test_report_facts_give_a_multi_output_row_a_stride_per_output():
+    layers = [{"index": 0, "shape": [[2, 32, 16, 16], [2, 64, 8, 8]], "stride": None},
+              {"index": 4, "shape": [2, 64, 8, 8], "stride": 8},
+              {"index": 5, "shape": [[2, 64, 8, 8], [2, 80, 4, 4]], "stride": None, "module": "Detect"}]
+    report = VerifyReport(target={}, yaml="m.yaml", imgsz=64, batch=1, python="python", checks=[], layers=layers)
+    facts = report_facts(report)
+    assert [f["stride"] for f in facts] == [[4, 8], 8, [8, 16]]
+    assert output_labels(facts[0], 2) == ["32 · P2/4", "64 · P3/8"] and output_labels(facts[2], 1) == [""]
+    assert report.layers[0]["stride"] is None  # the report itself is left as the runner wrote it
 
 
 def test_graph_command_draws_the_model_with_its_build_facts(repo, tmp_path, monkeypatch):

@@ -1,16 +1,21 @@
-"""The five recipe scenarios end to end on real checkouts: apply, gen-yaml from examples/, verify with smoke training."""
+"""The five recipe scenarios end to end on real checkouts: apply, gen-yaml from examples/, verify with smoke training,
+graph drawn from that build."""
 
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
+from graph_checks import changed_rows, check_drawing
 from rich.console import Console
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
+from yamlforge.genyaml import GenRequest, compile_yaml, parse_backbone
+from yamlforge.graph import graph_document, render, report_facts
 from yamlforge.manifest import read_manifest
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.targets import detect_target
@@ -27,6 +32,7 @@ RTDETR_IMGSZ = {"8.4.190": IMGSZ, "8.0.227": 128}
 # Ultralytics 8.0 prints no GFLOPs for stock RT-DETR (its 32x32 estimate fails in the decoder): verify warns and
 # names this fix, which RT-DETR recipes apply with their module, so their flops check passes on every version.
 RTDETR_FIX = ("--fix", "flops")
+PICTURE_FOR_REVIEW = Path("/tmp/helpers/s4/graph-shsa.png")
 cli = CliRunner()
 
 
@@ -91,6 +97,16 @@ def verify_trained(model: Path, repo: Path, module: str, imgsz: int = IMGSZ) -> 
     return report
 
 
+def drawn(repo: Path, model: Path, report: VerifyReport, recipe: str, backbone: str | None = None) -> dict[str, str]:
+    """``graph`` of ``model`` from the scenario's own build (``report.layers``), checked by tests/graph_checks.py
+    against the written YAML and the rows gen-yaml reports for the recipe; node name -> its text in the SVG."""
+    plan = compile_yaml(GenRequest(None, backbone=backbone and parse_backbone(backbone), recipe=EXAMPLES / recipe,
+                                   repo=repo, output=model.parent / "plan" / model.name))  # not written
+    facts = report_facts(report)
+    dot = graph_document(model, detect_target(repo), facts=facts)  # against the base gen-yaml recorded
+    return check_drawing(dot, model.parent / "graph.svg", model, changed_rows(plan.rows), facts)
+
+
 # ---------------------------------------------------------------- a, b, d: layer modules in Ultralytics models
 
 
@@ -101,7 +117,9 @@ def test_a_rtdetr_l_with_bhvit_token_mixer_trains(checkout, tmp_path, version):
     path, model = gen_yaml(repo, "rtdetr-l-token_mixer.yaml", tmp_path)
     assert rows(model)[3] == [-1, 1, "token_mixer", []]  # stage 2's HGBlock replaced, numbering unchanged
     assert rows(model)[-1][0] == [21, 24, 27]
-    verify_trained(path, repo, "token_mixer", RTDETR_IMGSZ[version])
+    report = verify_trained(path, repo, "token_mixer", RTDETR_IMGSZ[version])
+    # a token mixer keeps the width it reads (DWConv's 128), not the 512 of the HGBlock it replaces
+    assert "128 · P3/8" in drawn(repo, path, report, "rtdetr-l-token_mixer.yaml")["n3"]
 
 
 @pytest.mark.parametrize("version", ULTRALYTICS)
@@ -111,7 +129,14 @@ def test_b_rtdetr_l_with_shsa_trains(checkout, tmp_path, version):
     path, model = gen_yaml(repo, "rtdetr-l-SHSA.yaml", tmp_path)
     assert rows(model)[4] == [-1, 1, "SHSA", [16, "None"]]  # after layer 3, spec defaults written out
     assert rows(model)[-1][0] == [22, 25, 28]
-    verify_trained(path, repo, "SHSA", RTDETR_IMGSZ[version])
+    report = verify_trained(path, repo, "SHSA", RTDETR_IMGSZ[version])
+    nodes = drawn(repo, path, report, "rtdetr-l-SHSA.yaml")
+    assert "4 SHSA" in nodes["n4"] and "512 · P3/8" in nodes["n4"]  # channels kept, stride of stage 2
+    assert "2048 · P5/32" in nodes["n10"]  # stage 4: the widest, coarsest map of the backbone
+    png = render(graph_document(path, detect_target(repo), facts=report_facts(report)), tmp_path / "shsa.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if PICTURE_FOR_REVIEW.parent.is_dir():
+        shutil.copy(png, PICTURE_FOR_REVIEW)
 
 
 @pytest.mark.parametrize("version", ULTRALYTICS)
@@ -124,6 +149,7 @@ def test_d_yolov8n_with_biformer_after_layer_15_trains(checkout, tmp_path, versi
     assert rows(model)[-1][:3] == [[16, 19, 22], 1, "Detect"]  # Detect rewired to the attention's P3 output
     report = verify_trained(path, repo, "BiLevelRoutingAttention")
     assert report.layers[-1]["from"] == [16, 19, 22]
+    drawn(repo, path, report, "yolov8n-BiLevelRoutingAttention.yaml")
 
 
 # ---------------------------------------------------------------- c: RevCol backbone
@@ -137,7 +163,9 @@ def test_c_rtdetr_l_with_revcol_tiny_backbone_trains(checkout, tmp_path, version
     path, model = gen_yaml(repo, "rtdetr-l-revcol.yaml", tmp_path, "--backbone", "revcol_tiny")
     assert model["backbone"] == [[-1, 1, "revcol_tiny", [True, 0.0]]]  # one row, index slots 0-3
     assert rows(model)[-1][:3] == [[15, 18, 21], 1, "RTDETRDecoder"]
-    verify_trained(path, repo, "revcol_tiny", RTDETR_IMGSZ[version])
+    report = verify_trained(path, repo, "revcol_tiny", RTDETR_IMGSZ[version])
+    nodes = drawn(repo, path, report, "rtdetr-l-revcol.yaml", backbone="revcol_tiny")  # ports checked there
+    assert [level in nodes["n0"] for level in ("P2/4", "P3/8", "P4/16", "P5/32")] == [True] * 4
 
 
 def test_c_rtdetr_l_with_revcol_small_backbone_builds(checkout, tmp_path):
@@ -151,6 +179,7 @@ def test_c_rtdetr_l_with_revcol_small_backbone_builds(checkout, tmp_path):
     assert report.ok, rendered(report)
     assert [c.name for c in report.checks] == ["import", "build", "forward", "flops", "backward"]
     assert report.layers[0]["module"] == "revcol_small" and report.totals["gflops"] > 0
+    drawn(repo, path, report, "rtdetr-l-revcol.yaml")
 
 
 # ---------------------------------------------------------------- e: YOLOv9 GELAN-c
@@ -162,4 +191,6 @@ def test_e_gelan_c_with_riformer_block_trains(checkout, tmp_path):
     path, model = gen_yaml(repo, "gelan-c-RIFormerBlock.yaml", tmp_path)
     assert rows(model)[6] == [-1, 1, "RIFormerBlock", [512, 4, 1e-05]]  # the P4/16 ELAN block, its width given
     assert rows(model)[-1][:3] == [[15, 18, 21], 1, "DDetect"]
-    verify_trained(path, repo, "RIFormerBlock")
+    report = verify_trained(path, repo, "RIFormerBlock")
+    nodes = drawn(repo, path, report, "gelan-c-RIFormerBlock.yaml")
+    assert "6 RIFormerBlock" in nodes["n6"] and "512 · P4/16" in nodes["n6"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shutil
-import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -21,9 +24,9 @@ from .yamllayout import ModelLayout
 
 TEMPLATE = "graph/model.dot.j2"
 FORMATS = ("svg", "png", "pdf")
-# Who draws, in order: a real Graphviz draws every format; graphviz-pure (pip, a Rust port) draws no PDF.
+# Which ``dot`` the ``graphviz`` package runs, in order: a real Graphviz draws every format; graphviz-pure (pip, a
+# Rust port installed as ``graphviz-pure``, not ``dot``) draws no PDF.
 RENDERERS = (("dot", FORMATS), ("graphviz-pure", ("svg", "png")))
-RENDER_TIMEOUT = 120  # seconds; a 60-row model lays out in well under one
 STATUS_COLORS = {"new": "#b8e6b0", "replaced": "#fdd49e", "rewired": "#c6dbef"}
 ARGS_WIDTH = 32  # characters of a row's args shown under its module
 # The first line gen-yaml writes into its output (proposed): ``# yamlforge: gen-yaml base=rtdetr-l``.
@@ -153,9 +156,8 @@ def _written_from(graph: ModelGraph, key: int) -> list[int]:
 
 
 def build_facts(model_yaml: Path, target, *, imgsz: int = 128, python: str | None = None) -> list[dict]:
-    """The verify runner's per-layer table of a real build in ``target``; a model that does not build is an error.
+    """The graph facts of a real build of ``model_yaml`` in ``target``; a model that does not build is an error.
 
-    A multi-output row's ``stride`` becomes one stride per output (the runner gives None for a list of maps).
     ``imgsz`` 128 is the smallest size every recipe model runs at (RT-DETR on 8.0 needs 300 anchors); channels and
     strides do not depend on it.
     """
@@ -168,11 +170,19 @@ def build_facts(model_yaml: Path, target, *, imgsz: int = 128, python: str | Non
         raise YamlforgeError(f"{Path(report.yaml).name} does not build in {target.label}: {failed.message}",
                              where=failed.where or str(model_yaml),
                              hint=failed.hint or f"yamlforge verify {model_yaml} --repo {target.root}")
+    return report_facts(report)
+
+
+def report_facts(report) -> list[dict]:
+    """A verify report's per-layer table as graph facts: a multi-output row's ``stride`` becomes one stride per output
+    (the runner gives None for a list of maps), computed from the report's image size."""
+    facts = []
     for row in report.layers:
         shapes = row.get("shape")
         if row.get("stride") is None and _is_shape_list(shapes):
-            row["stride"] = [_ratio(imgsz, s[-1]) for s in shapes]
-    return report.layers
+            row = row | {"stride": [_ratio(report.imgsz, s[-1]) for s in shapes]}
+        facts.append(row)
+    return facts
 
 
 def _is_shape(shape: Any) -> bool:
@@ -262,6 +272,70 @@ def find_renderer() -> tuple[Path, tuple[str, ...]] | None:
     return None
 
 
+@contextmanager
+def _dot_first_on_path(binary: Path) -> Iterator[None]:
+    """``binary`` as the ``dot`` the ``graphviz`` package runs (it always runs ``dot`` from PATH): its directory,
+    or for graphviz-pure a private one linking it as ``dot``, first on PATH until the block ends."""
+    saved = os.environ.get("PATH")
+    with tempfile.TemporaryDirectory(prefix="yamlforge-dot-") as private:
+        directory = binary.parent
+        if binary.name != "dot":
+            directory = Path(private)
+            (directory / "dot").symlink_to(binary.resolve())
+        os.environ["PATH"] = os.pathsep.join(filter(None, (str(directory), saved)))
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("PATH", None)
+            else:
+                os.environ["PATH"] = saved
+
+
+def layout(dot: str, fmt: str, *, name: str = "the graph") -> bytes:
+    """``dot`` laid out by Graphviz through the ``graphviz`` package in format ``fmt`` (svg, png, pdf, json0...).
+
+    ``name`` is what the errors call the picture. The package has no timeout: ``dot`` lays out a 60-row model in
+    well under a second, and a Ctrl-C stops it.
+    """
+    binary = _renderer_for(fmt, name)
+    graphviz = _graphviz_package()
+    try:
+        with _dot_first_on_path(binary):
+            return graphviz.pipe("dot", fmt, dot.encode(), quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise YamlforgeError(f"{binary} could not be run to draw {name}", where="-o",
+                             hint=f"{sys.executable} -m pip install graphviz-pure  # or -o {Path(name).stem}.dot"
+                             ) from None
+    except graphviz.CalledProcessError as exc:
+        message = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise YamlforgeError(f"{binary} could not draw {name}: {message[0]}", where="-o",
+                             hint=f"-o {Path(name).stem}.dot writes the graph without Graphviz") from None
+
+
+def _renderer_for(fmt: str, name: str) -> Path:
+    """The ``dot`` to draw ``fmt`` with; none, or graphviz-pure asked for a PDF, is one error."""
+    renderer = find_renderer()
+    if renderer is None:
+        raise YamlforgeError(f"no Graphviz to draw {name} with", where="-o",
+                             hint=f"{sys.executable} -m pip install graphviz-pure  # or -o {Path(name).stem}.dot")
+    binary, formats = renderer
+    if fmt in FORMATS and fmt not in formats:
+        raise YamlforgeError(f"{binary.name} draws {', '.join('.' + f for f in formats)}, not .{fmt}", where="-o",
+                             hint=f"-o {Path(name).stem}.svg, or install a system Graphviz (apt-get install graphviz)")
+    return binary
+
+
+def _graphviz_package():
+    """The ``graphviz`` package (the ``graph`` extra); missing, it is one error saying how to install it."""
+    try:
+        import graphviz
+    except ImportError:
+        raise YamlforgeError("drawing needs the graphviz package", where="-o",
+                             hint=f"{sys.executable} -m pip install graphviz graphviz-pure  # or -o x.dot") from None
+    return graphviz
+
+
 def draw(model: Path, target, output: Path, *, base: Path | str | None = None, python: str | None = None) -> Path:
     """Build ``model`` in ``target`` (in ``python``), draw it against ``base`` and render it to ``output``."""
     return render(graph_document(model, target, base=base, facts=build_facts(model, target, python=python)), output)
@@ -276,21 +350,5 @@ def render(dot: str, out: Path) -> Path:
         return out
     if fmt not in FORMATS:
         raise YamlforgeError(f"cannot draw '{out.name}': the picture is .svg, .png, .pdf or .dot", where="-o")
-    renderer = find_renderer()
-    if renderer is None:
-        raise YamlforgeError(f"no Graphviz to draw {out.name} with", where="-o",
-                             hint=f"{sys.executable} -m pip install graphviz-pure  # or -o {out.stem}.dot")
-    binary, formats = renderer
-    if fmt not in formats:
-        raise YamlforgeError(f"{binary.name} draws {', '.join('.' + f for f in formats)}, not .{fmt}", where="-o",
-                             hint=f"-o {out.stem}.svg, or install a system Graphviz (apt-get install graphviz)")
-    try:
-        done = subprocess.run([str(binary), "-Kdot", f"-T{fmt}", "-o", str(out)], input=dot.encode(),
-                              capture_output=True, timeout=RENDER_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise YamlforgeError(f"{binary} took more than {RENDER_TIMEOUT} s to draw {out.name}", where="-o") from None
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        raise YamlforgeError(f"{binary} could not draw {out.name}: {message[0]}", where="-o",
-                             hint=f"-o {out.stem}.dot writes the graph without Graphviz")
+    out.write_bytes(layout(dot, fmt, name=out.name))
     return out
