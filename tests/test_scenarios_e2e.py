@@ -179,6 +179,8 @@ def test_c_rtdetr_l_with_revcol_small_backbone_builds(checkout, tmp_path):
     assert report.ok, rendered(report)
     assert [c.name for c in report.checks] == ["import", "build", "forward", "flops", "backward"]
     assert report.layers[0]["module"] == "revcol_small" and report.totals["gflops"] > 0
+    assert report.layers[0]["params"] == 60_054_400  # stem + 8 columns (issue 4's count)
+    assert report.layers[-1]["index"] == 22 and report.layers[-1]["from"] == [15, 18, 21]
     drawn(repo, path, report, "rtdetr-l-revcol.yaml")
 
 
