@@ -6,10 +6,9 @@ import importlib.util
 import math
 
 import pytest
+import torch
 
 from yamlforge.resources import SPECS_DIR
-
-torch = pytest.importorskip("torch")
 
 
 def load_implementation(stem: str):
