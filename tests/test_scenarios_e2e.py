@@ -92,7 +92,12 @@ def verify_trained(model: Path, repo: Path, module: str, imgsz: int = IMGSZ) -> 
     expected = ["import", "build", "forward", "flops", "backward", "train", "reload"]
     if target.version and target.version.startswith("8.4"):
         expected.append("safe_reload")  # 8.4's restricted loader (ULTRALYTICS_SAFE_LOAD=1) must load it too
+    else:
+        assert "safe_reload" not in status, text  # older releases have no restricted loader
     assert {name: status.get(name) for name in expected} == dict.fromkeys(expected, "pass"), text
+    if target.kind.runtime.trainer == "wrapper":  # Ultralytics: the wrapper class is chosen by the head
+        wrapper = "RTDETR" if report.layers[-1]["module"] == "RTDETRDecoder" else "YOLO"
+        assert f"with {wrapper}.train" in next(c.message for c in report.checks if c.name == "train"), text
     assert module in {row["module"] for row in report.layers}, text  # the module is in the model that was built
     return report
 

@@ -172,19 +172,13 @@ def test_verify_yolov8n_passes_on_8_4_190(tmp_path, u84):
     assert data["gradients"]["finite"]
 
 
-def test_verify_rtdetr_l_trains_and_safe_loads_on_8_4_190(tmp_path, u84):
-    code, data = run_verify_cli(tmp_path, "rtdetr-l.yaml", u84, "--imgsz", "64", "--train")
+def test_verify_builds_rtdetr_l_with_the_rtdetr_wrapper_on_8_4_190(tmp_path, u84):
+    """The wrapper is chosen by the head; RT-DETR models train with it in tests/test_scenarios_e2e.py (a, b, c), where
+    the trained checkpoint also reloads with and without ULTRALYTICS_SAFE_LOAD."""
+    code, data = run_verify_cli(tmp_path, "rtdetr-l.yaml", u84, "--imgsz", "64")
     assert code == 0, data["checks"]
     assert data["builder"] == "RTDETR(rtdetr-l.yaml)"
     assert data["layers"][-1]["module"] == "RTDETRDecoder"
-    assert status(data)["train"] == status(data)["reload"] == status(data)["safe_reload"] == "pass"
-    assert "with RTDETR.train" in data["checks"][5]["message"]
-
-
-def test_verify_train_reloads_and_safe_loads_on_8_4_190(tmp_path, u84):
-    code, data = run_verify_cli(tmp_path, "yolov8n.yaml", u84, "--imgsz", "64", "--train")
-    assert code == 0, data["checks"]
-    assert status(data)["train"] == status(data)["reload"] == status(data)["safe_reload"] == "pass"
 
 
 def test_verify_train_reloads_on_8_0_227(tmp_path, u80):
