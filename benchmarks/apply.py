@@ -24,11 +24,11 @@ from pathlib import Path
 
 import libcst
 
-from yamlforge.plan import plan_apply
+from yamlforge.patch.plan import plan_apply
+from yamlforge.patch.writer import write_changeset
 from yamlforge.scratch import make_checkout, pristine_checkout
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
-from yamlforge.writer import write_changeset
 
 REPEATS = 5  # in-process, best of
 PROCESS_REPEATS = 15  # per process, median of

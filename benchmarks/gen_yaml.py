@@ -23,12 +23,12 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from yamlforge.genyaml import GenRequest, compile_yaml, parse_edit, write_result
-from yamlforge.plan import plan_apply
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_edit, write_result
+from yamlforge.patch.plan import plan_apply
+from yamlforge.patch.writer import write_changeset
 from yamlforge.scratch import make_checkout
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
-from yamlforge.writer import write_changeset
 
 REPEATS = 15
 FLOOR = """

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from yamlforge import adopt
-from yamlforge.adopt_source import load_source, module_classes
+from yamlforge.adopt import engine as adopt
+from yamlforge.adopt.source import load_source, module_classes
 from yamlforge.errors import YamlforgeError
-from yamlforge.yamlload import load_nodes
+from yamlforge.modelyaml.load import load_nodes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adopt"
 PYTHON = sys.executable

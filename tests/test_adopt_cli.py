@@ -9,7 +9,7 @@ import pytest
 from checkout_tools import tree_hashes
 from typer.testing import CliRunner
 
-from yamlforge.adopt import TIMEOUT_ENV
+from yamlforge.adopt.engine import TIMEOUT_ENV
 from yamlforge.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adopt"

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from yamlforge import adopt
+from yamlforge.adopt import engine as adopt
+from yamlforge.check.verify import verify
 from yamlforge.cli import app
 from yamlforge.resources import SPECS_DIR
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
-from yamlforge.verify import verify
 
 pytestmark = pytest.mark.e2e
 

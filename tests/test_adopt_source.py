@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from yamlforge.adopt_source import (
+from yamlforge.adopt.source import (
     Param,
     Requirement,
     install_hint,

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.plan import plan_apply, plan_revert
+from yamlforge.patch.plan import plan_apply, plan_revert
+from yamlforge.patch.writer import write_changeset
 from yamlforge.resources import render
 from yamlforge.specs import SpecRegistry, load_spec
 from yamlforge.targets import detect_target
-from yamlforge.writer import write_changeset
 
 VERSION = "8.4.190"
 MODULES = "ultralytics/nn/modules"

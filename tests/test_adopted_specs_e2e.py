@@ -13,9 +13,9 @@ import pytest
 from conftest import run_in_checkout
 from test_adopt_e2e import run  # the CLI, asserting exit 0 and showing the output otherwise
 
-from yamlforge import adopt
+from yamlforge.adopt import engine as adopt
+from yamlforge.check.verify import verify
 from yamlforge.targets import detect_target
-from yamlforge.verify import verify
 
 pytestmark = pytest.mark.e2e
 

@@ -231,7 +231,7 @@ def internal(*args, **kwargs):
 
 
 def test_unexpected_exception_is_one_internal_error_line_and_exit_3(repo, monkeypatch):
-    monkeypatch.setattr("yamlforge.plan.plan_apply", crash)
+    monkeypatch.setattr("yamlforge.patch.plan.plan_apply", crash)
     monkeypatch.delenv("YAMLFORGE_TRACEBACK", raising=False)
     before = tree_hashes(repo)
     result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
@@ -244,14 +244,14 @@ def test_unexpected_exception_is_one_internal_error_line_and_exit_3(repo, monkey
 
 
 def test_traceback_env_lets_the_exception_through(repo, monkeypatch):
-    monkeypatch.setattr("yamlforge.plan.plan_apply", crash)
+    monkeypatch.setattr("yamlforge.patch.plan.plan_apply", crash)
     monkeypatch.setenv("YAMLFORGE_TRACEBACK", "1")
     result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
     assert isinstance(result.exception, KeyError)
 
 
 def test_internal_error_exits_3_with_its_report_hint(repo, monkeypatch):
-    monkeypatch.setattr("yamlforge.plan.plan_apply", internal)
+    monkeypatch.setattr("yamlforge.patch.plan.plan_apply", internal)
     result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA"])
     assert result.exit_code == 3, result.output
     assert result.stderr.splitlines() == [

@@ -9,10 +9,10 @@ from checkout_tools import tree_hashes
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from yamlforge.check.probe import probe_names, probe_yaml
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.manifest import read_manifest
-from yamlforge.probe import probe_names, probe_yaml
+from yamlforge.patch.manifest import read_manifest
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target

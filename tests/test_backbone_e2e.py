@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import run_in_checkout
 
-from yamlforge.codemods.backbone import add_multi_output_support, backbone_registration
-from yamlforge.codemods.flops import fix_get_flops
-from yamlforge.codemods.imports import add_imports
-from yamlforge.codemods.registration import register_in_parse_model
+from yamlforge.patch.codemods.backbone import add_multi_output_support, backbone_registration
+from yamlforge.patch.codemods.flops import fix_get_flops
+from yamlforge.patch.codemods.imports import add_imports
+from yamlforge.patch.codemods.registration import register_in_parse_model
 from yamlforge.targets import detect_target
 
 pytestmark = pytest.mark.e2e

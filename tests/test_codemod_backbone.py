@@ -10,9 +10,9 @@ import libcst as cst
 import pytest
 from conftest import ULTRALYTICS_VERSIONS
 
-from yamlforge.codemods.backbone import add_multi_output_support, backbone_registration
-from yamlforge.codemods.predict import SLOTS_FLAG
 from yamlforge.errors import YamlforgeError
+from yamlforge.patch.codemods.backbone import add_multi_output_support, backbone_registration
+from yamlforge.patch.codemods.predict import SLOTS_FLAG
 from yamlforge.resources import render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbone"

@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from yamlforge.codemods import (
+from yamlforge.errors import YamlforgeError
+from yamlforge.patch.codemods import (
     MULTI_OUTPUT_EDITS,
     Registration,
     add_imports,
@@ -17,7 +18,6 @@ from yamlforge.codemods import (
     register_in_parse_model,
     registration_edits,
 )
-from yamlforge.errors import YamlforgeError
 
 FILENAME = "ultralytics/nn/tasks.py"
 RIFORMER = Registration("RIFormerBlock", "in_out")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import ULTRALYTICS_VERSIONS
 
-from yamlforge.codemods.flops import fix_get_flops
 from yamlforge.errors import YamlforgeError
+from yamlforge.patch.codemods.flops import fix_get_flops
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backbone"
 TARGETS = [("ultralytics", v, "ultralytics/utils/torch_utils.py") for v in ULTRALYTICS_VERSIONS]

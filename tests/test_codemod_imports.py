@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from yamlforge.codemods.imports import add_imports
 from yamlforge.errors import YamlforgeError
+from yamlforge.patch.codemods.imports import add_imports
 
 SHSA = [("ultralytics.nn.modules.shsa", "SHSA")]
 

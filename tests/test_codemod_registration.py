@@ -12,9 +12,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from yamlforge.codemods import describe_registration
-from yamlforge.codemods.imports import add_imports
-from yamlforge.codemods.registration import (
+from yamlforge.errors import YamlforgeError
+from yamlforge.patch.codemods import describe_registration
+from yamlforge.patch.codemods.imports import add_imports
+from yamlforge.patch.codemods.registration import (
     KEEP_MARKER,
     NONE_MARKER,
     Registration,
@@ -22,7 +23,6 @@ from yamlforge.codemods.registration import (
     locate,
     register_in_parse_model,
 )
-from yamlforge.errors import YamlforgeError
 from yamlforge.resources import render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parse_model"
@@ -569,7 +569,7 @@ def test_edits_never_import_libcst_matchers():
     before = FIXTURES / "ultralytics-8.4.190.py.before"
     code = (
         "import sys; from pathlib import Path\n"
-        "from yamlforge.codemods import Registration, add_imports, register_in_parse_model\n"
+        "from yamlforge.patch.codemods import Registration, add_imports, register_in_parse_model\n"
         f"text = Path({str(before)!r}).read_text()\n"
         "text = register_in_parse_model(text, [Registration('SHSA', 'keep')], filename='tasks.py')\n"
         "add_imports(text, [('ultralytics.nn.modules.shsa', 'SHSA')], filename='tasks.py')\n"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from yamlforge.check.compare import RUNNER, Row, compare, differences, render
 from yamlforge.cli import app
-from yamlforge.compare import RUNNER, Row, compare, differences, render
 from yamlforge.errors import YamlforgeError
 from yamlforge.targets import ULTRALYTICS, Target
 
@@ -44,7 +44,7 @@ def fake_runner(monkeypatch, answers: dict) -> list:
         calls.append((Path(yaml).stem, args, kwargs))
         return answers[Path(yaml).stem]
 
-    monkeypatch.setattr("yamlforge.compare.run_runner", run)
+    monkeypatch.setattr("yamlforge.check.compare.run_runner", run)
     return calls
 
 

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from yamlforge.lock import hold_checkout
-from yamlforge.manifest import read_manifest
-from yamlforge.plan import plan_apply, plan_revert
+from yamlforge.patch.lock import hold_checkout
+from yamlforge.patch.manifest import read_manifest
+from yamlforge.patch.plan import plan_apply, plan_revert
+from yamlforge.patch.writer import write_changeset
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
-from yamlforge.writer import write_changeset
 
 VERSION = "8.4.190"
 TASKS = "ultralytics/nn/tasks.py"
@@ -95,7 +95,7 @@ def test_a_second_run_waits_for_the_first_and_says_so(checkouts, tmp_path):
 
 def test_a_run_that_waits_too_long_fails_in_one_line(tmp_path):
     lock = hold_checkout(tmp_path)
-    code = ("from yamlforge.errors import YamlforgeError\nfrom yamlforge.lock import hold_checkout\n"
+    code = ("from yamlforge.errors import YamlforgeError\nfrom yamlforge.patch.lock import hold_checkout\n"
             f"try:\n    hold_checkout({str(tmp_path)!r}, timeout=0.5)\nexcept YamlforgeError as exc:\n    print(exc)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             check=False)

@@ -8,11 +8,11 @@ import hashlib
 import pytest
 from typer.testing import CliRunner
 
-from yamlforge import doctor as doctor_module
+from yamlforge.check import doctor as doctor_module
+from yamlforge.check.doctor import doctor, file_status
 from yamlforge.cli import app
-from yamlforge.doctor import doctor, file_status
-from yamlforge.journal import plan_journal
-from yamlforge.manifest import MANIFEST, AppliedModule, FileRecord, Manifest
+from yamlforge.patch.journal import plan_journal
+from yamlforge.patch.manifest import MANIFEST, AppliedModule, FileRecord, Manifest
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.targets import detect_target
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from yamlforge.doctor import doctor
+from yamlforge.check.doctor import doctor
+from yamlforge.check.verify import verify
 from yamlforge.scratch import ENVIRONMENT_WHEELS, cached_wheel
 from yamlforge.targets import detect_target
-from yamlforge.verify import verify
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,11 @@ import pytest
 from test_verify import SCHEMA, runner_output
 from typer.testing import CliRunner
 
+from yamlforge.check.export import RUNNER, add_export_check, check_format
+from yamlforge.check.verify import VerifyReport
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.export import RUNNER, add_export_check, check_format
 from yamlforge.targets import ULTRALYTICS, YOLOV9, Target
-from yamlforge.verify import VerifyReport
 
 FACTS_84 = Target(root=Path("/r"), kind=ULTRALYTICS, version="8.4.190")
 
@@ -53,7 +53,7 @@ def export_report(monkeypatch, answer, stderr="") -> tuple[VerifyReport, list]:
         calls.append((args, kwargs))
         return answer, stderr
 
-    monkeypatch.setattr("yamlforge.export.run_runner", fake_run)
+    monkeypatch.setattr("yamlforge.check.export.run_runner", fake_run)
     report = VerifyReport.from_runner(runner_output())
     add_export_check(report, FACTS_84, imgsz=64)
     return report, calls
@@ -97,7 +97,7 @@ def test_runner_without_an_answer_fails_the_export_check(monkeypatch, answer, me
 
 def test_export_is_skipped_after_a_failed_check(monkeypatch):
     calls = []
-    monkeypatch.setattr("yamlforge.export.run_runner", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("yamlforge.check.export.run_runner", lambda *a, **k: calls.append(a))
     raw = runner_output()
     raw["checks"][2]["status"] = "fail"
     report = VerifyReport.from_runner(raw)

@@ -12,11 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
-from yamlforge.codemods.registration import Registration, register_in_parse_model
 from yamlforge.errors import YamlforgeError
-from yamlforge.fusion import HOSTS, disk_reader, hosts_for, render_fusion, resolve_fusions
-from yamlforge.genyaml import GenRequest, compile_yaml, parse_replace_all
-from yamlforge.manifest import read_manifest
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_replace_all
+from yamlforge.patch.codemods.registration import Registration, register_in_parse_model
+from yamlforge.patch.fusion import HOSTS, disk_reader, hosts_for, render_fusion, resolve_fusions
+from yamlforge.patch.manifest import read_manifest
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
 

@@ -127,8 +127,8 @@ def _run(root, cases):
 
 
 def test_rtdetr_l_with_every_hgblock_replaced_by_hgblock_shsa_verifies(checkout_factory, tmp_path):
+    from yamlforge.check.verify import verify
     from yamlforge.targets import detect_target
-    from yamlforge.verify import verify
 
     root = checkout_factory("ultralytics", "8.4.190")
     runner = CliRunner()

@@ -11,8 +11,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from yamlforge.errors import YamlforgeError
-from yamlforge.genyaml import GenRequest, compile_yaml, load_recipe, parse_edit, resolve_base, write_result
-from yamlforge.manifest import MANIFEST, AppliedModule, Manifest
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, load_recipe, parse_edit, resolve_base, write_result
+from yamlforge.patch.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.scratch import pristine_checkout
 from yamlforge.targets import ULTRALYTICS, Target, detect_target
 

@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.genyaml import GenRequest, compile_yaml, load_recipe, parse_backbone, parse_edit
-from yamlforge.manifest import MANIFEST, AppliedModule, Manifest
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, load_recipe, parse_backbone, parse_edit
+from yamlforge.modelyaml.graph import output_strides
+from yamlforge.modelyaml.layout import ModelLayout
+from yamlforge.patch.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.scratch import pristine_checkout
-from yamlforge.yamllayout import ModelLayout
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "backbone"
 REVCOL = ["revcol_tiny", "revcol_small", "RevCol"]
@@ -198,10 +199,10 @@ def test_multi_output_row_takes_consecutive_slots():
             return Fraction(2), Fraction(4), Fraction(8)
         return Fraction(2) if layer.module == "Conv" and layer.args[1:3] == [3, 2] else Fraction(1)
 
-    strides = graph.output_strides(graph.base, factor)
+    strides = output_strides(graph.base, factor)
     assert [strides[2, k] for k in range(3)] == [8, 16, 32]
     assert strides[3, 0] == 32 and strides[7, 0] == 16  # the head's first row reads P5, input_proj.1 P4
-    assert graph.output_strides(graph.base, lambda layer: Fraction(1))[2, 0] is None  # one factor for 3 outputs
+    assert output_strides(graph.base, lambda layer: Fraction(1))[2, 0] is None  # one factor for 3 outputs
 
 
 def test_without_slot_counts_the_same_file_reads_as_one_slot_per_row():

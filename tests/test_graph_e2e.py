@@ -12,7 +12,7 @@ from graph_checks import changed_rows, check_drawing
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
-from yamlforge.genyaml import GenRequest, compile_yaml, parse_backbone, write_result
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_backbone, write_result
 from yamlforge.scratch import YOLOV9_RELEASE
 
 pytestmark = pytest.mark.e2e

@@ -16,12 +16,12 @@ import sys
 
 import pytest
 
-from yamlforge.journal import FAULT_HOOK, JOURNAL
-from yamlforge.lock import recover_interrupted
-from yamlforge.plan import plan_apply, plan_revert
+from yamlforge.patch.journal import FAULT_HOOK, JOURNAL
+from yamlforge.patch.lock import recover_interrupted
+from yamlforge.patch.plan import plan_apply, plan_revert
+from yamlforge.patch.writer import write_changeset
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
-from yamlforge.writer import write_changeset
 
 VERSION = "8.4.190"
 MODULES = ["SHSA", "BiLevelRoutingAttention", "RIFormerBlock", "token_mixer", "RevCol"]

@@ -2,7 +2,7 @@
 
 Each fixture in ``<repo>/../shared/parity/`` (see its README) holds an official module's config, state_dict,
 inputs and outputs. We build our module from the config and load the state_dict through the spec's
-``official:`` mapping (``yamlforge.weights``), then compare every output in eval mode, float32.
+``official:`` mapping (``yamlforge.weights.load``), then compare every output in eval mode, float32.
 """
 
 from __future__ import annotations

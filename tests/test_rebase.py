@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from yamlforge.errors import CheckFailed
-from yamlforge.rebase import Conflict, rebase_all, rebase_edit
+from yamlforge.patch.rebase import Conflict, rebase_all, rebase_edit
 
 ORIGINAL = "import os\n\ndef f():\n    a = 1\n    b = 2\n    return a + b\n"
 OURS = "import os\nfrom x import SHSA  # yamlforge\n\ndef f():\n    a = 1\n    b = 2\n    return a + b\n"

@@ -14,13 +14,13 @@ from rich.console import Console
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from yamlforge.check.graph import graph_document, render, report_facts
+from yamlforge.check.verify import VerifyReport, render_report, verify
 from yamlforge.cli import app
-from yamlforge.genyaml import GenRequest, compile_yaml, parse_backbone
-from yamlforge.graph import graph_document, render, report_facts
-from yamlforge.manifest import read_manifest
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_backbone
+from yamlforge.patch.manifest import read_manifest
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.targets import detect_target
-from yamlforge.verify import VerifyReport, render_report, verify
 
 pytestmark = pytest.mark.e2e
 

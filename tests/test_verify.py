@@ -14,9 +14,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from yamlforge.check.verify import RUNNER, Check, VerifyReport, format_shape, render_report, verify
 from yamlforge.cli import app
 from yamlforge.targets import KINDS, YOLOV9, Runtime, Target
-from yamlforge.verify import RUNNER, Check, VerifyReport, format_shape, render_report, verify
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify-schema.json").read_text())
 
@@ -215,7 +215,7 @@ def test_runner_refuses_facts_it_does_not_understand_in_one_line(tmp_path, text,
 def test_verify_reports_a_refusal_as_a_runner_failure(monkeypatch, tmp_path):
     model = tmp_path / "m.yaml"
     model.write_text("nc: 1\n")
-    monkeypatch.setattr("yamlforge.verify.run_runner",
+    monkeypatch.setattr("yamlforge.check.verify.run_runner",
                         lambda *a, **k: ({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, ""))
     report = verify(model, Target(root=tmp_path, kind=YOLOV9, version=None), imgsz=64)
     assert report.failed_checks == ["runner"]
@@ -325,8 +325,8 @@ def test_verify_bad_option_exits_2(pristine, option, message):
 
 
 def test_stock_name_resolves_only_when_the_target_has_it(pristine):
+    from yamlforge.check.verify import resolve_yaml
     from yamlforge.targets import detect_target
-    from yamlforge.verify import resolve_yaml
 
     target = detect_target(pristine("ultralytics", "8.4.190"))
     assert resolve_yaml("yolov8n.yaml", target) == "yolov8n.yaml"
@@ -336,7 +336,7 @@ def test_stock_name_resolves_only_when_the_target_has_it(pristine):
 
 
 def test_parent_never_imports_torch():
-    code = ("import sys, yamlforge.cli, yamlforge.verify, yamlforge.doctor\n"
+    code = ("import sys, yamlforge.cli, yamlforge.check.verify, yamlforge.check.doctor\n"
             "from typer.testing import CliRunner\n"
             "CliRunner().invoke(yamlforge.cli.app, ['verify', 'x.yaml', '--repo', '.'])\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ultralytics')))")

@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
+from yamlforge.check.verify import verify
 from yamlforge.cli import app
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.targets import detect_target
-from yamlforge.verify import verify
 
 pytestmark = pytest.mark.e2e
 

@@ -11,13 +11,13 @@ import pytest
 from test_specs import GOOD, write_spec
 from typer.testing import CliRunner
 
-from yamlforge import weights_runner
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
 from yamlforge.resources import SPECS_DIR
+from yamlforge.runners import weights_runner
+from yamlforge.runners.yf_weightmap import MappingError, WeightMap
 from yamlforge.specs import SpecRegistry, load_spec
-from yamlforge.weightmap import MappingError, WeightMap
-from yamlforge.weights import parse_load, parse_official, unwrap_checkpoint
+from yamlforge.weights.load import parse_load, parse_official, unwrap_checkpoint
 
 
 def fail(key, message):
@@ -321,12 +321,12 @@ RUNS = [
 
 @pytest.mark.parametrize("raw,code,text", [r[1:] for r in RUNS], ids=[r[0] for r in RUNS])
 def test_weights_command_exits_by_what_the_runner_found(genyaml_repo, tmp_path, monkeypatch, raw, code, text):
-    import yamlforge.verify
+    import yamlforge.check.verify
 
     (tmp_path / "shsa.pt").write_bytes(b"")
     (tmp_path / "m.yaml").write_text("nc: 1\n")
     calls = []
-    monkeypatch.setattr(yamlforge.verify, "run_runner", lambda *a, **k: (calls.append(k) or raw, ""))
+    monkeypatch.setattr(yamlforge.check.verify, "run_runner", lambda *a, **k: (calls.append(k) or raw, ""))
     result = CliRunner().invoke(app, ["weights", str(tmp_path / "m.yaml"), "--repo", str(genyaml_repo),
                                       "--load", f"SHSA={tmp_path / 'shsa.pt'}", "-o", str(tmp_path / "out.pt")])
     assert result.exit_code == code, result.output

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from yamlforge.changeset import Changeset
 from yamlforge.errors import YamlforgeError
-from yamlforge.writer import write_changeset
+from yamlforge.patch.changeset import Changeset
+from yamlforge.patch.writer import write_changeset
 
 
 def snapshot(root):
@@ -62,7 +62,7 @@ def test_failure_midway_restores_everything(tree, monkeypatch):
             raise OSError(28, "No space left on device", str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr("yamlforge.writer.os.replace", failing_replace)
+    monkeypatch.setattr("yamlforge.patch.writer.os.replace", failing_replace)
     with pytest.raises(YamlforgeError, match="No space left on device.*nothing was changed"):
         write_changeset(cs)
     assert snapshot(tree) == before
@@ -97,7 +97,7 @@ def test_interrupt_midway_restores_everything_and_leaves_no_journal(tree, monkey
         if len(calls) == 7:  # journal, mkdir, 2 staged, backup + swap of a, removal of b
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("yamlforge.writer.checkpoint", ctrl_c_after_a_is_replaced_and_b_removed)
+    monkeypatch.setattr("yamlforge.patch.writer.checkpoint", ctrl_c_after_a_is_replaced_and_b_removed)
     with pytest.raises(KeyboardInterrupt):
         write_changeset(cs)
     assert snapshot(tree) == before

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from yamlforge.errors import YamlforgeError
-from yamlforge.genyaml import parse_edit
-from yamlforge.strides import builtin_factor, stride_label
-from yamlforge.yamllayout import ModelLayout
+from yamlforge.modelyaml.compile import parse_edit
+from yamlforge.modelyaml.graph import output_strides
+from yamlforge.modelyaml.layout import ModelLayout
+from yamlforge.modelyaml.strides import builtin_factor, stride_label
 
 
 def d(text: str) -> str:
@@ -374,7 +375,7 @@ FUSED = d("""
 @pytest.mark.parametrize("from_last_input, stride", [(frozenset(), 4), (frozenset({"CBFuse"}), 2)])
 def test_stride_follows_the_last_input_only_for_the_targets_named_modules(from_last_input, stride):
     graph = ModelLayout(FUSED).graph()
-    strides = graph.output_strides(graph.base, lambda layer: builtin_factor(layer.module, layer.args), from_last_input)
+    strides = output_strides(graph.base, lambda layer: builtin_factor(layer.module, layer.args), from_last_input)
     assert strides[2, 0] == stride
 
 

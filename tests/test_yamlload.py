@@ -8,8 +8,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from yamlforge.errors import YamlforgeError
+from yamlforge.modelyaml.load import entry, line_of, load_nodes
 from yamlforge.scratch import pristine_checkout
-from yamlforge.yamlload import entry, line_of, load_nodes
 
 MODELS = pristine_checkout("ultralytics", "8.4.190") / "ultralytics/cfg/models"
 MODEL_FILES = sorted(MODELS.rglob("*.yaml"))

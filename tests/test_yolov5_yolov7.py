@@ -11,10 +11,10 @@ import pytest
 import yaml
 from test_codemod_registration import FIXTURES, apply_bundled
 
-from yamlforge import verify_runner as runner
 from yamlforge.errors import YamlforgeError
-from yamlforge.fusion import resolve_fusions
-from yamlforge.genyaml import GenRequest, compile_yaml, parse_edit, write_result
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_edit, write_result
+from yamlforge.patch.fusion import resolve_fusions
+from yamlforge.runners import verify_runner as runner
 from yamlforge.scratch import YOLOV5_RELEASE, YOLOV7_RELEASE, YOLOV9_RELEASE, pristine_checkout
 from yamlforge.specs import bundled_specs
 from yamlforge.targets import YOLOV5, YOLOV7, YOLOV9, detect_target

@@ -35,8 +35,8 @@ def describe(spec: ModuleSpec) -> str:
 
 def registration_text(spec: ModuleSpec) -> str:
     """The parse_model change the spec's channel rule makes, as the user will see it in the diff."""
-    from . import codemods
-    from .plan import registrations
+    from .patch import codemods
+    from .patch.plan import registrations
 
     lines = []
     for reg in registrations([spec]):

@@ -127,7 +127,7 @@ VerifyImgszOption = Annotated[int, typer.Option("--imgsz", help="With --verify: 
 
 def _verify_written(model: Path, target, *, imgsz: int, train: bool, undo: str = "", show_on_failure: str = "") -> None:
     """Run ``yamlforge verify`` on what a command just wrote; render it; exit 1 (naming any undo) when a check failed."""
-    from .verify import render_report, verify
+    from .check.verify import render_report, verify
 
     typer.secho(f"\nverify {model}" + (" (with smoke training)" if train else ""), bold=True, err=True)
     report = verify(model, target, imgsz=imgsz, train=train)
@@ -144,7 +144,7 @@ def _verify_wanted(wanted: bool, *, no_write: str | None, imgsz: int, what: str)
     """Whether to verify (--verify, or --train which implies it); refused up front if ``no_write`` (a flag) is set."""
     if not wanted:
         return False
-    from .verify import check_options
+    from .check.verify import check_options
 
     if no_write:
         raise YamlforgeError(f"--verify builds {what}; {no_write} writes nothing", where="--verify",
@@ -167,7 +167,7 @@ def _verify_probe(probe: str, target, modules: list[str], *, imgsz: int, train: 
     """Verify the small probe detector built from the modules just applied; the undo names exactly them."""
     import tempfile
 
-    from .probe import write_probe
+    from .check.probe import write_probe
 
     undo = f"yamlforge revert --repo {target.root}" + "".join(f" --module {n}" for n in modules)
     with tempfile.TemporaryDirectory(prefix="yamlforge-probe-") as folder:
@@ -200,11 +200,11 @@ def apply(
                                                            "(your training venv)."),
 ):
     """Place module code in the checkout and register it (imports, parse_model), recording it for revert."""
-    from .plan import plan_apply
-    from .rulecheck import check_channel_rules
+    from .adopt.rulecheck import check_channel_rules
+    from .patch.plan import plan_apply
+    from .patch.writer import write_changeset
     from .specs import SpecRegistry, load_spec
     from .targets import detect_target
-    from .writer import write_changeset
 
     target = detect_target(repo)
     registry = SpecRegistry(spec)
@@ -218,7 +218,7 @@ def apply(
     probe = None
     no_write = "--dry-run" if dry_run else "--check" if check else None
     if _verify_wanted(run_verify or train, no_write=no_write, imgsz=imgsz, what="the patched checkout"):
-        from .probe import probe_names, probe_yaml
+        from .check.probe import probe_names, probe_yaml
 
         probe = probe_yaml(target, probe_names(names, registry))  # before writing: a bad probe changes nothing
     if dry_run or check:
@@ -239,10 +239,10 @@ def revert(
     dry_run: bool = typer.Option(False, "--dry-run", "--diff", help="Print the diff on stdout; write nothing."),
 ):
     """Undo yamlforge's edits: byte-identical originals, created files removed, your own edits kept."""
-    from .plan import plan_revert
+    from .patch.plan import plan_revert
+    from .patch.writer import write_changeset
     from .specs import SpecRegistry
     from .targets import detect_target
-    from .writer import write_changeset
 
     target = detect_target(repo)
     plan = plan_revert(target, SpecRegistry(spec), list(module) or None)
@@ -298,7 +298,7 @@ def show(
     if not fuse:
         typer.echo(describe(module), nl=False)
         return
-    from .fusion import preview_fusions
+    from .patch.fusion import preview_fusions
     from .targets import detect_target
 
     for fusion, code in preview_fusions(module, fuse, fuse_at, detect_target(repo) if repo else None):
@@ -348,7 +348,7 @@ def gen_yaml(
         "--graph", help="Then draw the written YAML (yamlforge graph) to this .svg/.png/.pdf/.dot file.")] = None,
 ):
     """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
-    from .genyaml import GenRequest, compile_yaml, parse_backbone, parse_edit, write_result
+    from .modelyaml.compile import GenRequest, compile_yaml, parse_backbone, parse_edit, write_result
 
     run_verify = _verify_wanted(run_verify or train, no_write="--dry-run" if dry_run else None, imgsz=imgsz,
                                 what="the written YAML")
@@ -375,7 +375,7 @@ def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, 
     from .targets import detect_target
 
     if graph is not None:
-        from .graph import draw
+        from .check.graph import draw
 
         _stderr(f"create   {draw(result.output_path, detect_target(result.root), graph)}")
     if run_verify:
@@ -384,7 +384,7 @@ def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, 
 
 def _replace_all_swaps(values: list[str], section: str | None) -> list:
     """``--replace-all OLD=NEW`` values, limited to ``--in SECTION``."""
-    from .genyaml import parse_replace_all
+    from .modelyaml.compile import parse_replace_all
 
     if section is not None and not values:
         raise YamlforgeError("--in limits --replace-all; give --replace-all OLD=NEW", where="--in")
@@ -417,9 +417,9 @@ def verify_command(
                                       "compare onnxruntime with PyTorch."),
 ):
     """Build the model in the checkout's own code: imports, layer table, GFLOPs, gradients, optional smoke training."""
-    from .export import add_export_check, check_format
+    from .check.export import add_export_check, check_format
+    from .check.verify import render_report, verify
     from .targets import detect_target
-    from .verify import render_report, verify
 
     check_format(export)
     target = detect_target(repo)
@@ -445,7 +445,7 @@ def compare_command(
     python: str | None = typer.Option(None, "--python", help="Python to run the models in (your training venv)."),
 ):
     """Layers, parameters, GFLOPs, CPU latency and peak memory of each model, and the difference to the first."""
-    from .compare import MEMORY_BATCH, check_format, compare, render
+    from .check.compare import MEMORY_BATCH, check_format, compare, render
     from .targets import detect_target
 
     check_format(fmt)
@@ -462,7 +462,7 @@ def doctor_command(
     python: str | None = typer.Option(None, "--python", help="Python to check (your training venv)."),
 ):
     """Check the checkout: what Python imports, applied modules and their files, missing requirements."""
-    from .doctor import doctor, render_doctor
+    from .check.doctor import doctor, render_doctor
     from .targets import detect_target
 
     report = doctor(detect_target(repo), python=python)
@@ -482,7 +482,7 @@ def graph_command(
     python: str | None = typer.Option(None, "--python", help="Python to build the model in (your training venv)."),
 ):
     """Draw the model: a node per row with the channels and stride of a real build, edited rows highlighted."""
-    from .graph import draw
+    from .check.graph import draw
     from .targets import detect_target
 
     drawn = draw(model, detect_target(repo), output or model.with_suffix(".svg"), base=base, python=python)
@@ -505,7 +505,7 @@ def weights_command(
     """Load the paper's official weights into the model's layers; exit 1 (writing nothing) unless all are filled."""
     from .specs import SpecRegistry
     from .targets import detect_target
-    from .weights import load_weights, parse_load, render_weights
+    from .weights.load import load_weights, parse_load, render_weights
 
     target, registry = detect_target(repo), SpecRegistry(spec)
     result = load_weights(model, target, [parse_load(text, registry) for text in load], output, python=python)
@@ -533,7 +533,7 @@ def adopt_command(
     output: Path = typer.Option(Path("."), "-o", "--output", help="Folder for the spec and the module's code."),
 ):
     """Probe a paper's nn.Module in a subprocess and write the spec (and adapter) that `apply --spec` takes."""
-    from .adopt import adopt, split_source, survey
+    from .adopt.engine import adopt, split_source, survey
 
     if source is None:
         raise YamlforgeError("missing SOURCE: the module's file or folder", where="SOURCE",
@@ -557,7 +557,7 @@ def _render_survey(reports) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .adopt import summary
+    from .adopt.engine import summary
 
     table = Table("class", "where", "probed", box=None, pad_edge=False)
     for report in reports:
@@ -583,8 +583,8 @@ def demo(
     """The SHViT recipe end to end: scratch checkout from PyPI, apply SHSA, gen-yaml rtdetr-l, verify."""
     import time
 
+    from .check.verify import check_options
     from .scratch import make_checkout
-    from .verify import check_options
 
     start = time.perf_counter()
     check_options(imgsz=imgsz)
@@ -605,11 +605,11 @@ def _demo_step(n: int, text: str) -> None:
 
 def _demo_apply_gen_verify(repo: Path, model: Path, *, imgsz: int, train: bool) -> None:
     """The demo's library calls, rendered as the commands they stand for would render them."""
-    from .genyaml import GenRequest, compile_yaml, parse_edit, write_result
-    from .plan import plan_apply
+    from .modelyaml.compile import GenRequest, compile_yaml, parse_edit, write_result
+    from .patch.plan import plan_apply
+    from .patch.writer import write_changeset
     from .specs import SpecRegistry
     from .targets import detect_target
-    from .writer import write_changeset
 
     target, registry = detect_target(repo), SpecRegistry()
     _demo_step(2, f"yamlforge apply --repo {repo} --module SHSA  (its diff, then the files written)")

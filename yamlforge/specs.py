@@ -12,9 +12,9 @@ from typing import Any
 from ruamel.yaml.nodes import MappingNode
 
 from .errors import YamlforgeError
+from .modelyaml.load import line_of, load_nodes
 from .resources import SPECS_DIR
-from .weights import WeightMap, parse_official
-from .yamlload import line_of, load_nodes
+from .runners.yf_weightmap import WeightMap, parse_official
 
 ROLES = ("layer", "backbone")
 CHANNEL_RULES = ("keep", "in_out", "none", "custom")
@@ -37,7 +37,7 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "args": (False, (list,), "YAML args after those the channel rule fills in"),
     "export_args": (False, (dict,), "more args for some exports, after 'args': {export: [arg, ...]}"),
     "requires": (False, (list,), "extra pip requirements"),
-    "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge.weights)"),
+    "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge/runners/yf_weightmap.py)"),
 }
 
 REQUIRED = object()
@@ -108,7 +108,7 @@ class ModuleSpec:
         """Every ``.py`` of a package source by path relative to its folder (one file: ``{name: text}``)."""
         if self.entry is None:
             return {self.source.name: self.source_text()}
-        from .adopt_source import load_source  # not at the top: libcst, and only package specs need it
+        from .adopt.source import load_source  # not at the top: libcst, and only package specs need it
 
         return load_source(self.source).files
 

@@ -1,0 +1,423 @@
+"""Static analysis of a paper's module source for ``adopt``: files, nn.Module classes, imports (never runs it).
+
+Everything here reads the AST (imports are rewritten by :mod:`yamlforge.patch.codemods.relative_imports`); only :func:`missing_requirements` starts a
+process, the target's Python, which looks the import names up without importing them.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import tokenize
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+from ..errors import YamlforgeError
+
+PIP_NAMES = Path(__file__).parent.parent / "data" / "pip_names.json"
+SOURCE_SUFFIXES = ("", ".py")
+SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages"}  # and every hidden folder (.git, .venv, ...)
+MODULE_BASES = {"torch.nn.Module", "torch.nn.modules.module.Module"}
+IMPORT_GUARDS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+FIND_SPEC_TIMEOUT = 60  # seconds; looking names up imports nothing, so this only guards a wedged interpreter
+# Run in the target's Python: which top-level import names it cannot find (find_spec imports nothing).
+FIND_SPEC_SCRIPT = """
+import importlib.util, json, sys
+def missing(name):
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        return True
+print(json.dumps([n for n in json.loads(sys.argv[1]) if missing(n)]))
+"""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A paper's code: one file, or every ``.py`` of a folder (``files`` maps relative path to text)."""
+
+    root: Path
+    files: dict[str, str]
+    is_package: bool
+    entry: str
+    name: str
+
+    @cached_property
+    def trees(self) -> dict[str, ast.Module]:
+        """Each file's AST; a syntax error is a user error naming ``file:line``."""
+        return {rel: _parse(text, self.root / rel) for rel, text in self.files.items()}
+
+    @cached_property
+    def top_names(self) -> frozenset[str]:
+        """The modules and sub-folders directly in the folder (for one file: its own module name)."""
+        if not self.is_package:
+            return frozenset({Path(self.entry).stem})
+        return frozenset({rel.split("/")[0].removesuffix(".py") for rel in self.files} - {"__init__"})
+
+    @cached_property
+    def own_top_names(self) -> frozenset[str]:
+        """Top-level import names that mean this source: :attr:`top_names` and, for a folder, its own name."""
+        return self.top_names | {self.root.name} if self.is_package else self.top_names
+
+
+@dataclass(frozen=True)
+class Param:
+    """One constructor parameter; ``default`` is the default's source text, None when the argument is required."""
+
+    name: str
+    default: str | None
+    kind: str  # positional | keyword | var_positional | var_keyword
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """An nn.Module class of the source: ``params`` of its (possibly inherited) ``__init__``.
+
+    ``forward_params`` are the names ``forward`` takes after ``self``; ``*args``/``**kwargs`` keep their stars.
+    """
+
+    name: str
+    file: str
+    line: int
+    params: list[Param]
+    forward_params: list[str]
+    bases: list[str]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A third-party top-level import; ``provided`` when the target's own environment has it (torch, numpy)."""
+
+    import_name: str
+    pip_name: str
+    where: str
+    optional: bool
+    provided: bool = False
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_source(path: Path | str) -> Source:
+    """Read SOURCE (a ``.py`` file, a file without extension, or a folder); every file must parse."""
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise YamlforgeError(f"'{path}' does not exist", where="SOURCE",
+                             hint="pass a .py file, a file without extension, or a folder of .py files")
+    if given.is_dir():
+        root = given.resolve()
+        files = {rel: _read_text(root / rel, rel) for rel in _package_files(root)}
+        source = Source(root=root, files=files, is_package=True, entry="", name=_identifier(root.name))
+    else:
+        if given.suffix not in SOURCE_SUFFIXES:
+            raise YamlforgeError(f"'{given.name}' is not a Python file", where=str(given),
+                                 hint="pass a .py file, a file without extension, or a folder")
+        file = given.resolve()
+        source = Source(root=file.parent, files={file.name: _read_text(file, str(given))}, is_package=False,
+                        entry=file.name, name=_identifier(file.stem))
+    source.trees  # noqa: B018 -- parse every file now: a syntax error is an error of load_source
+    return source
+
+
+def _package_files(root: Path) -> list[str]:
+    """Relative paths of every ``.py`` below ``root``; a link leading outside ``root`` is refused."""
+    found = []
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS
+                         and _inside(root, here / d))
+        found += [(here / n).relative_to(root).as_posix() for n in sorted(names)
+                  if n.endswith(".py") and _inside(root, here / n)]
+    if not found:
+        raise YamlforgeError(f"folder '{root}' has no .py file", where=str(root),
+                             hint="pass the folder that holds the module's .py files, or the file itself")
+    return found
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """True for a real path inside ``root``; False for a link inside (seen elsewhere); refuses a link outside."""
+    if not path.is_symlink():
+        return True
+    if path.resolve().is_relative_to(root):
+        return False
+    raise YamlforgeError(f"'{path}' links outside the source folder, to '{path.resolve()}'", where=str(path),
+                         hint="copy the linked code into the folder, or pass the folder it lives in")
+
+
+def _read_text(path: Path, shown: str) -> str:
+    """The file's text in its declared encoding (PEP 263); NUL bytes or undecodable bytes mean a binary file."""
+    data = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, SyntaxError, LookupError):
+        text = "\0"
+    if "\0" in text:
+        raise YamlforgeError(f"'{shown}' is a binary file, not Python source", where=shown,
+                             hint="pass the module's .py file")
+    return text
+
+
+def _parse(text: str, path: Path) -> ast.Module:
+    try:
+        return ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        raise YamlforgeError(f"'{path.name}' is not valid Python ({exc.msg})", where=f"{path}:{exc.lineno}",
+                             hint="fix the file, or pass only the file or folder that holds the module") from None
+
+
+def _identifier(name: str) -> str:
+    """A module name Python can import: ``my-block`` becomes ``my_block``."""
+    cleaned = re.sub(r"\W", "_", name)
+    return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
+
+
+# ------------------------------------------------------------------ classes
+
+
+def module_classes(source: Source) -> list[ClassInfo]:
+    """Top-level classes deriving from ``torch.nn`` classes, directly or through classes of the source.
+
+    Any capitalised ``torch.nn`` name counts as a base (``nn.Module``, ``nn.Sequential``, ``nn.Conv2d``), in
+    every spelling an import allows (``torch.nn.Module``, ``from torch import nn``, ``from torch.nn import
+    Module as M``). Bases from other files of the source match by class name (the same file's class first).
+    """
+    classes = {(rel, c.name): c for rel, tree in source.trees.items() for c in tree.body if isinstance(c, ast.ClassDef)}
+    aliases = {rel: _import_aliases(tree) for rel, tree in source.trees.items()}
+    modules: dict[tuple[str, str], ast.ClassDef] = {}
+    changed = True
+    while changed:  # a class whose base is a module class is one too; repeat until nothing new is found
+        changed = False
+        for key, node in classes.items():
+            if key not in modules and any(_is_module_base(b, key[0], aliases[key[0]], modules) for b in node.bases):
+                modules[key] = node
+                changed = True
+    infos = [_class_info(rel, node, source, modules) for (rel, _), node in modules.items()]
+    return sorted(infos, key=lambda info: (info.file, info.line))
+
+
+def _import_aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> the dotted name it stands for, from the file's absolute imports."""
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                local = alias.asname or alias.name.split(".")[0]
+                aliases[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            aliases.update((a.asname or a.name, f"{node.module}.{a.name}") for a in node.names)
+    return aliases
+
+
+def _is_module_base(base: ast.expr, rel: str, aliases: dict[str, str], modules: dict) -> bool:
+    dotted = _dotted(base)
+    if dotted is None:
+        return False
+    head, _, rest = dotted.partition(".")
+    full = ".".join(filter(None, (aliases.get(head, head), rest)))
+    last = full.rsplit(".", 1)[-1]
+    torch_class = full in MODULE_BASES or (full.startswith("torch.nn.") and last[:1].isupper())
+    return torch_class or _source_class(dotted, rel, modules) is not None
+
+
+def _source_class(dotted: str, rel: str, modules: dict) -> tuple[str, ast.ClassDef] | None:
+    """(file, class) of the module class a base expression names: the same file's first, then any file's."""
+    name = dotted.rsplit(".", 1)[-1]
+    if (rel, name) in modules:
+        return rel, modules[rel, name]
+    return next(((r, node) for (r, n), node in modules.items() if n == name), None)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        owner = _dotted(node.value)
+        return owner and f"{owner}.{node.attr}"
+    return None
+
+
+def _class_info(rel: str, node: ast.ClassDef, source: Source, modules: dict) -> ClassInfo:
+    init = _inherited_method(rel, node, "__init__", modules)
+    forward = _inherited_method(rel, node, "forward", modules)
+    params = _params(init[1], source.files[init[0]]) if init else []
+    forward_params = [_star(p) + p.name for p in _params(forward[1], "")] if forward else []
+    return ClassInfo(name=node.name, file=rel, line=node.lineno, params=params, forward_params=forward_params,
+                     bases=[ast.unparse(b) for b in node.bases])
+
+
+def _inherited_method(rel: str, node: ast.ClassDef, name: str, modules: dict, depth: int = 0):
+    """(file, def) of method ``name`` in the class or, depth-first, in its bases that are classes of the source."""
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == name:
+            return rel, item
+    bases = (_source_class(_dotted(b) or "", rel, modules) for b in node.bases)
+    for base in filter(None, bases):
+        if base[1] is not node and depth < 50:  # ``class A(A)`` after an import of another A
+            found = _inherited_method(*base, name, modules, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _params(func: ast.FunctionDef, text: str) -> list[Param]:
+    """The parameters after ``self``, with each default's source text (``text`` empty: unparsed)."""
+    args = func.args
+    positional = [*args.posonlyargs, *args.args][1:]
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    params = [Param(a.arg, _text(d, text), "positional") for a, d in zip(positional, defaults[-len(positional):])]
+    if args.vararg:
+        params.append(Param(args.vararg.arg, None, "var_positional"))
+    params += [Param(a.arg, _text(d, text), "keyword") for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    if args.kwarg:
+        params.append(Param(args.kwarg.arg, None, "var_keyword"))
+    return params
+
+
+def _text(node: ast.expr | None, text: str) -> str | None:
+    if node is None:
+        return None
+    return (ast.get_source_segment(text, node) if text else None) or ast.unparse(node)
+
+
+def _star(param: Param) -> str:
+    return {"var_positional": "*", "var_keyword": "**"}.get(param.kind, "")
+
+
+# ------------------------------------------------------------------ requirements
+
+
+@lru_cache(maxsize=1)
+def _pip_table() -> tuple[dict[str, str], frozenset[str]]:
+    data = json.loads(PIP_NAMES.read_text(encoding="utf-8"))
+    return data["pip_names"], frozenset(data["provided"])
+
+
+def pip_name(import_name: str) -> str:
+    """The pip distribution that provides ``import_name`` (the name itself unless the table says otherwise)."""
+    return _pip_table()[0].get(import_name, import_name)
+
+
+def requirements(source: Source) -> list[Requirement]:
+    """Third-party top-level imports, anywhere in the code; ``optional`` when every one is guarded by
+    ``try: ... except ImportError``. Standard library, relative imports and the source's own modules are left out.
+    """
+    own = source.own_top_names | {Path(rel).stem for rel in source.files} | {
+        part for rel in source.files for part in rel.split("/")[:-1]}
+    provided = _pip_table()[1]
+    found: dict[str, Requirement] = {}
+    for rel, tree in source.trees.items():
+        for name, line, optional in _ImportCollector.collect(tree):
+            if name in own or name in sys.stdlib_module_names:
+                continue
+            known = found.get(name)
+            if known is None:
+                found[name] = Requirement(name, pip_name(name), f"{rel}:{line}", optional, name in provided)
+            elif known.optional and not optional:
+                found[name] = Requirement(name, known.pip_name, f"{rel}:{line}", False, known.provided)
+    return list(found.values())
+
+
+class _ImportCollector(ast.NodeVisitor):
+    """(top-level name, line, inside ``try`` with an ImportError handler) for every absolute import."""
+
+    def __init__(self):
+        self.found: list[tuple[str, int, bool]] = []
+        self.guarded = 0
+
+    @classmethod
+    def collect(cls, tree: ast.Module) -> list[tuple[str, int, bool]]:
+        collector = cls()
+        collector.visit(tree)
+        return collector.found
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.found += [(a.name.split(".")[0], node.lineno, self.guarded > 0) for a in node.names]
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if not node.level and node.module:
+            self.found.append((node.module.split(".")[0], node.lineno, self.guarded > 0))
+
+    def visit_Try(self, node: ast.Try) -> None:
+        guard = any(self._catches_import_error(h) for h in node.handlers)
+        self.guarded += guard
+        for statement in node.body:
+            self.visit(statement)
+        self.guarded -= guard
+        for child in (*node.handlers, *node.orelse, *node.finalbody):
+            self.visit(child)
+
+    visit_TryStar = visit_Try
+
+    @staticmethod
+    def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+        if handler.type is None:
+            return True
+        caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        return any((_dotted(c) or "").rsplit(".", 1)[-1] in IMPORT_GUARDS for c in caught)
+
+
+def missing_requirements(python: str, reqs: list[Requirement]) -> list[Requirement]:
+    """The non-optional ``reqs`` that ``python`` cannot import (looked up with find_spec in a subprocess)."""
+    wanted = [r for r in reqs if not r.optional]
+    if not wanted:
+        return []
+    names = sorted({r.import_name for r in wanted})
+    with tempfile.TemporaryDirectory(prefix="yamlforge-find-spec-") as tmp:  # no local folder shadows a package
+        try:
+            result = subprocess.run([python, "-c", FIND_SPEC_SCRIPT, json.dumps(names)], cwd=tmp, capture_output=True,
+                                    text=True, timeout=FIND_SPEC_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise YamlforgeError(f"'{python}' did not answer within {FIND_SPEC_TIMEOUT} s", where="--python") from None
+        except OSError as exc:
+            raise YamlforgeError(f"cannot run '{python}': {exc.strerror}", where="--python") from None
+    try:
+        missing = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError):
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise YamlforgeError(f"'{python}' could not look up imports: {tail}", where="--python") from None
+    return [r for r in wanted if r.import_name in missing]
+
+
+def install_hint(python: str, missing: list[Requirement]) -> str:
+    """The pip command that installs ``missing`` into ``python``'s environment."""
+    names = dict.fromkeys(r.pip_name for r in missing)
+    return f"{shlex.quote(python)} -m pip install {' '.join(shlex.quote(n) for n in names)}"
+
+
+# ------------------------------------------------------------------ relative imports
+
+
+def relativize_imports(source: Source) -> dict[str, str]:
+    """Files of a package whose absolute imports of the package's own modules become relative (changed ones only)."""
+    if not source.is_package:
+        return {}
+    from ..patch.codemods.relative_imports import relative_imports  # libcst only for a package, the only case with work
+    changed = {}
+    for rel, text in source.files.items():
+        new = relative_imports(text, lambda dotted: _in_source(source, dotted), rel.split("/")[:-1], filename=rel)
+        if new != text:
+            changed[rel] = new
+    return changed
+
+
+def _in_source(source: Source, dotted: str) -> list[str] | None:
+    """The path inside the source (folder parts) that an absolute module name means, or None for foreign code.
+
+    ``models.layers`` means ``models/layers`` when the folder holds ``models/``; ``model.basic`` means ``basic``
+    when the folder itself is ``model/`` (and holds no ``model/``).
+    """
+    parts = dotted.split(".")
+    if parts[0] in source.top_names:
+        return parts
+    if parts[0] == source.root.name:
+        return parts[1:]
+    return None

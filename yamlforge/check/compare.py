@@ -1,0 +1,179 @@
+"""``yamlforge compare``: measures model YAMLs side by side, one compare_runner.py subprocess per model.
+
+A YAML that does not build is one failed row; the others are still measured. Differences are to the first
+model (the first row that measured), in the order given.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import YamlforgeError
+from ..targets import Target
+from .verify import Check, check_options, resolve_python, resolve_yaml, run_runner
+
+RUNNER = Path(__file__).parent.parent / "runners" / "compare_runner.py"
+TIMEOUT = 900  # seconds per model
+FORMATS = ("table", "markdown", "csv", "json")
+METRICS = ("layers", "parameters", "gflops", "latency_ms", "peak_mib")  # each gets a difference to the first row
+SCHEMA_ID = "yamlforge.compare/1"
+MEMORY_BATCH = 2  # the issue's "peak memory of one forward+backward at batch 2"
+
+
+@dataclass
+class Row:
+    """One model: its measurements, or the error that stopped them."""
+
+    model: str
+    yaml: str
+    layers: int | None = None
+    parameters: int | None = None
+    gflops: float | None = None
+    latency_ms: float | None = None
+    latency_runs: int | None = None
+    peak_mib: float | None = None
+    memory_method: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise YamlforgeError(f"--format {fmt} is not one of {', '.join(FORMATS)}", where="--format")
+
+
+def compare(yamls: list[Path], target: Target, *, imgsz: int = 640, batch: int = MEMORY_BATCH, runs: int = 10,
+            python: str | None = None, progress: Callable[[str], None] = lambda line: None) -> list[Row]:
+    """Measure each YAML in its own subprocess; bad input (a missing file, --imgsz) raises before any runs."""
+    check_options(imgsz=imgsz, batch=batch)
+    if runs < 1:
+        raise YamlforgeError(f"--runs {runs} must be at least 1", where="--runs")
+    if not yamls:
+        raise YamlforgeError("give at least one model YAML", where="MODELS")
+    resolved = [resolve_yaml(y, target) for y in yamls]
+    python = resolve_python(python)
+    rows = []
+    for n, (given, yaml) in enumerate(zip(yamls, resolved), start=1):
+        progress(f"compare [{n}/{len(yamls)}] {given} ...")
+        rows.append(measure_one(str(given), yaml, target, imgsz=imgsz, batch=batch, runs=runs, python=python))
+        progress(f"compare [{n}/{len(yamls)}] {given}: {summary(rows[-1])}")
+    return rows
+
+
+def measure_one(given: str, yaml: str, target: Target, *, imgsz: int, batch: int, runs: int, python: str) -> Row:
+    args = ["--mode", "compare", "--target", json.dumps(target.runner_facts()), "--yaml", yaml,
+            "--imgsz", str(imgsz), "--batch", str(batch), "--runs", str(runs)]
+    raw, stderr = run_runner(python, args, timeout=TIMEOUT, script=RUNNER)
+    row = Row(model=Path(given).stem, yaml=yaml)
+    if raw is None or "error" in raw:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        row.error = f"the compare subprocess {'crashed: ' + raw['error'] if raw else 'printed no result'} ({tail})"
+        return row
+    failed = next((Check.from_dict(c) for c in raw.get("checks", []) if c["status"] == "fail"), None)
+    if failed is not None:
+        row.error = f"{failed.name}: {failed.message}"
+        return row
+    totals = raw.get("totals") or {}
+    for name in ("layers", "parameters", "gflops", "latency_ms", "latency_runs", "peak_mib", "memory_method"):
+        setattr(row, name, totals.get(name))
+    return row
+
+
+def summary(row: Row) -> str:
+    if not row.ok:
+        return f"failed: {row.error}"
+    return (f"{row.parameters:,} parameters, {row.gflops:.2f} GFLOPs, {row.latency_ms:.1f} ms, "
+            f"{row.peak_mib:.0f} MiB")
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def differences(rows: list[Row]) -> list[dict[str, float | None]]:
+    """Per row, each metric minus the first measured row's (None for the first row and failed rows)."""
+    base = next((r for r in rows if r.ok), None)
+    out = []
+    for row in rows:
+        if base is None or row is base or not row.ok:
+            out.append(dict.fromkeys(METRICS))
+        else:
+            out.append({m: _round(getattr(row, m) - getattr(base, m)) for m in METRICS})
+    return out
+
+
+def _round(value):
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def _cell(value, delta, digits: str) -> str:
+    """``value`` and, after the first row, its signed difference and ratio: ``32,970,476 +1,234 (+0.0%)``."""
+    def number(v):
+        return f"{v:,}" if isinstance(v, int) else f"{v:,.{digits}f}"
+
+    if delta is None:
+        return number(value)
+    base = value - delta
+    ratio = f" ({delta / base:+.1%})" if base else ""
+    return f"{number(value)} {'+' if delta >= 0 else '-'}{number(abs(delta))}{ratio}"
+
+
+COLUMNS = (("layers", "0"), ("parameters", "0"), ("gflops", "2"), ("latency_ms", "1"), ("peak_mib", "0"))
+
+
+def table_cells(rows: list[Row], imgsz: int, batch: int) -> tuple[list[str], list[list[str]]]:
+    runs = next((r.latency_runs for r in rows if r.ok), None)
+    header = ["model", "layers", "parameters", f"GFLOPs@{imgsz}", f"latency ms (b1, median of {runs})",
+              f"peak MiB (fwd+bwd, b{batch})"]
+    body = []
+    for row, delta in zip(rows, differences(rows)):
+        if not row.ok:
+            body.append([row.model, "failed"] + [""] * (len(header) - 2))
+            continue
+        body.append([row.model] + [_cell(getattr(row, m), delta[m], f) for m, f in COLUMNS])
+    return header, body
+
+
+def render(rows: list[Row], fmt: str, *, imgsz: int, batch: int) -> str:
+    """The rows as ``table`` (plain, aligned), ``markdown`` (a GitHub table), ``csv`` or ``json``."""
+    if fmt == "json":
+        return json.dumps({"schema": SCHEMA_ID, "imgsz": imgsz, "batch": batch,
+                           "rows": [{**asdict(r), "ok": r.ok, "difference": d}
+                                    for r, d in zip(rows, differences(rows))]}, indent=2)
+    if fmt == "csv":
+        return _csv(rows)
+    header, body = table_cells(rows, imgsz, batch)
+    errors = [f"{row.model}: {row.error}" for row in rows if not row.ok]
+    if fmt == "markdown":
+        return "\n".join(_markdown(header, body) + ([""] + [f"- {e}" for e in errors] if errors else []))
+    return "\n".join(_aligned(header, body) + errors)
+
+
+def _markdown(header: list[str], body: list[list[str]]) -> list[str]:
+    lines = [header, ["---"] + ["---:"] * (len(header) - 1), *body]
+    return ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
+
+
+def _aligned(header: list[str], body: list[list[str]]) -> list[str]:
+    """The model name left-aligned, numbers right-aligned."""
+    lines = [header, *body]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+            for line in lines]
+
+
+def _csv(rows: list[Row]) -> str:
+    out = io.StringIO()
+    names = ["model", "yaml", *METRICS, "latency_runs", "memory_method", "error", *(f"d_{m}" for m in METRICS)]
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row, delta in zip(rows, differences(rows)):
+        writer.writerow({**asdict(row), **{f"d_{m}": v for m, v in delta.items()}})
+    return out.getvalue()

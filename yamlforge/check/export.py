@@ -1,0 +1,48 @@
+"""``verify --export onnx``: runs export_runner.py in the target's Python and adds its ``export`` check to a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import YamlforgeError
+from ..targets import Target
+from .verify import Check, VerifyReport, run_runner
+
+RUNNER = Path(__file__).parent.parent / "runners" / "export_runner.py"
+FORMATS = ("onnx",)
+TIMEOUT = 900  # seconds: a build, an export and an onnxruntime run of one model on CPU
+
+
+def check_format(fmt: str | None) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise YamlforgeError(f"--export {fmt} is not a format yamlforge exports to ({', '.join(FORMATS)})",
+                             where="--export", hint="--export onnx")
+
+
+def add_export_check(report: VerifyReport, target: Target, *, imgsz: int) -> Check:
+    """Export ``report``'s model with the target's own exporter; appends (and returns) the ``export`` check."""
+    if not report.ok:
+        check = Check("export", "skip", "not run: an earlier check failed")
+    else:
+        args = ["--mode", "export", "--target", json.dumps(target.runner_facts()), "--yaml", report.yaml,
+                "--imgsz", str(imgsz)]
+        raw, stderr = run_runner(report.python, args, timeout=TIMEOUT, script=RUNNER)
+        check = _export_check(raw, stderr)
+        report.notes.extend((raw or {}).get("notes") or [])
+    report.checks.append(check)
+    return check
+
+
+def _export_check(raw: dict | None, stderr: str) -> Check:
+    """The runner's ``export`` check, or its first failed check (import, build) renamed, or why it said nothing."""
+    if raw is None or "error" in raw:
+        what = "printed no result" if raw is None else f"crashed: {raw['error']}"
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        return Check("export", "fail", f"the export subprocess {what}", details={"stderr": tail})
+    checks = [Check.from_dict(c) for c in raw.get("checks", [])]
+    found = next((c for c in checks if c.name == "export"), None)
+    if found is not None:
+        return found
+    failed = next(c for c in checks if c.status == "fail")
+    return Check("export", "fail", f"{failed.name}: {failed.message}", hint=failed.hint, where=failed.where)

@@ -1,0 +1,305 @@
+"""``yamlforge verify``: runs verify_runner.py in the target's Python and turns its JSON into a report.
+
+The parent process never imports torch or the target: a subprocess with the checkout first on ``sys.path``
+(cwd in a temporary folder) does the import, build, forward, GFLOPs, backward and optional smoke training,
+and prints one JSON object that :class:`VerifyReport` wraps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import YamlforgeError
+from ..targets import Target, unscaled_stem
+
+RUNNER = Path(__file__).parent.parent / "runners" / "verify_runner.py"
+SCHEMA_ID = "yamlforge.verify/1"
+CHECK_ORDER = ("runner", "import", "build", "forward", "flops", "backward", "train", "reload", "safe_reload")
+TIMEOUT = {False: 900, True: 3600}  # seconds; a smoke training on a slow CPU runner can take minutes
+
+
+@dataclass
+class Check:
+    """One verification step: ``status`` is pass, fail, skip or warn."""
+
+    name: str
+    status: str
+    message: str
+    hint: str | None = None
+    where: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Check:
+        known = {k: raw.get(k) for k in ("name", "status", "message", "hint", "where")}
+        details = {k: v for k, v in raw.items() if k not in known}
+        return cls(details=details, **known)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "message": self.message, "hint": self.hint,
+                "where": self.where, **self.details}
+
+
+@dataclass
+class VerifyReport:
+    """What the runner found; ``ok`` when no check failed."""
+
+    target: dict
+    yaml: str
+    imgsz: int
+    batch: int
+    python: str
+    checks: list[Check]
+    imported: dict | None = None
+    builder: str | None = None
+    torch: str | None = None
+    layers: list[dict] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+    gradients: dict | None = None
+    train: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_checks
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [c.name for c in self.checks if c.status == "fail"]
+
+    def check(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA_ID,
+            "ok": self.ok,
+            "failed_checks": self.failed_checks,
+            "target": self.target,
+            "yaml": self.yaml,
+            "imgsz": self.imgsz,
+            "batch": self.batch,
+            "python": self.python,
+            "torch": self.torch,
+            "imported": self.imported,
+            "builder": self.builder,
+            "checks": [c.to_dict() for c in self.checks],
+            "layers": self.layers,
+            "totals": self.totals,
+            "gradients": self.gradients,
+            "train": self.train,
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_runner(cls, raw: dict) -> VerifyReport:
+        return cls(
+            target=raw["target"], yaml=raw["yaml"], imgsz=raw["imgsz"], batch=raw["batch"], python=raw["python"],
+            checks=[Check.from_dict(c) for c in raw.get("checks", [])], imported=raw.get("imported"),
+            builder=raw.get("builder"), torch=raw.get("torch"), layers=raw.get("layers") or [],
+            totals=raw.get("totals") or {}, gradients=raw.get("gradients"), train=raw.get("train"),
+            notes=list(raw.get("notes") or []),
+        )
+
+
+# ------------------------------------------------------------------ running
+
+
+def resolve_yaml(yaml_path: Path | str, target: Target) -> str:
+    """A model YAML file, or a stock name the target resolves itself (Ultralytics: ``yolov8n.yaml``)."""
+    path = Path(yaml_path).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    if target.kind.runtime.stock_names and path.name == str(yaml_path) and path.suffix in (".yaml", ".yml"):
+        # the target's own rule: yolov8n.yaml is yolov8.yaml at scale n
+        unscaled = unscaled_stem(path.stem) + path.suffix
+        models = [target.root / folder for folder in target.kind.model_dirs]
+        if any(any(m.rglob(path.name)) or any(m.rglob(unscaled)) for m in models):
+            return path.name
+    raise YamlforgeError(f"model YAML '{yaml_path}' does not exist", where="MODEL",
+                         hint="pass a YAML file (yamlforge gen-yaml writes one) or a stock name like yolov8n.yaml")
+
+
+def resolve_python(python: str | None) -> str:
+    if python is None:
+        return sys.executable
+    found = shutil.which(python) or (python if Path(python).is_file() else None)
+    if not found:
+        raise YamlforgeError(f"Python interpreter '{python}' not found", where="--python",
+                             hint="give the path of your training venv's python, e.g. --python ~/venv/bin/python")
+    return found
+
+
+def runner_env(workdir: Path) -> dict[str, str]:
+    """No downloads, no writes to the user's settings: config dirs live in the temporary folder."""
+    env = dict(os.environ)
+    env.update({
+        "YOLO_OFFLINE": "1",
+        "YOLO_CONFIG_DIR": str(workdir / "ultralytics-config"),
+        "YOLOV5_CONFIG_DIR": str(workdir / "yolov5-config"),
+        "MPLBACKEND": "Agg",
+        "PYTHONIOENCODING": "utf-8",
+    })
+    return env
+
+
+def run_runner(python: str, args: list[str], *, timeout: float, workdir: Path | None = None,
+               script: Path = RUNNER) -> tuple[dict | None, str]:
+    """Run ``script`` (verify_runner.py) with ``args``; returns (its JSON object or None, stderr)."""
+    with tempfile.TemporaryDirectory(prefix="yamlforge-verify-") as tmp:
+        cwd = workdir or Path(tmp)
+        try:
+            result = subprocess.run([python, str(script), *args], cwd=cwd, env=runner_env(Path(tmp)),
+                                    capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            partial = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+            return None, f"{partial}\ntimed out after {timeout:.0f} s"
+        except OSError as exc:
+            raise YamlforgeError(f"cannot run '{python}': {exc.strerror}", where="--python") from None
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    try:
+        return json.loads(lines[-1]), result.stderr
+    except (IndexError, ValueError):
+        return None, result.stderr
+
+
+def _runner_failure(target: Target, yaml: str, imgsz: int, batch: int, python: str, message: str,
+                    stderr: str) -> VerifyReport:
+    tail = "\n".join(stderr.strip().splitlines()[-15:])
+    return VerifyReport(
+        target={"kind": target.kind.name, "version": target.version, "root": str(target.root)}, yaml=yaml,
+        imgsz=imgsz, batch=batch, python=python,
+        checks=[Check("runner", "fail", message, hint="this is a yamlforge bug if the output below does not "
+                      "explain it; please report it", details={"stderr": tail})],
+    )
+
+
+def check_options(*, imgsz: int, batch: int = 2) -> None:
+    """Refuse unusable sizes up front (callers check before they write anything)."""
+    if imgsz < 32 or imgsz % 32:
+        raise YamlforgeError(f"--imgsz {imgsz} must be a positive multiple of 32", where="--imgsz")
+    if batch < 1:
+        raise YamlforgeError(f"--batch {batch} must be at least 1", where="--batch")
+
+
+def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, python: str | None = None,
+           ) -> VerifyReport:
+    """Build (with ``train``: smoke-train) ``yaml_path`` in ``target`` in a subprocess; a failed check never raises.
+
+    Raises YamlforgeError for bad input: missing YAML, unusable --imgsz/--batch, unknown --python.
+    """
+    check_options(imgsz=imgsz, batch=batch)
+    yaml = resolve_yaml(yaml_path, target)
+    python = resolve_python(python)
+    args = ["--mode", "verify", "--target", json.dumps(target.runner_facts()), "--yaml", yaml,
+            "--imgsz", str(imgsz), "--batch", str(batch)]
+    if train:
+        args.append("--train")
+    raw, stderr = run_runner(python, args, timeout=TIMEOUT[bool(train)])
+    if raw is None:
+        return _runner_failure(target, yaml, imgsz, batch, python, "the verify subprocess printed no result", stderr)
+    if "error" in raw:  # a crash (with its traceback), or target facts the runner does not understand
+        what = "crashed" if "internal_error" in raw else "refused to run"
+        return _runner_failure(target, yaml, imgsz, batch, python, f"the verify subprocess {what}: {raw['error']}",
+                               raw.get("internal_error", stderr))
+    return VerifyReport.from_runner(raw)
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def format_shape(shape) -> str:
+    if shape is None:
+        return ""
+    if all(isinstance(d, int) for d in shape):
+        return "×".join(map(str, shape))
+    parts = [format_shape(s) for s in shape]
+    text = ", ".join(p for p in parts if p)
+    return f"({text})" if len(text) <= 60 else f"({text[:57]}...)"
+
+
+def format_params(n: int | None) -> str:
+    return "" if n is None else f"{n:,}"
+
+
+MARK = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[yellow]-[/]", "warn": "[yellow]![/]"}
+
+
+def render_report(report: VerifyReport, console=None) -> None:
+    """The failing checks first, then the layer table, totals and every check with its verdict."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = console or Console(soft_wrap=True, highlight=False)
+    target = report.target
+    label = f"{target['kind']} {target.get('version') or ''}".strip()
+    _render_failures(report, console)
+    if report.layers:
+        console.print(_layer_table(report, label))
+    if report.totals:
+        console.print(_totals_line(report))
+    if report.imported:
+        console.print(f"imported {report.imported['package']} from {escape(report.imported['file'])}")
+    for check in report.checks:
+        console.print(f"{MARK.get(check.status, '?')} {check.name:<12} {escape(check.message)}")
+    names = (report.gradients or {}).get("no_grad")
+    if names:
+        shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+        console.print(f"[yellow]no gradient:[/] {escape(shown)}")
+    for note in report.notes:
+        console.print(f"note: {escape(note)}")
+    if report.ok:
+        console.print(f"[bold green]verify: ok[/] ({len(report.checks)} checks, {label})")
+    else:
+        console.print(f"[bold red]verify: failed[/] ({', '.join(report.failed_checks)}; {label})")
+
+
+def _render_failures(report: VerifyReport, console) -> None:
+    from rich.markup import escape
+
+    for check in report.checks:
+        if check.status != "fail":
+            continue
+        console.print(f"[bold red]FAILED {check.name}[/]: {escape(check.message)}")
+        if check.where:
+            console.print(f"  at {escape(check.where)}")
+        if check.hint:
+            console.print(f"  [bold]fix:[/] {escape(check.hint)}")
+        if check.details.get("stderr"):
+            console.print(escape(check.details["stderr"]))
+
+
+def _layer_table(report: VerifyReport, label: str):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("#", "from", "module", "params", "output shape", "stride", box=None, pad_edge=False,
+                  title=f"{escape(Path(report.yaml).name)} on {label} ({report.builder or 'build'})")
+    for row in report.layers:
+        stride = row.get("stride")
+        table.add_row(str(row["index"]), str(row["from"]), escape(row["module"]), format_params(row["params"]),
+                      format_shape(row.get("shape")), "" if stride is None else str(stride))
+    return table
+
+
+def _totals_line(report: VerifyReport) -> str:
+    totals = report.totals
+    gflops = totals.get("gflops")
+    own = totals.get("target_gflops")
+    return (
+        f"{totals.get('layers', '?')} layers, {format_params(totals.get('parameters'))} parameters, "
+        f"{'?' if gflops is None else f'{gflops:.2f}'} GFLOPs at {report.imgsz}"
+        + (f" (target reports {own:.2f})" if own is not None else "")
+        + (f", forward {totals['forward_ms']:.0f} ms (batch {report.batch}, CPU)" if "forward_ms" in totals else "")
+    )

@@ -1,0 +1,99 @@
+"""An in-memory set of file changes: status words, validation before writing, and git-compatible diffs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InternalError
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file's old and new text (``None``: the file does not exist on that side)."""
+
+    path: str  # relative to the checkout root, posix separators
+    old: str | None
+    new: str | None
+
+    @property
+    def status(self) -> str:
+        if self.old == self.new:
+            return "identical"
+        if self.old is None:
+            return "create"
+        if self.new is None:
+            return "delete"
+        return "patch"
+
+    def diff(self) -> str:
+        """Unified diff with ``a/``/``b/`` headers (``/dev/null`` for a created or deleted file)."""
+        return unified_diff(self.old, self.new, "/dev/null" if self.old is None else f"a/{self.path}",
+                            "/dev/null" if self.new is None else f"b/{self.path}")
+
+
+def unified_diff(old: str | None, new: str | None, fromfile: str, tofile: str) -> str:
+    """The diff ``git apply`` takes, with its marker for a last line without a newline; ``""`` when nothing changed."""
+    if old == new:
+        return ""
+    lines = difflib.unified_diff((old or "").splitlines(keepends=True), (new or "").splitlines(keepends=True),
+                                 fromfile=fromfile, tofile=tofile)
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+@dataclass
+class Changeset:
+    """``{relpath: FileChange}`` for one checkout; only the writer turns it into bytes on disk."""
+
+    root: Path
+    changes: dict[str, FileChange] = field(default_factory=dict)
+
+    def read(self, relpath: str) -> str | None:
+        """Current text of a file: as already changed in this changeset, else as on disk."""
+        if relpath in self.changes:
+            return self.changes[relpath].new
+        path = self.root / relpath
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def set(self, relpath: str, new: str | None) -> None:
+        old = self.changes[relpath].old if relpath in self.changes else self._disk(relpath)
+        self.changes[relpath] = FileChange(relpath, old, new)
+
+    def _disk(self, relpath: str) -> str | None:
+        path = self.root / relpath
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    @property
+    def effective(self) -> list[FileChange]:
+        """Changes that alter the checkout, sorted by path."""
+        return [c for _, c in sorted(self.changes.items()) if c.status != "identical"]
+
+    def diff(self) -> str:
+        return "".join(c.diff() for c in self.effective)
+
+    def validate(self) -> None:
+        """Refuse to write anything that does not compile.
+
+        Python is compiled with CPython's own parser, the one that will import it: a second libcst parse would
+        double apply's cost (parsing dominates it) without rejecting anything more.
+        """
+        # Text that is already on disk in this checkout (pristine copies kept for revert) or was already checked
+        # (the same text written in two places) needs no second check.
+        known = {c.old for c in self.changes.values() if c.old is not None}
+        for change in self.effective:
+            if change.new is None or change.new in known:
+                continue
+            known.add(change.new)
+            if change.path.endswith(".py"):
+                try:
+                    compile(change.new, change.path, "exec", dont_inherit=True)
+                except SyntaxError as exc:
+                    raise InternalError(
+                        f"the patched file would not compile ({exc.msg}); nothing was written",
+                        where=f"{change.path}:{exc.lineno}",
+                        hint="please report this with the output of `yamlforge apply --dry-run`",
+                    ) from None
+            elif change.path.endswith(".json"):
+                json.loads(change.new)

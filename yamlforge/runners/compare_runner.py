@@ -1,0 +1,113 @@
+"""Runs inside the target's Python: measures one model YAML for ``yamlforge compare`` and prints one JSON object.
+
+``python compare_runner.py --mode compare --target FACTS --yaml Y --imgsz N --batch B`` builds the model the way
+``verify`` does (``verify_runner.py``, imported as a sibling), then measures, in this order:
+
+- peak memory of one training forward + backward at batch B: the growth of this process's peak resident set
+  (``VmHWM``), reset to the current RSS just before through ``/proc/self/clear_refs``. torch's CPU allocator
+  keeps no statistics and ``tracemalloc`` does not see its allocations, so RSS is what there is; it runs first,
+  right after the build, in a process of its own, so nothing else has touched memory yet;
+- layers, parameters and GFLOPs with verify's own checks (so the numbers are verify's);
+- the median CPU latency of a batch-1 forward over ``--runs`` runs after ``WARMUP_RUNS`` warm-up runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__:  # imported as yamlforge.runners.compare_runner (the tests)
+    from . import export_runner
+    from . import verify_runner as vr
+else:  # a script in the target's Python: its own folder is sys.path[0]
+    import export_runner
+    import verify_runner as vr
+
+WARMUP_RUNS = 2
+
+
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (VmRSS: resident now, VmHWM: peak resident)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak_rss() -> bool:
+    """Make the kernel's peak-RSS counter start again from the current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_memory(facts: dict, model, imgsz: int, batch: int) -> dict:
+    """MiB the process's peak RSS grows by during one forward + backward of the target's training loss."""
+    model.train()
+    x = vr.random_images(batch, imgsz)
+    gc.collect()
+    if reset_peak_rss():
+        method, before = "peak RSS delta (/proc/self/clear_refs reset)", status_kib("VmRSS")
+    else:  # ru_maxrss only grows: a lower bound when something earlier peaked higher
+        method, before = "ru_maxrss delta (a lower bound)", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    loss, _ = vr.LOSSES[facts["loss"]](facts, model, x)
+    loss.backward()
+    after = status_kib("VmHWM") if method.startswith("peak") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for p in model.parameters():
+        p.grad = None
+    return {"peak_mib": round((after - before) / 1024, 1), "memory_method": method, "memory_batch": batch}
+
+
+def latency(model, imgsz: int, runs: int) -> dict:
+    import torch
+
+    model.eval()
+    x = vr.random_images(1, imgsz)
+    times = []
+    with torch.no_grad():
+        for run in range(WARMUP_RUNS + runs):
+            started = time.perf_counter()
+            model(x)
+            if run >= WARMUP_RUNS:
+                times.append(time.perf_counter() - started)
+    return {"latency_ms": round(statistics.median(times) * 1000, 2), "latency_runs": runs}
+
+
+def measure(report, facts: dict, model, imgsz: int, batch: int, runs: int) -> None:
+    """Memory first (nothing has run yet), then verify's forward + GFLOPs checks, then latency."""
+    try:
+        measured = peak_memory(facts, model, imgsz, batch)
+    except Exception as exc:
+        vr.fail_at_layer(report, "backward", exc, "training forward/backward failed")
+        return
+    if vr.check_forward(report, model, imgsz, 1) and vr.check_flops(report, facts, model, imgsz):
+        measured.update(latency(model, imgsz, runs))
+    report.data["totals"].update(measured)
+
+
+def mode_compare(args, facts: dict, runs: int) -> dict:
+    report, model, _ = export_runner.open_model(args, facts)
+    if model is not None:
+        measure(report, facts, model, args.imgsz, args.batch, runs)
+    report.data["ok"] = not report.failed()
+    return report.data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs", type=int, default=10)  # timed forwards; the rest is verify_runner's command line
+    own, rest = parser.parse_known_args()
+    vr.MODES["compare"] = functools.partial(mode_compare, runs=own.runs)
+    return vr.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
