@@ -26,7 +26,7 @@ def check_channel_rules(specs: list[ModuleSpec], python: str | None) -> list[str
     specs = [s for s in specs if not s.bundled and s.role == "layer" and s.channels in PROBED_RULES]
     if not specs:
         return []
-    from .. import adopt_source  # not at the top: only hand-written specs need them (libcst, subprocess)
+    from . import source as adopt_source  # not at the top: only hand-written specs need them (libcst, subprocess)
     from ..check.verify import resolve_python
     from . import engine as adopt
 
