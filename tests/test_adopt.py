@@ -218,5 +218,5 @@ def test_spec_of_an_upsampler_writes_stride_one_half():
                              requires=[])
     spec, _ = load_nodes(text, where="spec", what="spec")
     assert (spec["channels"], spec["stride"], spec["args"]) == ("keep", "1/2", [
-        {"name": "heads", "default": 4, "doc": "set by --set heads"}])
+        {"name": "heads", "default": 2, "doc": "set by --set heads"}])  # the --set value is the default (issue 20, 9)
     assert adopt.yaml_row(d, "Block") == "- [-1, 1, Block, [2]]"

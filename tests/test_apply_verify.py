@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,38 @@ def test_verify_with_an_unusable_imgsz_is_refused_before_writing(scratch, args):
     assert result.exit_code == 2, result.output
     assert "--imgsz 100 must be a positive multiple of 32 (--imgsz)" in result.output
     assert tree_hashes(scratch) == before
+
+
+def test_apply_verify_with_an_unknown_python_is_refused_before_writing(scratch):
+    before = tree_hashes(scratch)
+    result = cli.invoke(app, ["apply", "--repo", str(scratch), "--module", "SHSA", "--verify", "--python",
+                              "/no/such/python"])
+    assert result.exit_code == 2, result.output
+    assert "error: Python interpreter '/no/such/python' not found (--python)" in result.output
+    assert tree_hashes(scratch) == before
+
+
+# ---------------------------------------------------------------- --python: where the probe is built
+
+
+def test_apply_verify_builds_the_probe_in_the_given_python(checkout_factory, tmp_path):
+    """--python names a Python without site-packages that logs what it runs: the build runs there, finds no torch.
+
+    A bundled spec has no channel rule to probe, so the log's one command is the verify runner's.
+    """
+    repo = checkout_factory("ultralytics", "8.4.190")
+    log = tmp_path / "calls.log"
+    python = tmp_path / "python-without-site-packages"
+    python.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    result = cli.invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA", "--verify", "--imgsz", "64",
+                              "--python", str(python)])
+    assert result.exit_code == 1, result.output
+    assert "FAILED import: torch does not import" in result.output and "No module named 'torch'" in result.output
+    calls = log.read_text().splitlines()
+    assert len(calls) == 1 and "verify_runner.py --mode verify " in calls[0], calls
+    assert "SHSA" in read_manifest(repo).applied_names  # the apply stays; the undo is named
+    assert f"undo: yamlforge revert --repo {repo} --module SHSA" in result.output
 
 
 # ---------------------------------------------------------------- real runs

@@ -121,7 +121,7 @@ def runner_answer(root, *traps: dict):
     """What verify_runner's environment mode prints: the checkout imported from itself, and ``traps``."""
     imported = {"package": "ultralytics", "file": f"{root}/ultralytics/__init__.py", "version": "8.3.40",
                 "inside_checkout": True}
-    return lambda python, args, timeout: ({"imported": imported, "traps": list(traps), "missing": []}, "")
+    return lambda python, args, timeout, script: ({"imported": imported, "traps": list(traps), "missing": []}, "")
 
 
 def test_doctor_rolls_back_an_interrupted_run_and_says_so(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from yamlforge.check.export import RUNNER, add_export_check, check_format
 from yamlforge.check.verify import VerifyReport
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
+from yamlforge.scratch import EXTRA_RELEASES, ULTRALYTICS_RELEASES
 from yamlforge.targets import ULTRALYTICS, YOLOV9, Target
 
 FACTS_84 = Target(root=Path("/r"), kind=ULTRALYTICS, version="8.4.190")
@@ -28,7 +29,8 @@ def load_script(path: Path, name: str):
     return module
 
 
-export_runner = importlib.import_module("yamlforge.runners.export_runner")  # the package spelling: siblings resolve
+export_runner = importlib.import_module("yamlforge.runners.export_runner")
+yf_facts = importlib.import_module("yamlforge.runners.yf_facts")  # the package spelling: siblings resolve
 
 
 def export_answer(**check) -> dict:
@@ -120,7 +122,7 @@ def test_unknown_export_format_is_bad_input():
 def test_missing_onnx_packages_are_one_line_with_the_pip_command(monkeypatch):
     present = {"onnxruntime"}
     monkeypatch.setattr(export_runner.importlib.util, "find_spec", lambda name: object() if name in present else None)
-    report = export_runner.vr.Report()
+    report = yf_facts.Report()
     assert not export_runner.check_export(report, {}, "m.yaml", {}, model=None, imgsz=64)
     check, = report.data["checks"]
     assert check["message"] == f"onnx, onnxslim not installed in {sys.executable}"
@@ -154,7 +156,7 @@ def test_a_missing_name_in_the_export_script_is_filled_once_with_a_note(tmp_path
     script = tmp_path / "export.py"
     script.write_text("def run(**kwargs):\n    return isinstance(kwargs['m'], (int, V6Detect))\n")
     module = load_script(script, "export_script_under_test")
-    report = export_runner.vr.Report()
+    report = yf_facts.Report()
     assert export_runner.run_filling_missing_names(report, module, m="not an int") is False
     note = ("export.py:2 uses V6Detect, which this checkout does not define (a bug in its export script); it ran "
             "with an empty class of that name")
@@ -170,4 +172,73 @@ def test_a_missing_name_outside_the_script_is_raised(tmp_path):
         return Undefined  # noqa: F821
 
     with pytest.raises(NameError):
-        export_runner.run_filling_missing_names(export_runner.vr.Report(), module, f=undefined)
+        export_runner.run_filling_missing_names(yf_facts.Report(), module, f=undefined)
+
+
+# ------------------------------------------------------------------ the opset given to the exporter, the blame
+
+NEW_TORCH = (10, 20)  # (newest symbolic_opsetN torch.onnx names, newest opset it exports): torch 2.14.1
+
+
+def facts_at(version: str, kind=ULTRALYTICS) -> dict:
+    return json.loads(json.dumps(Target(root=Path("/r"), kind=kind, version=version).runner_facts()))
+
+
+@pytest.mark.parametrize(("version", "torch_opsets", "opset"), [
+    ("8.0.35", NEW_TORCH, None),  # its configured default opset, not one derived from torch
+    ("8.0.36", NEW_TORCH, 17),  # the first release with get_latest_opset
+    ("8.3.100", NEW_TORCH, 17),  # the issue's release
+    ("8.3.202", NEW_TORCH, 17),  # the last one
+    ("8.3.203", NEW_TORCH, None),  # best_onnx_opset: torch's own maximum
+    ("8.4.190", NEW_TORCH, None),
+    ("8.3.100", (18, 18), None),  # a torch naming every opset it exports: the exporter's own choice works
+    ("8.3.100", (16, 16), None),  # a torch that cannot export opset 17
+    ("8.3.100", (10, None), None),  # a torch that does not say what it exports
+], ids=["8.0.35", "8.0.36", "8.3.100", "8.3.202", "8.3.203", "8.4.190", "torch-names-all", "torch-below-17",
+        "torch-silent"])
+def test_exporter_gets_the_fix_opset_only_where_its_own_choice_is_wrong(version, torch_opsets, opset):
+    assert export_runner.fixed_opset(facts_at(version), *torch_opsets) == opset
+
+
+def test_targets_without_an_opset_fix_keep_their_exporters_choice():
+    assert YOLOV9.runtime.export_opset_fix is None
+    assert export_runner.fixed_opset(facts_at("0.0.4", YOLOV9), *NEW_TORCH) is None
+
+
+def test_opset_fix_names_exactly_the_cached_releases_whose_exporter_derives_the_opset_from_torch_names(pristine):
+    """The fact against the releases' own code: the fix applies where the exporter calls get_latest_opset()."""
+    releases = list(ULTRALYTICS_RELEASES) + [v for kind, v in EXTRA_RELEASES if kind == "ultralytics"]
+    for version in releases:
+        exporter = (pristine("ultralytics", version) / "ultralytics/engine/exporter.py").read_text(encoding="utf-8")
+        fixed = export_runner.fixed_opset(facts_at(version), *NEW_TORCH) == 17
+        assert fixed == ("get_latest_opset()" in exporter), version
+    assert "8.3.100" in releases and "8.3.100" not in ULTRALYTICS_RELEASES  # cached, outside the supported matrix
+
+
+def test_clean_copy_rebuilds_containers_and_clones_tensors():
+    class Tensor:  # what clean_copy asks of a tensor
+        def detach(self):
+            return self
+
+        def clone(self):
+            return Tensor()
+
+    tensor, options = Tensor(), {"k": [1]}
+    args = ([tensor, tensor], (tensor,), options, "x")
+    copied = export_runner.clean_copy(args)
+    assert isinstance(copied, tuple) and isinstance(copied[0], list) and isinstance(copied[1], tuple)
+    assert copied[0] is not args[0] and all(isinstance(t, Tensor) and t is not tensor for t in copied[0])
+    assert copied[1][0] is not tensor and copied[2] == options and copied[2]["k"] is not options["k"]
+    assert copied[3] == "x"
+
+
+def test_whole_model_error_points_at_the_checkouts_code_not_at_the_library_below(tmp_path):
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "block.py").write_text("import json\n\n\ndef forward(text):\n    return json.loads(text)\n")
+    block = load_script(root / "pkg" / "block.py", "block_under_test")
+    with pytest.raises(ValueError) as info:
+        block.forward("{")
+    assert export_runner.where_in_checkout(info.value, root) == f"{root / 'pkg' / 'block.py'}:5"
+    outside = export_runner.where_in_checkout(info.value, tmp_path / "elsewhere")  # no frame in it: the deepest
+    assert outside.startswith(str(Path(json.__file__).parent))

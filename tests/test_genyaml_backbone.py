@@ -99,9 +99,11 @@ def test_rtdetr_l_gets_the_published_revcol_head_wiring(repo):
     for line in ("# 8 input_proj.1", "# X3 (15), fpn_blocks.1", "# F5 (21), pan_blocks.1", "# 11, Y4"):
         assert line in result.new_text
     assert "HGBlock" not in result.new_text and "stage 1" not in result.new_text
-    header = result.old_text[:result.old_text.index("backbone:")]  # kept, below the line naming the base
-    assert result.new_text == f"# yamlforge: gen-yaml base={result.base_path.name}\n" + result.new_text.partition("\n")[2]
-    assert result.new_text.partition("\n")[2].startswith(header)
+    header = result.old_text[:result.old_text.index("backbone:")]  # kept, below the lines naming the base and map
+    base_line, map_line, rest = result.new_text.split("\n", 2)
+    assert base_line == f"# yamlforge: gen-yaml base={result.base_path.name}"
+    assert map_line == "# yamlforge: layers 10-28>1-19 rows=29>20"  # the head kept, the 10 backbone rows gone
+    assert rest.startswith(header)
 
 
 # (base, old backbone layer the head reads -> new slot) : head entries that read the old backbone, by stride
@@ -168,7 +170,7 @@ def test_gelan_c_flow_sections(tmp_path):
 THIRD = (FIXTURES / "synthetic-third-rtdetr.yaml").read_text()  # SyntheticBackbone at row 2, slots 2-4
 
 
-def three(module: str) -> int:
+def three(module: str, args=None) -> int:
     return 3 if module == "SyntheticBackbone" else 1
 
 
@@ -430,7 +432,7 @@ def test_cli_bad_backbone_is_one_error_line_exit_2(repo):
 # ---------------------------------------------------------------- property: producers and outputs are kept
 
 
-def outputs_of(module: str) -> int:
+def outputs_of(module: str, args=None) -> int:
     """``B3_2`` takes 2 slots; every other name one."""
     return int(module.rpartition("_")[2]) if module.startswith("B") else 1
 

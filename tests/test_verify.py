@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import subprocess
@@ -16,19 +15,13 @@ from typer.testing import CliRunner
 
 from yamlforge.check.verify import RUNNER, Check, VerifyReport, format_shape, render_report, verify
 from yamlforge.cli import app
+from yamlforge.runners import verify_runner as runner
+from yamlforge.runners import yf_checks, yf_facts
 from yamlforge.targets import KINDS, YOLOV9, Runtime, Target
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify-schema.json").read_text())
 
 
-def load_runner():
-    spec = importlib.util.spec_from_file_location("verify_runner_under_test", RUNNER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = load_runner()
 
 
 def runner_output(**overrides) -> dict:
@@ -89,7 +82,7 @@ def parse_model(layers):
 def test_failing_layer_reads_parse_model_locals():
     with pytest.raises(KeyError) as info:
         parse_model([[-1, 1, "Conv", []], [-1, 1, "Conv", []], [-1, 1, "SHSA", []]])
-    assert runner.failing_layer(info.value) == {"index": 2, "module": "SHSA"}
+    assert yf_facts.failing_layer(info.value) == {"index": 2, "module": "SHSA"}
 
 
 class Layer:
@@ -104,13 +97,13 @@ class Layer:
 def test_failing_layer_names_the_innermost_running_layer():
     with pytest.raises(ValueError) as info:
         Layer()()
-    assert runner.failing_layer(info.value) == {"index": 7, "module": "Layer"}
+    assert yf_facts.failing_layer(info.value) == {"index": 7, "module": "Layer"}
 
 
 def test_failing_layer_is_none_outside_the_model():
     with pytest.raises(ZeroDivisionError) as info:
         raise ZeroDivisionError("not raised inside a model layer")
-    assert runner.failing_layer(info.value) is None
+    assert yf_facts.failing_layer(info.value) is None
 
 
 @pytest.mark.parametrize(("missing", "package", "expected"), [
@@ -121,16 +114,16 @@ def test_failing_layer_is_none_outside_the_model():
     ("models.yamlforge", "models", None),
 ], ids=["renamed", "same-name", "submodule", "target-ultralytics", "target-yolov9"])
 def test_hint_for_missing_module(missing, package, expected):
-    hint = runner.hint_for(ModuleNotFoundError(name=missing), package)
+    hint = yf_facts.hint_for(ModuleNotFoundError(name=missing), package)
     assert (hint is None) if expected is None else hint.endswith(expected)
 
 
 def test_hint_for_other_errors_is_none():
-    assert runner.hint_for(KeyError("SHSA"), "ultralytics") is None
+    assert yf_facts.hint_for(KeyError("SHSA"), "ultralytics") is None
 
 
 def test_one_line_keeps_only_the_first_line():
-    assert runner.one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
+    assert yf_facts.one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
 
 
 def test_backward_passes_when_a_multi_output_function_has_an_unread_output():
@@ -167,8 +160,8 @@ def test_backward_passes_when_a_multi_output_function_has_an_unread_output():
         def forward(self, x):
             return self.model[0](x)[1]  # the head reads only the second map
 
-    report = runner.Report()
-    assert runner.check_backward(report, facts_of(YOLOV9), Model(), 32, 1)
+    report = yf_facts.Report()
+    assert yf_checks.check_backward(report, facts_of(YOLOV9), Model(), 32, 1)
     assert report.data["checks"][-1]["status"] == "pass"
 
 
@@ -188,7 +181,7 @@ def test_runtime_facts_round_trip_through_json(kind):
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
 def test_runner_reads_exactly_the_facts_yamlforge_sends(kind):
     facts = facts_of(kind, "8.4.190")
-    assert set(facts) == runner.FACT_KEYS
+    assert set(facts) == yf_facts.FACT_KEYS
     assert runner.read_facts(json.dumps(facts)) == facts
 
 
@@ -228,13 +221,13 @@ def test_verify_reports_a_refusal_as_a_runner_failure(monkeypatch, tmp_path):
     ("8.4.190", None, False),
 ], ids=["same", "later-minor", "earlier", "no-version", "no-threshold"])
 def test_version_threshold(version, since, expected):
-    assert runner.version_at_least(version, since) is expected
+    assert yf_facts.version_at_least(version, since) is expected
 
 
 @pytest.mark.parametrize(("head", "expected"), [("DualDDetect", "train_dual.py"), ("DDetect", "train.py")])
 def test_head_picks_the_training_script(head, expected):
     cfg = {"head": [[[15, 18, 21], 1, head, ["nc"]]]}
-    assert runner.by_head(YOLOV9.runtime.train_scripts, cfg) == expected
+    assert yf_facts.by_head(YOLOV9.runtime.train_scripts, cfg) == expected
 
 
 # ------------------------------------------------------------------ report, schema, rendering

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -12,7 +17,7 @@ from typer.testing import CliRunner
 from yamlforge.check.verify import verify
 from yamlforge.cli import app
 from yamlforge.scratch import YOLOV9_RELEASE
-from yamlforge.targets import detect_target
+from yamlforge.targets import ULTRALYTICS, detect_target
 
 pytestmark = pytest.mark.e2e
 
@@ -181,13 +186,6 @@ def test_verify_builds_rtdetr_l_with_the_rtdetr_wrapper_on_8_4_190(tmp_path, u84
     assert data["layers"][-1]["module"] == "RTDETRDecoder"
 
 
-def test_verify_train_reloads_on_8_0_227(tmp_path, u80):
-    code, data = run_verify_cli(tmp_path, "yolov8n.yaml", u80, "--imgsz", "64", "--train")
-    assert code == 0, data["checks"]
-    assert status(data)["train"] == status(data)["reload"] == "pass"
-    assert "safe_reload" not in status(data)  # 8.0 has no restricted loader
-
-
 @pytest.mark.parametrize(("detect", "script"), [(DDETECT, "train.py"), (DUAL_DDETECT, "train_dual.py")],
                          ids=["DDetect", "DualDDetect"])
 def test_verify_train_yolov9_gelan(tmp_path, v9, detect, script):
@@ -281,3 +279,78 @@ def test_nan_gradient_names_parameter_and_source_layer(tmp_path, hand_patched_u8
 def test_verify_library_call_matches_cli(u84):
     report = verify(Path("yolov8n.yaml"), detect_target(u84), imgsz=64)
     assert report.ok and report.check("backward").status == "pass"
+
+
+# ------------------------------------------------------------------ the user's settings in the smoke training
+
+# Module stems of Ultralytics' logging integrations (ultralytics/utils/callbacks/<stem>.py); hub also fires 8.0's events.
+INTEGRATIONS = {"hub", "clearml", "comet", "dvc", "mlflow", "neptune", "raytune", "tensorboard", "wb"}
+
+
+def new_user_settings(repo: Path, config_dir: Path, datasets_dir: Path) -> Path:
+    """The settings file the target writes for a new user (its defaults: sync on, and on 8.0 TensorBoard, W&B and
+    HUB on), with the user's own datasets_dir."""
+    env = dict(os.environ, YOLO_CONFIG_DIR=str(config_dir), YOLO_OFFLINE="1")
+    subprocess.run([sys.executable, "-c", "import ultralytics"], cwd=repo, env=env, check=True, timeout=300,
+                   capture_output=True)
+    (path,) = (p for p in config_dir.rglob("settings.*") if p.is_file())
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        data["datasets_dir"] = str(datasets_dir)
+        path.write_text(json.dumps(data, indent=2))
+    else:
+        path.write_text(re.sub(r"(?m)^datasets_dir: .*$", f"datasets_dir: {datasets_dir}", path.read_text()))
+    return path
+
+
+@contextlib.contextmanager
+def outside_pytest(monkeypatch):
+    """Ultralytics turns analytics and integrations off when it sees pytest (PYTEST_CURRENT_TEST) or GitHub Actions:
+    the runner must see neither, or the check proves nothing. Pytest pops the variable itself after the test."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_WORKFLOW", "RUNNER_OS"):
+        monkeypatch.delenv(name, raising=False)
+    saved = os.environ.pop("PYTEST_CURRENT_TEST")
+    try:
+        yield
+    finally:
+        os.environ["PYTEST_CURRENT_TEST"] = saved
+
+
+# The suite's one smoke training per Ultralytics release (8.4 also reloads with ULTRALYTICS_SAFE_LOAD=1), run the
+# way users run it: outside pytest, with a settings file that turns analytics on.
+@pytest.mark.parametrize(("version", "safe_reload"), [("8.0.227", None), ("8.4.190", "pass")])
+def test_smoke_training_uses_the_users_settings_and_sends_nothing(tmp_path, monkeypatch, u80, u84, version,
+                                                                   safe_reload):
+    repo = {"8.0.227": u80, "8.4.190": u84}[version]
+    user_file = new_user_settings(repo, tmp_path / "user-config", tmp_path / "my-datasets")
+    before = user_file.read_bytes()
+    assert '"sync": true' in before.decode() or "sync: true" in before.decode()
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "user-config"))
+    with outside_pytest(monkeypatch):
+        code, data = run_verify_cli(tmp_path, "yolov8n.yaml", repo, "--imgsz", "32", "--train")
+    assert code == 0, data["checks"]
+    assert status(data)["train"] == status(data)["reload"] == "pass"
+    assert status(data).get("safe_reload") == safe_reload  # 8.0 has no restricted loader
+    settings = data["settings"]
+    (client,) = settings["analytics"].values()  # the real events client the trainer's callbacks call
+    assert client["tests_running"] is False  # Ultralytics did not see pytest: its default path ran
+    assert {k: v for k, v in settings["values"].items() if k in ULTRALYTICS.runtime.quiet_settings and v} == {}
+    assert client["enabled"] is False  # it sends nothing, online or not
+    assert not INTEGRATIONS & {m.rsplit(".", 1)[-1] for m in data["train"]["callbacks"]}, data["train"]["callbacks"]
+    assert settings["corrected"] == []  # the target read the quiet copy itself: nothing left to turn off
+    assert settings["values"]["datasets_dir"] == str(tmp_path / "my-datasets")  # ... of the user's own file
+    assert user_file.read_bytes() == before
+
+
+def test_without_a_settings_file_the_runner_turns_the_defaults_off_on_8_0_227(tmp_path, monkeypatch, u80):
+    """No user file: 8.0 starts from defaults (sync, hub, TensorBoard, W&B on) and builds its events client at import;
+    the runner turns them off before anything runs."""
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "empty-config"))
+    with outside_pytest(monkeypatch):
+        code, data = run_verify_cli(tmp_path, "yolov8n.yaml", u80, "--imgsz", "32")
+    assert code == 0, data["checks"]
+    settings = data["settings"]
+    assert settings["corrected"] == list(ULTRALYTICS.runtime.quiet_settings)
+    assert {k: v for k, v in settings["values"].items() if k in ULTRALYTICS.runtime.quiet_settings and v} == {}
+    assert settings["analytics"]["ultralytics.hub.utils:events"]["enabled"] is False
+    assert not (tmp_path / "empty-config").exists()  # the user's folder is never written

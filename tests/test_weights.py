@@ -240,12 +240,12 @@ def run_fill(monkeypatch, tmp_path, official_shapes):
     saved = []
     monkeypatch.setattr(weights_runner, "read_official", lambda path: official)
     monkeypatch.setattr(weights_runner, "save_checkpoint", lambda model, facts, out: saved.append(out))
-    monkeypatch.setattr(weights_runner.runner, "needs_legacy_load", lambda facts: False)
+    monkeypatch.setattr(weights_runner.yf_train, "needs_legacy_load", lambda facts: False)
     model, inner = bra_model()
     load = {"name": "BiLevelRoutingAttention", "checkpoint": "bra.pt", "classes": ["BiLevelRoutingAttention"],
             "map": BRA_LIKE.to_dict()}
     args = argparse.Namespace(load=json.dumps([load]), output=str(tmp_path / "out.pt"))
-    report = weights_runner.runner.Report(loads=[], written=None)
+    report = weights_runner.yf_facts.Report(loads=[], written=None)
     weights_runner.fill_and_save(args, {}, model, report)
     return report.data, saved, inner
 
@@ -314,19 +314,19 @@ RUNS = [
     ("no-layer", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "hint": None, "layers": []}]), 2, "has no layer of SHSA"),
     ("bad-checkpoint", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": "the checkpoint holds no state_dict", "hint": "h",
                                 "layers": []}]), 2, "holds no state_dict; nothing was written"),
-    ("no-build", answer([], checks=[{"name": "build", "status": "fail", "message": "layer 3: boom"}]), 1,
+    ("no-build", answer([], checks=[{"name": "build", "status": "fail", "message": "layer 3: boom"}]), 2,
      "layer 3: boom"),
 ]
 
 
 @pytest.mark.parametrize("raw,code,text", [r[1:] for r in RUNS], ids=[r[0] for r in RUNS])
 def test_weights_command_exits_by_what_the_runner_found(genyaml_repo, tmp_path, monkeypatch, raw, code, text):
-    import yamlforge.check.verify
+    import yamlforge.weights.load
 
     (tmp_path / "shsa.pt").write_bytes(b"")
     (tmp_path / "m.yaml").write_text("nc: 1\n")
     calls = []
-    monkeypatch.setattr(yamlforge.check.verify, "run_runner", lambda *a, **k: (calls.append(k) or raw, ""))
+    monkeypatch.setattr(yamlforge.weights.load, "run_runner", lambda *a, **k: (calls.append(k) or raw, ""))
     result = CliRunner().invoke(app, ["weights", str(tmp_path / "m.yaml"), "--repo", str(genyaml_repo),
                                       "--load", f"SHSA={tmp_path / 'shsa.pt'}", "-o", str(tmp_path / "out.pt")])
     assert result.exit_code == code, result.output

@@ -15,6 +15,7 @@ from yamlforge.errors import YamlforgeError
 from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_edit, write_result
 from yamlforge.patch.fusion import resolve_fusions
 from yamlforge.runners import verify_runner as runner
+from yamlforge.runners import yf_facts
 from yamlforge.scratch import YOLOV5_RELEASE, YOLOV7_RELEASE, YOLOV9_RELEASE, pristine_checkout
 from yamlforge.specs import bundled_specs
 from yamlforge.targets import YOLOV5, YOLOV7, YOLOV9, detect_target
@@ -86,8 +87,8 @@ def test_runner_facts_name_the_checkout_as_its_code_imports_it(kind, version, ex
 
 def test_yolov7_trains_with_its_own_scripts_and_hyperparameters():
     facts = detect_target(pristine_checkout("yolov7", YOLOV7_RELEASE)).runner_facts()
-    assert runner.by_head(facts["train_scripts"], {"head": [[[1, 2], 1, "IAuxDetect", []]]}) == "train_aux.py"
-    assert runner.by_head(facts["train_scripts"], {"head": [[[1, 2], 1, "IDetect", []]]}) == "train.py"
+    assert yf_facts.by_head(facts["train_scripts"], {"head": [[[1, 2], 1, "IAuxDetect", []]]}) == "train_aux.py"
+    assert yf_facts.by_head(facts["train_scripts"], {"head": [[[1, 2], 1, "IDetect", []]]}) == "train.py"
     assert "--noplots" not in facts["train_flags"]  # YOLOv7's train.py has no such option
     hyp = yaml.safe_load(Path(facts["train_hyp"]).read_text(encoding="utf-8"))
     assert {"loss_ota", "paste_in", "anchor_t", "obj"} <= set(hyp)

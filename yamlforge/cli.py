@@ -123,14 +123,21 @@ def _code_diff(plan) -> str:
 VerifyTrainFlag = Annotated[bool, typer.Option(
     "--train", help="With --verify (implied): also train 1 epoch on a synthetic dataset and reload the checkpoint.")]
 VerifyImgszOption = Annotated[int, typer.Option("--imgsz", help="With --verify: image size of the checks.")]
+BaseWeightsOption = Annotated[Path | None, typer.Option("--base-weights", help=(
+    "The base model's checkpoint: also write OUTPUT.pt, the edited model with every kept layer's trained weights "
+    "(yamlforge weights --base)."))]
+VerifyLogFlag = Annotated[bool, typer.Option(
+    "--log", help="With --train: keep your Ultralytics analytics (sync) and logging integrations (TensorBoard, W&B, "
+                  "...) as your settings have them; by default the smoke run turns them off.")]
 
 
-def _verify_written(model: Path, target, *, imgsz: int, train: bool, undo: str = "", show_on_failure: str = "") -> None:
+def _verify_written(model: Path, target, *, imgsz: int, train: bool, undo: str = "", show_on_failure: str = "",
+                    python: str | None = None, log: bool = False) -> None:
     """Run ``yamlforge verify`` on what a command just wrote; render it; exit 1 (naming any undo) when a check failed."""
     from .check.verify import render_report, verify
 
     typer.secho(f"\nverify {model}" + (" (with smoke training)" if train else ""), bold=True, err=True)
-    report = verify(model, target, imgsz=imgsz, train=train)
+    report = verify(model, target, imgsz=imgsz, train=train, python=python, log=log)
     render_report(report)
     if not report.ok:
         if show_on_failure:
@@ -163,7 +170,8 @@ def _preview(plan, target, *, diff: bool, check: bool) -> None:
         raise typer.Exit(1)
 
 
-def _verify_probe(probe: str, target, modules: list[str], *, imgsz: int, train: bool) -> None:
+def _verify_probe(probe: str, target, modules: list[str], *, imgsz: int, train: bool, python: str | None,
+                  log: bool = False) -> None:
     """Verify the small probe detector built from the modules just applied; the undo names exactly them."""
     import tempfile
 
@@ -172,7 +180,7 @@ def _verify_probe(probe: str, target, modules: list[str], *, imgsz: int, train: 
     undo = f"yamlforge revert --repo {target.root}" + "".join(f" --module {n}" for n in modules)
     with tempfile.TemporaryDirectory(prefix="yamlforge-probe-") as folder:
         _verify_written(write_probe(probe, Path(folder)), target, imgsz=imgsz, train=train, undo=undo,
-                        show_on_failure=f"the probe model:\n{probe}")
+                        show_on_failure=f"the probe model:\n{probe}", python=python, log=log)
 
 
 @app.command()
@@ -195,9 +203,10 @@ def apply(
         "--verify", help="Then build, run and backprop a small probe detector using the applied modules "
                          "(yamlforge verify); exit 1 if a check fails.")] = False,
     train: VerifyTrainFlag = False,
+    log: VerifyLogFlag = False,
     imgsz: VerifyImgszOption = 640,
-    python: str | None = typer.Option(None, "--python", help="Python to probe your --spec modules' channel rule in "
-                                                           "(your training venv)."),
+    python: str | None = typer.Option(None, "--python", help="Python to probe your --spec modules' channel rule and "
+                                                           "to build the --verify probe in (your training venv)."),
 ):
     """Place module code in the checkout and register it (imports, parse_model), recording it for revert."""
     from .adopt.rulecheck import check_channel_rules
@@ -219,15 +228,18 @@ def apply(
     no_write = "--dry-run" if dry_run else "--check" if check else None
     if _verify_wanted(run_verify or train, no_write=no_write, imgsz=imgsz, what="the patched checkout"):
         from .check.probe import probe_names, probe_yaml
+        from .target_python import resolve_python
 
         probe = probe_yaml(target, probe_names(names, registry))  # before writing: a bad probe changes nothing
+        python = resolve_python(python)  # so does an unknown --python
     if dry_run or check:
         _preview(plan, target, diff=dry_run, check=check)
         return
     write_changeset(plan.changeset)
     _report(plan, verb="apply", dry_run=False, target=target)
     if probe is not None:
-        _verify_probe(probe, target, list(dict.fromkeys(s.name for s in specs)), imgsz=imgsz, train=train)
+        _verify_probe(probe, target, list(dict.fromkeys(s.name for s in specs)), imgsz=imgsz, train=train,
+                      python=python, log=log)
 
 
 @app.command()
@@ -258,11 +270,17 @@ def revert(
 def list_modules(
     spec: list[Path] = SpecOption,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    timm: str | None = typer.Option(None, "--timm", help="List the timm models matching PATTERN ('*': all) with "
+                                                         "their stage widths and strides, and the heads they fit."),
+    python: str | None = typer.Option(None, "--python", help="Python whose timm to list (your training venv)."),
 ):
-    """List the bundled modules (and your --spec ones)."""
+    """List the bundled modules (and your --spec ones), or with --timm the timm models usable as backbones."""
     from .catalog import spec_rows
     from .specs import SpecRegistry
 
+    if timm is not None:
+        _list_timm(timm, python, as_json)
+        return
     rows = spec_rows(SpecRegistry(spec))
     if as_json:
         import json
@@ -306,8 +324,36 @@ def show(
         typer.echo(code)
 
 
+def _list_timm(pattern: str, python: str | None, as_json: bool) -> None:
+    """``list --timm PATTERN``: a row per timm model, widest fit first; models without features listed last."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .modelyaml.timm import survey_timm
+
+    version, rows = survey_timm(pattern, python)
+    if as_json:
+        typer.echo(json.dumps({"timm": version, "models": rows}, indent=2))
+        return
+    table = Table("timm:NAME", "fits", "widths", "strides", "size", "pretrained", box=None, pad_edge=False,
+                  title=f"timm {version}: {sum(bool(r['fits']) for r in rows)} of {len(rows)} fit a detection head")
+    for row in sorted(rows, key=lambda r: (not r["fits"], "error" in r, r["name"])):
+        size = "fixed" if row["fixed_input_size"] else "any"  # gen-yaml makes a fixed one dynamic, or refuses it
+        table.add_row(row["name"], ", ".join(row["fits"]) or "-", ",".join(map(str, row.get("channels", ()))),
+                      ",".join(map(str, row.get("reductions", ()))) or row.get("error", ""), size,
+                      "yes" if row["pretrained"] else "no")
+    Console(soft_wrap=True).print(table)
+
+
 # ---------------------------------------------------------------- gen-yaml
 
+TimmSetOption = Annotated[list[str], typer.Option(
+    "--set", help="KEY=VALUE: a timm.create_model option of a timm:NAME backbone (drop_path_rate=0.1, pretrained=true, "
+                  "pretrained_file=PATH).")]
+TimmPythonOption = Annotated[str | None, typer.Option(
+    "--python", help="Python to run the target's code in (your training venv): timm:NAME's stages, ...")]
 EDIT_HELP = "N=MODULE, N=MODULE(a, b) or N=MODULE(a)*3 (3 repeats); N is the BASE file's layer number (layerN too)."
 
 
@@ -329,7 +375,9 @@ def gen_yaml(
     backbone: Annotated[str | None, typer.Option(
         "--backbone", help="Replace the whole backbone section by MODULE or MODULE(args), a backbone module such as "
                            "revcol_tiny; the head reads its outputs at the same strides (P3/8, P4/16, P5/32). "
-                           "Other edits then name head layers of BASE.")] = None,
+                           "Other edits then name head layers of BASE; timm:NAME takes any timm model.")] = None,
+    sets: TimmSetOption = [],
+    python: TimmPythonOption = None,
     recipe: Path | None = typer.Option(None, "--recipe", help="YAML file with base and edits (see examples/)."),
     repo: Path | None = typer.Option(None, "--repo", help="Checkout root (default: the one holding BASE, or .)."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: next to the base)."),
@@ -343,34 +391,79 @@ def gen_yaml(
     run_verify: Annotated[bool, typer.Option(
         "--verify", help="Then run yamlforge verify on the written YAML; exit 1 if a check fails.")] = False,
     train: VerifyTrainFlag = False,
+    log: VerifyLogFlag = False,
     imgsz: VerifyImgszOption = 640,
     graph: Annotated[Path | None, typer.Option(
         "--graph", help="Then draw the written YAML (yamlforge graph) to this .svg/.png/.pdf/.dot file.")] = None,
+    base_weights: BaseWeightsOption = None,
 ):
     """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
-    from .modelyaml.compile import GenRequest, compile_yaml, parse_backbone, parse_edit, write_result
+    from .modelyaml.compile import GenRequest, compile_yaml, write_result
 
     run_verify = _verify_wanted(run_verify or train, no_write="--dry-run" if dry_run else None, imgsz=imgsz,
                                 what="the written YAML")
     if graph is not None and dry_run:
         raise YamlforgeError("--graph draws the written YAML, so it needs the file written", where="--graph",
                              hint="drop --dry-run")
-    edits = [parse_edit(op, value) for op, values in (("replace", replace), ("remove", remove),
-                                                      ("insert-before", insert_before),
-                                                      ("insert-after", insert_after)) for value in values]
-    result = compile_yaml(GenRequest(base, edits, backbone=None if backbone is None else parse_backbone(backbone),
+    edits = _layer_edits(replace=replace, remove=remove, insert_before=insert_before, insert_after=insert_after)
+    result = compile_yaml(GenRequest(base, edits, backbone=_backbone_edit(backbone, sets),
                                      replace_all=_replace_all_swaps(replace_all, replace_in), repo=repo,
                                      output=output, scale=scale, nc=nc, recipe=recipe, spec_paths=tuple(spec),
-                                     allow_stride_change=allow_stride_change, force=force, dry_run=dry_run))
+                                     allow_stride_change=allow_stride_change, force=force, dry_run=dry_run,
+                                     python=python))
+    _check_base_weights(base_weights, result.output_path.with_suffix(".pt"), dry_run=dry_run, force=force)
     if dry_run:
         _print_diff(result.diff())
     else:
         write_result(result)
     _report_yaml(result, dry_run=dry_run)
-    _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train)
+    _write_base_weights(result, base_weights, python=python)
+    _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train, log=log)
 
 
-def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, train: bool) -> None:
+def _check_base_weights(base_weights: Path | None, output: Path, *, dry_run: bool, force: bool) -> None:
+    """``--base-weights`` before anything is written: a file, a run that writes the YAML, no checkpoint overwritten."""
+    if base_weights is None:
+        return
+    if dry_run or not base_weights.is_file():
+        raise YamlforgeError("--base-weights loads into the written YAML, so it needs the file written" if dry_run
+                             else f"checkpoint '{base_weights}' does not exist", where="--base-weights")
+    if output.exists() and not force:
+        raise YamlforgeError(f"'{output}' exists; nothing was written", where="--base-weights",
+                             hint="pass --force to overwrite it")
+
+
+def _write_base_weights(result, base_weights: Path | None, *, python: str | None) -> None:
+    """gen-yaml's ``--base-weights``: ``yamlforge weights --base`` into the YAML it wrote, OUT next to it."""
+    from .targets import detect_target
+
+    if base_weights is None:
+        return
+    from .weights.load import load_weights, render_weights
+
+    output = result.output_path.with_suffix(".pt")
+    render_weights(load_weights(result.output_path, detect_target(result.root), [], output, base=base_weights,
+                                python=python), output)
+
+
+def _layer_edits(**values: list[str]) -> list:
+    """The layer edits of gen-yaml's options (``insert_after=["3=SHSA"]``), in the order compile_yaml takes them."""
+    from .modelyaml.compile import parse_edit
+
+    return [parse_edit(op.replace("_", "-"), value) for op, given in values.items() for value in given]
+
+
+def _backbone_edit(backbone: str | None, sets: list[str]):
+    """``--backbone`` with its ``--set`` options; ``--set`` alone is a usage error."""
+    from .modelyaml.compile import parse_backbone
+
+    if sets and backbone is None:
+        raise YamlforgeError("--set gives the options of a timm backbone", where="--set",
+                             hint="--backbone timm:NAME --set KEY=VALUE")
+    return None if backbone is None else parse_backbone(backbone, sets=sets)
+
+
+def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, train: bool, log: bool = False) -> None:
     """gen-yaml's ``--graph`` and ``--verify`` on the YAML it wrote."""
     from .targets import detect_target
 
@@ -379,7 +472,7 @@ def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, 
 
         _stderr(f"create   {draw(result.output_path, detect_target(result.root), graph)}")
     if run_verify:
-        _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train)
+        _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train, log=log)
 
 
 def _replace_all_swaps(values: list[str], section: str | None) -> list:
@@ -411,6 +504,7 @@ def verify_command(
     imgsz: int = typer.Option(640, "--imgsz", help="Image size of the forward pass and GFLOPs."),
     batch: int = typer.Option(2, "--batch", help="Batch of the forward/backward pass and the smoke training."),
     train: bool = typer.Option(False, "--train", help="Also train 1 epoch on a synthetic dataset and reload it."),
+    log: VerifyLogFlag = False,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/verify-schema.json)."),
     python: str | None = typer.Option(None, "--python", help="Python to run the model in (your training venv)."),
     export: str | None = typer.Option(None, "--export", help="Also export with the target's exporter (onnx) and "
@@ -423,7 +517,7 @@ def verify_command(
 
     check_format(export)
     target = detect_target(repo)
-    report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python)
+    report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python, log=log)
     if export:
         add_export_check(report, target, imgsz=imgsz)
     if as_json:
@@ -494,21 +588,25 @@ def graph_command(
 def weights_command(
     model: Path = typer.Argument(..., help="Model YAML whose layers use the module(s)."),
     repo: Path = RepoOption,
-    load: list[str] = typer.Option(..., "--load", help="NAME=CHECKPOINT: module NAME's official checkpoint "
-                                                       "(repeatable); every layer of NAME gets its weights."),
+    load: list[str] = typer.Option([], "--load", help="NAME=CHECKPOINT: module NAME's official checkpoint "
+                                                      "(repeatable); every layer of NAME gets its weights."),
+    base: Path | None = typer.Option(None, "--base", help="The base model's checkpoint (its trainer's .pt): every "
+                                                          "layer the edit kept gets its trained weights."),
     output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (train(pretrained=...) / "
                                                             "--weights start from it)."),
     spec: list[Path] = SpecOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every layer's key report."),
     python: str | None = typer.Option(None, "--python", help="Python to build the model in (your training venv)."),
 ):
-    """Load the paper's official weights into the model's layers; exit 1 (writing nothing) unless all are filled."""
+    """Load the base model's trained weights (--base) and the paper's official weights (--load) into the model's
+    layers; exit 1 (writing nothing) unless every --load layer is filled, 2 when nothing of --base fits."""
     from .specs import SpecRegistry
     from .targets import detect_target
     from .weights.load import load_weights, parse_load, render_weights
 
     target, registry = detect_target(repo), SpecRegistry(spec)
-    result = load_weights(model, target, [parse_load(text, registry) for text in load], output, python=python)
+    result = load_weights(model, target, [parse_load(text, registry) for text in load], output, base=base,
+                          python=python)
     if as_json:
         typer.echo(result.to_json())
     else:

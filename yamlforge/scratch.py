@@ -1,8 +1,8 @@
 """Makes scratch checkouts from real PyPI releases (Ultralytics, YOLOv5 wheels; yolov9pip, yolov7detect sdists).
 
-``python -m yamlforge.scratch --prefetch`` fills the cache with every supported release (what ``scripts/test``
-runs before the tests); with ``YAMLFORGE_OFFLINE=1`` (set by the tests) a release missing from the cache is an
-error naming that command instead of a download.
+``python -m yamlforge.scratch --prefetch`` fills the cache with every supported release and ``EXTRA_RELEASES``
+(what ``scripts/test`` runs before the tests); with ``YAMLFORGE_OFFLINE=1`` (set by the tests) a release missing from
+the cache is an error naming that command instead of a download.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ FAMILIES = {
 # Wheels the tests build second environments from (the traps doctor names): PyPI's thop, which replaces
 # ultralytics-thop's module, and the torchvision released before the pinned torch 2.14.1 (its operators do not load).
 ENVIRONMENT_WHEELS = ("thop==0.1.1.post2209072238", "torchvision==0.28.0")
+# (kind, version) of releases cached outside the supported matrix, for the few tests of one release's behaviour:
+# Ultralytics 8.3.100's exporter picks ONNX opset 9 under new torch (tests/test_export_e2e.py).
+EXTRA_RELEASES = (("ultralytics", "8.3.100"),)
 ULTRALYTICS_RELEASES = FAMILIES["ultralytics"].versions
 YOLOV9_RELEASE = FAMILIES["yolov9"].versions[0]
 YOLOV5_RELEASE = FAMILIES["yolov5"].versions[0]
@@ -143,8 +146,10 @@ def make_checkout(kind: str, version: str, dest: Path) -> Path:
 
 
 def prefetch() -> list[Path]:
-    """Make sure every supported release and test wheel is cached (downloading only what is missing)."""
-    roots = [pristine_checkout(kind, version) for kind, spec in FAMILIES.items() for version in spec.versions]
+    """Make sure every supported release, extra test release and test wheel is cached (downloading only what is
+    missing)."""
+    releases = [(kind, version) for kind, spec in FAMILIES.items() for version in spec.versions] + list(EXTRA_RELEASES)
+    roots = [pristine_checkout(kind, version) for kind, version in releases]
     return roots + [cached_wheel(requirement) for requirement in ENVIRONMENT_WHEELS]
 
 
@@ -154,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m yamlforge.scratch", description=main.__doc__)
     parser.add_argument("--prefetch", action="store_true", required=True,
-                        help="download and unpack every supported release (Ultralytics, yolov9pip, YOLOv5, YOLOv7)")
+                        help="download and unpack every supported release (Ultralytics, yolov9pip, YOLOv5, YOLOv7) "
+                             "and the extra releases tests pin")
     parser.parse_args(argv)
     try:
         prefetch()

@@ -33,14 +33,37 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "channels": (False, (str,), "keep | in_out | none | custom (layers only)"),
     "repeats": (False, (str,), "none | fold (in_out only: insert n into args like C2f)"),
     "branch": (False, (str,), "jinja2 parse_model branch body (channels: custom)"),
-    "stride": (False, (int, str, list), "spatial reduction, 1/2 for a 2x upsampler (layer); output strides (backbone)"),
+    "stride": (False, (int, str, list), "reduction, 1/2 for a 2x upsampler (layer); output strides or their arg (backbone)"),
     "args": (False, (list,), "YAML args after those the channel rule fills in"),
     "export_args": (False, (dict,), "more args for some exports, after 'args': {export: [arg, ...]}"),
     "requires": (False, (list,), "extra pip requirements"),
+    "constraints": (False, (dict,), "channel widths: multiple: N, power_of_two: true, relations: [text] (layers)"),
     "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge/runners/yf_weightmap.py)"),
 }
 
 REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class WidthConstraints:
+    """What a layer's channel widths must meet (``constraints:``); ``relations`` only document the constructor
+    arguments its adapter derives from the width (``hidden = 2 * inp``)."""
+
+    multiple: int = 1
+    power_of_two: bool = False
+    relations: tuple[str, ...] = ()
+
+    def violation(self, width: int) -> str | None:
+        """Why ``width`` fails (``not a multiple of 32``), None when it is fine."""
+        if width % self.multiple:
+            return f"not a multiple of {self.multiple}"
+        if self.power_of_two and width & (width - 1):
+            return "not a power of two"
+        return None
+
+    def describe(self) -> str:
+        words = [f"multiple of {self.multiple}"] if self.multiple > 1 else []
+        return " and ".join(words + (["power of two"] if self.power_of_two else [])) or "any width"
 
 
 @dataclass(frozen=True)
@@ -71,13 +94,14 @@ class ModuleSpec:
     spec_path: Path
     repeats: str = "none"
     branch: str | None = None
-    stride: int | Fraction | tuple[int, ...] = 1  # a Fraction below 1 for an upsampler (1/2: 2x)
+    stride: int | Fraction | tuple[int, ...] | str = 1  # a Fraction below 1 for an upsampler (1/2: 2x); str: an arg
     args: tuple[Arg, ...] = ()
     export_args: dict[str, tuple[Arg, ...]] = field(default_factory=dict, hash=False)  # export -> args after ``args``
     requires: tuple[str, ...] = ()
     official: WeightMap | None = None
     bundled: bool = field(default=False, compare=False)
     entry: str | None = None  # package sources only: the file defining the exports, relative to ``source``
+    constraints: WidthConstraints | None = None  # layers only: what the channel widths parse_model passes must meet
 
     def args_for(self, name: str) -> tuple[Arg, ...]:
         """The YAML args of the export (or spec) called ``name``: the shared ``args``, then that export's own."""
@@ -125,8 +149,22 @@ class ModuleSpec:
 
     @property
     def output_strides(self) -> tuple[int | Fraction, ...]:
-        """Backbone output strides (``(4, 8, 16, 32)``); a layer has one entry, its own stride."""
+        """Backbone output strides (``(4, 8, 16, 32)``; for one whose rows carry them, its default row's); a layer has
+        one entry, its own stride."""
+        if isinstance(self.stride, str):
+            return tuple(next(a.default for a in self.args if a.name == self.stride))
         return self.stride if isinstance(self.stride, tuple) else (self.stride,)
+
+    def strides_of(self, args: list | None) -> tuple[int | Fraction, ...]:
+        """The output strides of a row with YAML ``args``: the spec's, or (``stride: ARG``) that row's own ARG; a row
+        without a usable one counts as the default's."""
+        if not isinstance(self.stride, str) or args is None:
+            return self.output_strides
+        position = [a.name for a in self.args].index(self.stride)
+        given = args[position] if position < len(args) else None
+        if isinstance(given, list) and given and all(isinstance(s, int) and s > 0 for s in given):
+            return tuple(given)
+        return self.output_strides
 
 
 class _Where:
@@ -237,8 +275,11 @@ def _stride(data: dict, fail: _Where) -> int | Fraction | tuple[int, ...]:
     strides (a non-empty list of positive ints)."""
     stride = data.get("stride", 1)
     if data["role"] == "backbone":
+        if isinstance(stride, str):
+            return _stride_arg(data, stride, fail)
         if not isinstance(stride, list) or not stride or not all(isinstance(s, int) and s > 0 for s in stride):
-            raise fail("stride", "a backbone spec needs 'stride': the list of its output strides, e.g. [4, 8, 16, 32]")
+            raise fail("stride", "a backbone spec needs 'stride': the list of its output strides, e.g. [4, 8, 16, 32], "
+                                 "or the name of its arg that lists them")
         return tuple(stride)
     match = FRACTION.fullmatch(stride) if isinstance(stride, str) else None
     if match and int(match[1]) > 0 and int(match[2]) > 0:
@@ -248,6 +289,17 @@ def _stride(data: dict, fail: _Where) -> int | Fraction | tuple[int, ...]:
         raise fail("stride", f"field 'stride' of a layer must be a positive whole number (1: resolution kept) or a "
                              f"fraction such as 1/2 (a 2x upsampler), got {stride!r}")
     return stride
+
+
+def _stride_arg(data: dict, name: str, fail: _Where) -> str:
+    """``stride: ARG`` of a backbone whose outputs depend on its row (a timm model name): ARG is one of its shared
+    args, and its default lists strides (what ``yamlforge list`` and apply's probe use)."""
+    default = next((a.get("default") for a in data.get("args", []) if isinstance(a, dict) and a.get("name") == name),
+                   None)
+    if not isinstance(default, list) or not default or not all(isinstance(s, int) and s > 0 for s in default):
+        raise fail("stride", f"field 'stride': '{name}' must name an arg in 'args' whose default lists output "
+                             "strides, e.g. [8, 16, 32]")
+    return name
 
 
 def _args(items: list, fail: _Where, key: str = "args", what: str = "'args'") -> tuple[Arg, ...]:
@@ -275,6 +327,24 @@ def _export_args(data: dict, shared: tuple[Arg, ...], fail: _Where) -> dict[str,
             raise fail("export_args", f"field 'export_args': {export} names an arg twice ({', '.join(names)})")
         per_export[export] = args
     return per_export
+
+
+def _constraints(data: dict, fail: _Where) -> WidthConstraints | None:
+    """``constraints``: a layer's mapping of ``multiple`` (int > 0), ``power_of_two`` (bool), ``relations`` (texts)."""
+    given = data.get("constraints")
+    if given is None:
+        return None
+    if data["role"] != "layer":
+        raise fail("constraints", "field 'constraints': only a layer's channel widths are checked; drop it")
+    unknown = sorted(set(given) - {"multiple", "power_of_two", "relations"})
+    multiple, power, relations = given.get("multiple", 1), given.get("power_of_two", False), given.get("relations", [])
+    if unknown or not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1 \
+            or not isinstance(power, bool) or not isinstance(relations, list) \
+            or not all(isinstance(r, str) for r in relations):
+        raise fail("constraints", "field 'constraints' maps multiple (a positive whole number), power_of_two "
+                                  "(true/false) and relations (a list of texts)"
+                   + (f"; unknown key {', '.join(unknown)}" if unknown else ""))
+    return WidthConstraints(multiple, power, tuple(relations))
 
 
 def _requires(data: dict, fail: _Where) -> tuple[str, ...]:
@@ -346,6 +416,7 @@ def load_spec(path: Path, *, bundled: bool = False) -> ModuleSpec:
         args=(args := _args(data.get("args", []), fail)),
         export_args=_export_args(data, args, fail),
         requires=_requires(data, fail),
+        constraints=_constraints(data, fail),
         source=(source := _source(path, data, fail)),  # last: a field error is reported before a file-system one
         entry=_entry(data, source, fail),
         official=parse_official(data["official"], fail) if "official" in data else None,

@@ -24,6 +24,18 @@ FACTS_SCHEMA = "yamlforge.target/1"  # what verify_runner.py accepts as --target
 
 
 @dataclass(frozen=True)
+class OpsetFix:
+    """The ONNX opset export_runner.py gives a target's exporter in the releases whose own choice is wrong under
+    new torch: only where that torch names fewer opsets (``torch.onnx.symbolic_opsetN``) than ``opset`` while its
+    exporter supports ``opset``; the report's note says so and quotes ``reason``."""
+
+    since: str  # the first release whose exporter chooses that way
+    before: str  # the first release that chooses otherwise
+    opset: int  # the opset passed instead
+    reason: str  # why the release's own choice is wrong
+
+
+@dataclass(frozen=True)
 class Runtime:
     """How the target's own code reads, builds, measures and trains a model: the facts verify_runner.py
     dispatches on. Values are JSON-friendly; ``"module:name"`` strings name a callable in the checkout."""
@@ -57,11 +69,28 @@ class Runtime:
     # What the target's trainer saves beside "model" (a float copy of the model object): a checkpoint with these
     # is one its trainer starts from (Ultralytics `pretrained=` / `.load()`, YOLOv5-style `--weights`)
     checkpoint_fields: tuple[tuple[str, int | None], ...] = ()
+    # The target's own settings file, by release: (first version, its path under $YOLO_CONFIG_DIR, whether the
+    # default folder <config home>/Ultralytics honours $XDG_CONFIG_HOME); () for targets that keep none
+    settings_files: tuple[tuple[str, str, bool], ...] = ()
+    # Settings a run in yamlforge turns off unless the user passes --log: analytics and every logging integration
+    quiet_settings: tuple[str, ...] = ()
+    settings_object: str | None = None  # "module:name" of the live settings (a dict whose update() saves the file)
+    analytics_clients: tuple[str, ...] = ()  # "module:name" of the analytics client (where each release keeps it)
+    # The checkpoint fields holding a model object, in the order the target's loaders take them (the EMA copy first:
+    # Ultralytics' attempt_load_one_weight, YOLOv5-style attempt_load): `weights --base` reads the base from them
+    checkpoint_models: tuple[str, ...] = ("ema", "model")
+    # How the trainer is told which layers to freeze: (a count of first layers, a list of layer indices, the list's
+    # separator); `weights --base` prints the value that freezes the same base layers after an edit
+    freeze_syntax: tuple[str, str, str] = ("--freeze {}", "--freeze {}", " ")
+    export_opset_fix: OpsetFix | None = None  # the opset given to the exporter where its own choice is wrong
 
     @classmethod
     def from_facts(cls, facts: dict) -> Runtime:
         """The inverse of :meth:`Target.runner_facts` (JSON lists back to tuples)."""
-        return cls(**{f.name: _tuples(facts[f.name]) for f in fields(cls)})
+        values = {f.name: _tuples(facts[f.name]) for f in fields(cls)}
+        if values["export_opset_fix"] is not None:
+            values["export_opset_fix"] = OpsetFix(**values["export_opset_fix"])
+        return cls(**values)
 
 
 def _tuples(value):
@@ -138,6 +167,21 @@ ULTRALYTICS = TargetKind(
         thop_distribution_since="8.2",  # 8.0/8.1 want PyPI's thop; 8.4's get_flops passes arguments only it has
         checkpoint_fields=(("epoch", -1), ("best_fitness", None), ("ema", None), ("updates", None),
                            ("optimizer", None)),
+        # settings.yaml until 8.2.98; 8.3.196 moved it under $YOLO_CONFIG_DIR/Ultralytics and reads XDG_CONFIG_HOME
+        settings_files=(("8.0", "settings.yaml", False), ("8.2.99", "settings.json", False),
+                        ("8.3.196", "Ultralytics/settings.json", True)),
+        quiet_settings=("sync", "hub", "clearml", "comet", "dvc", "mlflow", "neptune", "raytune", "tensorboard",
+                        "wandb"),
+        settings_object="ultralytics.utils:SETTINGS",
+        analytics_clients=("ultralytics.utils.events:events", "ultralytics.hub.utils:events"),
+        freeze_syntax=("freeze={}", "freeze=[{}]", ", "),
+        # 8.0.36 (get_latest_opset) to 8.3.202; 8.3.203 takes torch's own maximum (best_onnx_opset), before 8.0.36
+        # the configured default (17 in 8.0.0, None later). 17 has every op the targets' models export with.
+        export_opset_fix=OpsetFix(
+            since="8.0.36", before="8.3.203", opset=17,
+            reason="the exporter takes the newest opset from the symbolic_opsetN modules torch.onnx names "
+                   "(get_latest_opset), and new torch names only 9 and 10, which lack ops such as Pad by a computed "
+                   "amount (opset 11)"),
     ),
 )
 

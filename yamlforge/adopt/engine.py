@@ -14,27 +14,30 @@ import difflib
 import json
 import os
 import queue
+import re
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from ..check.verify import resolve_python, runner_env
 from ..errors import YamlforgeError
 from ..patch.changeset import Changeset
 from ..patch.writer import write_changeset
 from ..resources import render
+from ..target_python import RUNNERS, resolve_python, runner_env
+from . import gitsource
 from . import source as adopt_source
 
-RUNNER = Path(__file__).parent.parent / "runners" / "adopt_runner.py"
+RUNNER = RUNNERS / "adopt_runner.py"
 TIMEOUT = 60  # seconds for one class: its import and a few small forwards; a hang ends here
 TIMEOUT_ENV = "YAMLFORGE_ADOPT_TIMEOUT"  # overrides TIMEOUT: a module that is slow on small inputs, or a test
 STARTUP_TIMEOUT = 120  # seconds for the target's Python to import torch (slow on a loaded machine)
 PACKAGE_ALIAS = "_yamlforge_adopted"  # the private name a probed package is imported under
 ADAPTER_SUFFIX = "Adapted"
 YAML_OUT_WIDTH = 256  # the output width shown in an in_out module's YAML row
+NOT_A_MODULE = "is not a torch.nn.Module subclass"  # the runner's answer for a proposed class that is not one
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class SpecArg:
     default: object
     value: object = None
     given: bool = False
+    origin: str | None = None  # file:line of the call in the source the default was proposed from
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Decision:
 
     class_name: str
     role: str  # layer | backbone
-    rule: str  # keep | in_out | none | ratio | backbone
+    rule: str  # keep | in_out | equal (an (inp, oup) class given the width twice) | none | ratio | backbone
     layout: str  # nchw | nhwc | tokens | tokens_hw | tokens_size
     stride: Fraction
     multiple: int
@@ -65,6 +69,9 @@ class Decision:
     ratio: Fraction = Fraction(1)
     sizes: tuple[int, ...] = ()  # map sides the class ran at
     adapter_reasons: tuple[str, ...] = ()
+    constraints: dict = field(default_factory=dict)  # what the widths must meet: multiple, power_of_two, relations
+    derived: dict = field(default_factory=dict)  # constructor argument -> its ratio to the input width
+    proposed: tuple[str, ...] = ()  # ``qk_dim = 16 (net.py:31)``: values read from a call of the class in the source
 
     @property
     def needs_adapter(self) -> bool:
@@ -158,7 +165,7 @@ def _module_name(source: adopt_source.Source, rel: str) -> str | None:
 
 
 def probe(source: adopt_source.Source, classes: list[adopt_source.ClassInfo], sets: dict, python: str, *,
-          timeout: float = TIMEOUT) -> dict[str, dict]:
+          timeout: float = TIMEOUT, derived: dict | None = None) -> dict[str, dict]:
     """Run the runner on ``classes`` in ``python``; class name → its JSON (``ok`` false with ``error`` on failure).
 
     Each class gets ``timeout`` seconds; one that hangs or kills the process is reported and the classes after it
@@ -169,8 +176,8 @@ def probe(source: adopt_source.Source, classes: list[adopt_source.ClassInfo], se
         request = _materialise(source, Path(tmp) / "src")
         pending = list(classes)
         while pending:
-            request["probes"] = [{"class": c.name, "module": _module_name(source, c.file), "sets": sets}
-                                 for c in pending]
+            request["probes"] = [{"class": c.name, "module": _module_name(source, c.file), "sets": sets,
+                                  "derived": derived or {}} for c in pending]
             answers, stderr, hung = _run_runner(python, request, Path(tmp), timeout)
             found.update(answers)
             stuck = next((c.name for c in pending if c.name not in found), None)
@@ -253,7 +260,7 @@ def _channel_names(raw: dict) -> list[str]:
     """The constructor arguments parse_model fills in: none, the input width, or input and output widths."""
     if raw["role"] == "backbone" or raw["rule"] == "none":
         return [raw["in_arg"]] if raw["in_arg"] else []
-    return [raw["in_arg"], raw["out_arg"]] if raw["rule"] == "in_out" else [raw["in_arg"]]
+    return [raw["in_arg"], raw["out_arg"]] if raw["rule"] in ("in_out", "equal") else [raw["in_arg"]]
 
 
 def _yaml_reachable(raw: dict, sets: dict) -> list[dict]:
@@ -262,7 +269,7 @@ def _yaml_reachable(raw: dict, sets: dict) -> list[dict]:
     channel = _channel_names(raw)
     reachable = []
     for param in _positional(raw):
-        if param["name"] in channel:
+        if param["name"] in channel or param["name"] in raw.get("derived", {}):
             continue
         if "repr" in param and param["name"] not in sets:
             break
@@ -292,34 +299,56 @@ def _adapter_reasons(raw: dict, sets: dict) -> list[str]:
     unreachable = sorted(set(sets) - {p["name"] for p in _yaml_reachable(raw, sets)})
     if unreachable:
         reasons.append(f"the YAML row cannot pass {', '.join(unreachable)}: the adapter fixes it")
+    reasons += [f"{name} is derived from the width ({_relation(name, ratio, 'c1')}): the adapter computes it"
+                for name, ratio in raw.get("derived", {}).items()]
     return reasons
 
 
-def _spec_args(raw: dict, sets: dict, adapter: bool) -> tuple[SpecArg, ...]:
-    """The spec's args; with an adapter the --set values live in the adapter, not in the YAML row."""
+def _relation(name: str, ratio, width: str) -> str:
+    """``hidden = 2 * c1`` for a derived argument with ratio [2, 1]."""
+    ratio = Fraction(*ratio)
+    times = "" if ratio.numerator == 1 else f"{ratio.numerator} * "
+    return f"{name} = {times}{width}" + (f" // {ratio.denominator}" if ratio.denominator > 1 else "")
+
+
+def _constraints(raw: dict) -> dict:
+    """The spec's ``constraints``: the runner's learnt ones, and the derived arguments as relations."""
+    found = dict(raw.get("constraints") or {})
+    relations = [_relation(name, ratio, raw["in_arg"]) for name, ratio in raw.get("derived", {}).items()]
+    if relations:
+        found["relations"] = relations
+    return found
+
+
+def _spec_args(raw: dict, sets: dict, adapter: bool, proposed: dict) -> tuple[SpecArg, ...]:
+    """The spec's args; with an adapter the --set values live in the adapter, not in the YAML row. A --set value, or
+    one ``proposed`` from a call in the source (name -> file:line), is the spec's default."""
     args = []
     for param in _yaml_reachable(raw, sets):
         name = param["name"]
         if adapter and name in sets:
             continue
-        default = param.get("value", sets.get(name))
-        args.append(SpecArg(name, default, sets.get(name, default), given=name in sets))
+        default = sets[name] if name in sets else param.get("value")
+        args.append(SpecArg(name, default, sets.get(name, default), given=name in sets and name not in proposed,
+                            origin=proposed.get(name)))
     return tuple(args)
 
 
-def decide(raw: dict, sets: dict) -> Decision:
-    """The spec-level decisions for one probed class (``raw``: the runner's JSON, ``ok`` true)."""
+def decide(raw: dict, sets: dict, proposed: dict | None = None) -> Decision:
+    """The spec-level decisions for one probed class (``raw``: the runner's JSON, ``ok`` true); ``proposed``:
+    argument -> file:line of the call its value in ``sets`` was read from."""
     reasons = tuple(_adapter_reasons(raw, sets))
-    args = _spec_args(raw, sets, bool(reasons))
+    args = _spec_args(raw, sets, bool(reasons), proposed or {})
     kept = {a.name for a in args}
     rule = "backbone" if raw["role"] == "backbone" else raw["rule"]
     ratio = Fraction(*raw.get("ratio", (1, 1)))
     outputs = tuple((o["channels"], Fraction(o["stride"])) for o in raw.get("outputs", ()))
     return Decision(class_name=raw["class"], role=raw["role"], rule=rule, layout=raw["layout"],
                     stride=Fraction(raw.get("stride", "1")), multiple=raw["multiple"], in_arg=raw["in_arg"],
-                    out_arg=raw["out_arg"] if rule == "in_out" else None, args=args,
+                    out_arg=raw["out_arg"] if rule in ("in_out", "equal") else None, args=args,
                     fixed={k: v for k, v in sets.items() if k not in kept}, outputs=outputs, ratio=ratio,
-                    sizes=tuple(raw["sizes"]), adapter_reasons=reasons)
+                    sizes=tuple(raw["sizes"]), adapter_reasons=reasons, constraints=_constraints(raw),
+                    derived={k: Fraction(*v) for k, v in raw.get("derived", {}).items()})
 
 
 def summary(decision: Decision) -> str:
@@ -328,19 +357,24 @@ def summary(decision: Decision) -> str:
         return "backbone: " + ", ".join(f"{c}@{s}" for c, s in decision.outputs)
     rule = f"x{decision.ratio}" if decision.rule == "ratio" else decision.rule
     pad = f", pad to {decision.multiple}" if decision.multiple > 1 else ""
-    return f"{rule}, {decision.layout}, stride {decision.stride}{pad}"
+    width = decision.constraints.get("multiple")
+    width = f", widths multiples of {width}" if width else \
+        (", widths powers of two" if decision.constraints.get("power_of_two") else "")
+    return f"{rule}, {decision.layout}, stride {decision.stride}{pad}{width}"
 
 
 # ------------------------------------------------------------------ rendering
 
-CHANNEL_PARAMS = {"keep": ("c1",), "ratio": ("c1",), "in_out": ("c1", "c2"), "none": (), "backbone": ("c1=3",)}
+CHANNEL_PARAMS = {"keep": ("c1",), "ratio": ("c1",), "in_out": ("c1", "c2"), "equal": ("c1",), "none": (),
+                  "backbone": ("c1=3",)}
 
 
 def _adapter_signature(d: Decision) -> tuple[str, str]:
     """(the adapter's parameters after self, the keyword arguments it passes to the class) as Python text."""
     params = [*CHANNEL_PARAMS[d.rule], *(f"{a.name}={a.default!r}" for a in d.args)]
-    channels = [(d.in_arg, "c1"), (d.out_arg, "c2")] if d.rule == "in_out" else [(d.in_arg, "c1")]
+    channels = [(d.in_arg, "c1"), (d.out_arg, "c2" if d.rule == "in_out" else "c1")]
     call = [f"{arg}={value}" for arg, value in channels if arg and d.rule != "none"]
+    call += [_relation(name, (r.numerator, r.denominator), "c1").replace(" = ", "=") for name, r in d.derived.items()]
     call += [f"{a.name}={a.name}" for a in d.args] + [f"{k}={v!r}" for k, v in d.fixed.items()]
     return "".join(f", {p}" for p in params), ", ".join(call)
 
@@ -387,11 +421,14 @@ def yaml_row(d: Decision, export: str) -> str:
 
 
 def _find_class(source: adopt_source.Source, class_name: str) -> adopt_source.ClassInfo:
+    """The class to adopt: an nn.Module class the AST shows, else any top-level class of that name (the runner
+    confirms it is one: ``nn`` may come from a star import)."""
     classes = adopt_source.module_classes(source)
-    if not classes:
+    found = [c for c in classes if c.name == class_name] or \
+        [c for c in adopt_source.candidate_classes(source) if c.name == class_name]
+    if not classes and not found:
         raise YamlforgeError(f"no torch.nn.Module class in '{source.root / source.entry}'", where="SOURCE",
                              hint="pass the file or folder that defines the module")
-    found = [c for c in classes if c.name == class_name]
     if not found:
         names = [c.name for c in classes]
         close = difflib.get_close_matches(class_name, names, n=3)
@@ -402,6 +439,29 @@ def _find_class(source: adopt_source.Source, class_name: str) -> adopt_source.Cl
         raise YamlforgeError(f"class '{class_name}' is defined in {', '.join(c.file for c in found)}",
                              where="SOURCE::CLASS", hint="pass the file that defines the one you mean")
     return found[0]
+
+
+EXTENSION_FAILURES = ("NotImplementedError", "'NoneType' object", "_ext", "CUDA", "cuda")
+EXTENSION_NAME = re.compile(r"'([\w.]*_ext\w*)'")
+
+
+def _proposal_text(proposal: adopt_source.Proposal, width: str | None) -> str:
+    value = _relation(proposal.name, proposal.ratio, width or "width") if proposal.ratio else \
+        f"{proposal.name} = {proposal.value!r}"
+    return f"{value} ({proposal.where})"
+
+
+def _refusal(source: adopt_source.Source, python: str, error: str) -> str:
+    """The runner's one-line error; a forward or import failing for a compiled (CUDA-only) extension names it."""
+    if not any(word in error for word in EXTENSION_FAILURES):
+        return error
+    guarded = [replace(r, optional=False) for r in adopt_source.requirements(source) if r.optional]
+    names = [f"{r.import_name} ({r.where})" for r in adopt_source.missing_requirements(python, guarded)]
+    names += [m for m in EXTENSION_NAME.findall(error) if m not in {r.import_name for r in guarded}]
+    if not names:
+        return error
+    return (f"it needs the compiled extension {', '.join(names)}, which {python} cannot import: a CUDA-only or "
+            f"unbuilt operator cannot run in a detector on every device, so adopt refuses it ({error[:160]})")
 
 
 def _requirements(source: adopt_source.Source, python: str) -> list[str]:
@@ -498,13 +558,19 @@ def adopt(source: Path | str, class_name: str, name: str | None = None, sets: li
     _check_output(out, name)
     values = parse_sets(sets)
     python = resolve_python(python)
-    src = adopt_source.load_source(source)
+    src = adopt_source.load_source(gitsource.fetch(source) if gitsource.is_git_source(source) else source)
     info = _find_class(src, class_name)
+    if src.is_package:
+        src = adopt_source.narrow(src, info.file)
     requires = _requirements(src, python)
-    raw = probe(src, [info], values, python, timeout=timeout or probe_timeout())[info.name]
+    found = {p.name: p for p in adopt_source.proposals(src, info) if p.name not in values}
+    literals = {name: p.value for name, p in found.items() if p.ratio is None}
+    raw = probe(src, [info], {**values, **literals}, python, timeout=timeout or probe_timeout(),
+                derived={name: p.ratio for name, p in found.items() if p.ratio})[info.name]
     if not raw["ok"]:
-        raise YamlforgeError(raw["error"], where=f"{info.file}:{info.line}")
-    decision = decide(raw, values)
+        raise YamlforgeError(_refusal(src, python, raw["error"]), where=f"{info.file}:{info.line}")
+    decision = replace(decide(raw, {**values, **literals}, {name: found[name].where for name in literals}),
+                       proposed=tuple(_proposal_text(p, raw["in_arg"]) for p in found.values()))
     spec_name, export = _export_name(decision, name)
     origin = f"{source}::{class_name}"
     files = plan_files(src, info, decision, name=spec_name, export=export, origin=origin, requires=requires)
@@ -516,21 +582,22 @@ def adopt(source: Path | str, class_name: str, name: str | None = None, sets: li
     return AdoptResult(name=spec_name, decision=decision, spec_path=spec_path, yaml_row=yaml_row(decision, export),
                        apply_command=f"yamlforge apply --repo REPO --spec {spec_path}",
                        files={out / rel: text for rel, text in files.items()}, statuses=statuses,
-                       notes=list(decision.adapter_reasons))
+                       notes=[*decision.adapter_reasons, *(f"proposed from the source: {p}" for p in decision.proposed)])
 
 
 def survey(source: Path | str, python: str | None = None, *, timeout: float | None = None) -> list[ClassReport]:
     """Every nn.Module class of ``source`` with what probing found (no --set values); writes nothing."""
     python = resolve_python(python)
-    src = adopt_source.load_source(source)
+    src = adopt_source.load_source(gitsource.fetch(source) if gitsource.is_git_source(source) else source)
     classes = adopt_source.module_classes(src)
-    if not classes:
+    candidates = adopt_source.candidate_classes(src)  # the runner keeps those that are nn.Modules
+    if not classes and not candidates:
         raise YamlforgeError(f"no torch.nn.Module class in '{source}'", where="SOURCE",
                              hint="pass the file or folder that defines the module")
     _requirements(src, python)
-    found = probe(src, classes, {}, python, timeout=timeout or probe_timeout())
+    found = probe(src, classes + candidates, {}, python, timeout=timeout or probe_timeout())
     reports = []
-    for info in classes:
+    for info in classes + [c for c in candidates if NOT_A_MODULE not in found[c.name].get("error", "")]:
         raw = found[info.name]
         where = f"{info.file}:{info.line}"
         reports.append(ClassReport(info.name, where, decision=decide(raw, {})) if raw["ok"]

@@ -17,6 +17,7 @@ FOUND = {  # what probing found, in words, by the rule the runner reports
     "in_out": "a second argument sets the output width (channels: in_out)",
     "none": "no constructor argument sets the width (channels: none)",
     "ratio": "the output width is a fixed multiple of its first argument (channels: custom)",
+    "equal": "it runs only with its output width equal to its input width (channels: custom, the width passed twice)",
 }
 NO_TORCH = "No module named 'torch'"
 
@@ -26,9 +27,9 @@ def check_channel_rules(specs: list[ModuleSpec], python: str | None) -> list[str
     specs = [s for s in specs if not s.bundled and s.role == "layer" and s.channels in PROBED_RULES]
     if not specs:
         return []
-    from . import source as adopt_source  # not at the top: only hand-written specs need them (libcst, subprocess)
-    from ..check.verify import resolve_python
+    from ..target_python import resolve_python
     from . import engine as adopt
+    from . import source as adopt_source  # not at the top: only hand-written specs need them (libcst, subprocess)
 
     python = resolve_python(python)
     notes = []
@@ -39,6 +40,9 @@ def check_channel_rules(specs: list[ModuleSpec], python: str | None) -> list[str
         for name, raw in sorted(found.items()):
             if raw["ok"]:
                 _compare(spec, raw)
+                if raw.get("constraints") and spec.constraints is None:
+                    notes.append(f"{name} builds only at some widths ({raw['constraints']}): add 'constraints: "
+                                 f"{raw['constraints']}' to {spec.spec_path.name} so gen-yaml checks them")
             elif NO_TORCH in raw["error"]:
                 raise YamlforgeError(f"{python} cannot import torch, so the channel rule of {spec.name} cannot be "
                                      "checked", where="--python", hint="--python PATH  # your training venv's python")

@@ -121,10 +121,78 @@ def load_source(path: Path | str) -> Source:
             raise YamlforgeError(f"'{given.name}' is not a Python file", where=str(given),
                                  hint="pass a .py file, a file without extension, or a folder")
         file = given.resolve()
-        source = Source(root=file.parent, files={file.name: _read_text(file, str(given))}, is_package=False,
-                        entry=file.name, name=_identifier(file.stem))
+        source = repository_source(file, str(given)) or Source(
+            root=file.parent, files={file.name: _read_text(file, str(given))}, is_package=False, entry=file.name,
+            name=_identifier(file.stem))
     source.trees  # noqa: B018 -- parse every file now: a syntax error is an error of load_source
     return source
+
+
+def import_root(file: Path) -> Path:
+    """The folder a repository's code is run from: up from ``file`` while the folder is a package."""
+    root = file.parent
+    while (root / "__init__.py").is_file() and root.parent != root:
+        root = root.parent
+    return root
+
+
+def repository_source(file: Path, shown: str, root: Path | None = None) -> Source | None:
+    """``file`` with the files of its repository it imports (``from model.basic import X`` run from the repository
+    top, relative imports), followed transitively, as a package source; None when it imports none of them.
+    ``root``: the folder imports start from (default: :func:`import_root`)."""
+    root = root or import_root(file)
+    entry = file.relative_to(root).as_posix()
+    files = {entry: _read_text(file, shown)}
+    pending = [entry]
+    while pending:
+        rel = pending.pop()
+        for found in _local_imports(root, rel, _parse(files[rel], root / rel)):
+            if found not in files:
+                files[found] = _read_text(root / found, found)
+                pending.append(found)
+    if len(files) == 1:
+        return None
+    return Source(root=root, files=dict(sorted(files.items())), is_package=True, entry=entry,
+                  name=_identifier(file.stem))
+
+
+def narrow(source: Source, rel: str) -> Source:
+    """A folder source cut down to file ``rel`` and the files it imports: a script importing what the class does
+    not need (a trainer, a dataset tool) is left behind with its requirements."""
+    found = repository_source(source.root / rel, rel, source.root)
+    if found is None:
+        return Source(root=source.root, files={rel: source.files[rel]}, is_package=True, entry=rel, name=source.name)
+    return Source(root=source.root, files=found.files, is_package=True, entry=rel, name=source.name)
+
+
+def _local_imports(root: Path, rel: str, tree: ast.Module) -> set[str]:
+    """Files under ``root`` that the imports of file ``rel`` run: each module and the ``__init__.py`` above it."""
+    package = rel.split("/")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name.split(".") for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = (package[:len(package) - node.level + 1] if node.level else []) + (node.module or "").split(".")
+            base = [part for part in base if part]
+            targets = [base] + [base + [a.name] for a in node.names if a.name != "*"]
+        else:
+            continue
+        for parts in targets:
+            found |= _module_files(root, parts)
+    return found
+
+
+def _module_files(root: Path, parts: list[str]) -> set[str]:
+    """The ``__init__.py`` of each package along ``parts`` and the module itself, those that exist under root."""
+    found = set()
+    for i in range(1, len(parts) + 1):
+        folder = root.joinpath(*parts[:i])
+        for candidate in (folder / "__init__.py", folder.with_suffix(".py") if i == len(parts) else None):
+            if candidate is not None and candidate.is_file() and not any(
+                    p.startswith(".") or p in SKIPPED_DIRS for p in parts[:i]):
+                found.add(candidate.relative_to(root).as_posix())
+    return found
 
 
 def _package_files(root: Path) -> list[str]:
@@ -420,4 +488,72 @@ def _in_source(source: Source, dotted: str) -> list[str] | None:
         return parts
     if parts[0] == source.root.name:
         return parts[1:]
+    return None
+
+
+# ------------------------------------------------------------------ classes the runner confirms, literals
+
+
+def candidate_classes(source: Source) -> list[ClassInfo]:
+    """Top-level classes with bases that :func:`module_classes` cannot show to be nn.Modules (``nn`` from a star
+    import, a base imported under another name): only proposals, the runner confirms them with issubclass."""
+    known = {(c.file, c.name) for c in module_classes(source)}
+    every = {(rel, c.name): c for rel, tree in source.trees.items() for c in tree.body if isinstance(c, ast.ClassDef)}
+    infos = [_class_info(rel, node, source, every) for (rel, name), node in every.items()
+             if (rel, name) not in known and node.bases]
+    return sorted(infos, key=lambda info: (info.file, info.line))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A value for a required constructor argument, read from a call of the class in the source (the paper's own
+    network class): ``value`` a literal, or ``ratio`` to the first argument (``ed // 4``); ``where`` is file:line."""
+
+    name: str
+    where: str
+    value: object = None
+    ratio: tuple[int, int] | None = None
+
+
+def proposals(source: Source, info: ClassInfo) -> list[Proposal]:
+    """Values for ``info``'s required arguments from the first call of the class (outside it) that gives them."""
+    required = [p.name for p in info.params if p.kind == "positional" and p.default is None]
+    for rel, tree in source.trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and (_dotted(node.func) or "").rsplit(".", 1)[-1] == info.name:
+                found = _call_proposals(node, required, f"{rel}:{node.lineno}")
+                if found:
+                    return found
+    return []
+
+
+def _call_proposals(call: ast.Call, required: list[str], where: str) -> list[Proposal]:
+    given = dict(zip(required, call.args)) | {k.arg: k.value for k in call.keywords if k.arg in required}
+    first = ast.dump(call.args[0]) if call.args else None
+    found = []
+    for name in required[1:]:
+        node = given.get(name)
+        ratio = _ratio_to(node, first) if node is not None else None
+        if ratio:
+            found.append(Proposal(name, where, ratio=ratio))
+            continue
+        try:
+            found.append(Proposal(name, where, value=ast.literal_eval(node)))
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            continue
+    return found
+
+
+def _ratio_to(node: ast.expr, first: str | None) -> tuple[int, int] | None:
+    """(n, d) when ``node`` is the first argument's expression times n over d (``ed * 2``, ``2 * ed``, ``ed // 4``)."""
+    if first is None:
+        return None
+    if ast.dump(node) == first:
+        return (1, 1)
+    if not isinstance(node, ast.BinOp) or not isinstance(node.op, (ast.Mult, ast.FloorDiv, ast.Div)):
+        return None
+    for expr, number in ((node.left, node.right), (node.right, node.left)):
+        if ast.dump(expr) == first and isinstance(number, ast.Constant) and isinstance(number.value, int) \
+                and number.value > 0 and (isinstance(node.op, ast.Mult) or expr is node.left):
+            return (number.value, 1) if isinstance(node.op, ast.Mult) else (1, number.value)
     return None

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import YamlforgeError
+from ..target_python import RUNNERS, resolve_python, run_runner
 from ..targets import Target
-from .verify import Check, check_options, resolve_python, resolve_yaml, run_runner
+from .verify import Check, check_options, resolve_yaml
 
-RUNNER = Path(__file__).parent.parent / "runners" / "compare_runner.py"
+RUNNER = RUNNERS / "compare_runner.py"
 TIMEOUT = 900  # seconds per model
 FORMATS = ("table", "markdown", "csv", "json")
 METRICS = ("layers", "parameters", "gflops", "latency_ms", "peak_mib")  # each gets a difference to the first row

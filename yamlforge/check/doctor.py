@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..patch.lock import recover_interrupted
 from ..patch.manifest import MANIFEST, read_manifest, sha256
+from ..target_python import resolve_python, run_runner
 from ..targets import Target
-from .verify import resolve_python, run_runner
+from .verify import RUNNER
 
 TIMEOUT = 300  # seconds; importing the target package is all the subprocess does
 
@@ -60,7 +61,7 @@ def doctor(target: Target, *, python: str | None = None) -> DoctorReport:
     args = ["--mode", "environment", "--target", json.dumps(target.runner_facts())]
     if requires:
         args += ["--requires", *requires]
-    raw, stderr = run_runner(python, args, timeout=TIMEOUT)
+    raw, stderr = run_runner(python, args, timeout=TIMEOUT, script=RUNNER)
     if raw is None or "error" in raw:
         last = (stderr.strip().splitlines() or ["no output"])[-1] if raw is None else raw["error"]
         report.problems.append(Problem(f"{python} cannot run yamlforge's probe: {last}",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..errors import YamlforgeError
+from ..target_python import RUNNERS, run_runner
 from ..targets import Target
-from .verify import Check, VerifyReport, run_runner
+from .verify import Check, VerifyReport
 
-RUNNER = Path(__file__).parent.parent / "runners" / "export_runner.py"
+RUNNER = RUNNERS / "export_runner.py"
 FORMATS = ("onnx",)
 TIMEOUT = 900  # seconds: a build, an export and an onnxruntime run of one model on CPU
 

@@ -71,17 +71,17 @@ class Comparison:
 
 
 @lru_cache(maxsize=1)
-def _backbone_outputs() -> dict[str, int]:
-    """Every name of a bundled backbone-role spec -> its number of outputs."""
+def _backbone_specs() -> dict:
+    """Every name of a bundled backbone-role spec -> its spec."""
     from ..specs import SpecRegistry
 
-    return {name: len(spec.output_strides) for spec in SpecRegistry() if spec.role == "backbone"
-            for name in (spec.name, *spec.exports)}
+    return {name: spec for spec in SpecRegistry() if spec.role == "backbone" for name in (spec.name, *spec.exports)}
 
 
-def _slots(module: str) -> int:
-    """Index slots a row of ``module`` takes: the outputs of a backbone spec, else 1 (as gen-yaml counts them)."""
-    return _backbone_outputs().get(module, 1)
+def _slots(module: str, args: list | None = None) -> int:
+    """Index slots a row takes: the outputs of a backbone spec (for its args), else 1 (as gen-yaml counts them)."""
+    spec = _backbone_specs().get(module)
+    return 1 if spec is None else len(spec.strides_of(args))
 
 
 def read_model(path: Path) -> tuple[str, ModelGraph]:

@@ -120,6 +120,12 @@ def _layer_rows(layers: list[tuple[str, ModuleSpec]], levels: dict[int, int], sl
                                  "resolution stays, so apply --verify cannot place it", where="--verify",
                                  hint=f"yamlforge gen-yaml BASE --replace N={name}(...) --verify builds it where its "
                                       "stride fits")
+        why = spec.constraints.violation(STEM_WIDTHS[-1]) if spec.constraints else None
+        if why:  # the stride-16 map of the probe model is STEM_WIDTHS[-1] wide
+            raise YamlforgeError(f"{name} would get {STEM_WIDTHS[-1]} channels in the probe model, {why} (its spec's "
+                                 f"constraints: {spec.constraints.describe()})", where="--verify",
+                                 hint=f"yamlforge gen-yaml BASE --insert-after N={name} --verify builds it where the "
+                                      "width fits")
         rows.append(ProbeRow(source, name, _args(spec, name), str(slot), f"{name} (applied by this call)"))
         source, levels[level], slot = "-1", slot, slot + 1
     return rows

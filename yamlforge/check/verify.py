@@ -8,19 +8,15 @@ and prints one JSON object that :class:`VerifyReport` wraps.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import YamlforgeError
+from ..target_python import RUNNERS, resolve_python, run_runner
 from ..targets import Target, unscaled_stem
 
-RUNNER = Path(__file__).parent.parent / "runners" / "verify_runner.py"
+RUNNER = RUNNERS / "verify_runner.py"
 SCHEMA_ID = "yamlforge.verify/1"
 CHECK_ORDER = ("runner", "import", "build", "forward", "flops", "backward", "train", "reload", "safe_reload")
 TIMEOUT = {False: 900, True: 3600}  # seconds; a smoke training on a slow CPU runner can take minutes
@@ -65,6 +61,7 @@ class VerifyReport:
     totals: dict = field(default_factory=dict)
     gradients: dict | None = None
     train: dict | None = None
+    settings: dict | None = None  # the target's settings and analytics client as the run left them
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -96,6 +93,7 @@ class VerifyReport:
             "totals": self.totals,
             "gradients": self.gradients,
             "train": self.train,
+            "settings": self.settings,
             "notes": self.notes,
         }
 
@@ -109,7 +107,7 @@ class VerifyReport:
             checks=[Check.from_dict(c) for c in raw.get("checks", [])], imported=raw.get("imported"),
             builder=raw.get("builder"), torch=raw.get("torch"), layers=raw.get("layers") or [],
             totals=raw.get("totals") or {}, gradients=raw.get("gradients"), train=raw.get("train"),
-            notes=list(raw.get("notes") or []),
+            settings=raw.get("settings"), notes=list(raw.get("notes") or []),
         )
 
 
@@ -129,49 +127,6 @@ def resolve_yaml(yaml_path: Path | str, target: Target) -> str:
             return path.name
     raise YamlforgeError(f"model YAML '{yaml_path}' does not exist", where="MODEL",
                          hint="pass a YAML file (yamlforge gen-yaml writes one) or a stock name like yolov8n.yaml")
-
-
-def resolve_python(python: str | None) -> str:
-    if python is None:
-        return sys.executable
-    found = shutil.which(python) or (python if Path(python).is_file() else None)
-    if not found:
-        raise YamlforgeError(f"Python interpreter '{python}' not found", where="--python",
-                             hint="give the path of your training venv's python, e.g. --python ~/venv/bin/python")
-    return found
-
-
-def runner_env(workdir: Path) -> dict[str, str]:
-    """No downloads, no writes to the user's settings: config dirs live in the temporary folder."""
-    env = dict(os.environ)
-    env.update({
-        "YOLO_OFFLINE": "1",
-        "YOLO_CONFIG_DIR": str(workdir / "ultralytics-config"),
-        "YOLOV5_CONFIG_DIR": str(workdir / "yolov5-config"),
-        "MPLBACKEND": "Agg",
-        "PYTHONIOENCODING": "utf-8",
-    })
-    return env
-
-
-def run_runner(python: str, args: list[str], *, timeout: float, workdir: Path | None = None,
-               script: Path = RUNNER) -> tuple[dict | None, str]:
-    """Run ``script`` (verify_runner.py) with ``args``; returns (its JSON object or None, stderr)."""
-    with tempfile.TemporaryDirectory(prefix="yamlforge-verify-") as tmp:
-        cwd = workdir or Path(tmp)
-        try:
-            result = subprocess.run([python, str(script), *args], cwd=cwd, env=runner_env(Path(tmp)),
-                                    capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            partial = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-            return None, f"{partial}\ntimed out after {timeout:.0f} s"
-        except OSError as exc:
-            raise YamlforgeError(f"cannot run '{python}': {exc.strerror}", where="--python") from None
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    try:
-        return json.loads(lines[-1]), result.stderr
-    except (IndexError, ValueError):
-        return None, result.stderr
 
 
 def _runner_failure(target: Target, yaml: str, imgsz: int, batch: int, python: str, message: str,
@@ -194,8 +149,10 @@ def check_options(*, imgsz: int, batch: int = 2) -> None:
 
 
 def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, python: str | None = None,
-           ) -> VerifyReport:
+           log: bool = False) -> VerifyReport:
     """Build (with ``train``: smoke-train) ``yaml_path`` in ``target`` in a subprocess; a failed check never raises.
+
+    ``log``: the smoke run keeps the user's analytics and logging settings (else they are off for it).
 
     Raises YamlforgeError for bad input: missing YAML, unusable --imgsz/--batch, unknown --python.
     """
@@ -206,7 +163,7 @@ def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, 
             "--imgsz", str(imgsz), "--batch", str(batch)]
     if train:
         args.append("--train")
-    raw, stderr = run_runner(python, args, timeout=TIMEOUT[bool(train)])
+    raw, stderr = run_runner(python, args, timeout=TIMEOUT[bool(train)], script=RUNNER, log=log)
     if raw is None:
         return _runner_failure(target, yaml, imgsz, batch, python, "the verify subprocess printed no result", stderr)
     if "error" in raw:  # a crash (with its traceback), or target facts the runner does not understand

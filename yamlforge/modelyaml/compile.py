@@ -12,10 +12,14 @@ from typing import Any, NamedTuple
 
 from ..errors import YamlforgeError
 from ..targets import Target, unscaled_stem
-from .graph import SECTIONS, Layer, ModelGraph, RowChange, output_strides
+from . import widths
+from .graph import SECTIONS, Layer, ModelGraph, RowChange, output_strides, slot_numbers
 from .layout import ModelLayout, Rendered
 from .load import entry, load_nodes
 from .strides import builtin_factor, stride_label
+from .timm import PREFIX as TIMM_PREFIX
+from .timm import SPEC_NAME as TIMM_SPEC
+from .timm import ask_timm, head_strides, is_timm, pick_strides
 
 EDIT_OPS = ("replace", "insert-after", "insert-before", "remove")
 TORCH_PREFIXES = ("nn.", "torch.nn.", "torchvision.ops.")  # modules parse_model takes from torch itself
@@ -96,16 +100,27 @@ def parse_edit(op: str, value: Any) -> Edit:
     return Edit(op, layer, module, args, repeats, option)
 
 
-def parse_backbone(value: Any, option: str | None = None) -> Edit:
-    """Parse ``--backbone MODULE`` or ``--backbone MODULE(a, name=b)``: the module that replaces ``backbone:``."""
+def parse_backbone(value: Any, option: str | None = None, sets: list[str] | tuple[str, ...] = ()) -> Edit:
+    """Parse ``--backbone MODULE`` or ``--backbone MODULE(a, name=b)``: the module that replaces ``backbone:``;
+    ``timm:NAME(key=value)`` names a timm model, and ``sets`` (``--set KEY=VALUE``) add to its options."""
     option = option or f"--backbone {value}"
-    value = str(value)
-    if not value.strip():
+    value = str(value).strip()
+    if not value:
         raise YamlforgeError("missing module: write --backbone MODULE or MODULE(args)", where=option)
-    module, args, repeats = _parse_module(value, option)
+    timm = is_timm(value)
+    module, args, repeats = _parse_module(value.removeprefix(TIMM_PREFIX), option)
     if repeats not in (None, 1):
         raise YamlforgeError("a backbone is one layer; it takes no repeats", where=option)
-    return Edit("backbone", 0, module, args, None, option)
+    if sets and not timm:
+        raise YamlforgeError("--set gives a timm model's create_model options; the backbone is not timm:NAME",
+                             where="--set", hint="--backbone timm:resnet18 --set drop_path_rate=0.1")
+    for text in sets:
+        key, sep, given = text.partition("=")
+        if not (sep and key.strip().isidentifier() and given.strip()):
+            raise YamlforgeError(f"--set {text!r} is not KEY=VALUE", where="--set", hint="--set drop_path_rate=0.1")
+        parse_value(given.strip(), f"--set {text}")
+        args += ((key.strip(), given.strip()),)
+    return Edit("backbone", 0, TIMM_PREFIX + module if timm else module, args, None, option)
 
 
 @dataclass(frozen=True)
@@ -180,6 +195,8 @@ def yaml_text(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return f"[{', '.join(yaml_text(v) for v in value)}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_text(k)}: {yaml_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str):
         import json
 
@@ -355,6 +372,7 @@ class GenRequest:
     allow_stride_change: bool = False
     force: bool = False
     dry_run: bool = False
+    python: str | None = None  # the target's Python, asked about a timm backbone
 
 
 class _Modules:
@@ -398,10 +416,10 @@ class _Modules:
             return None
         return spec
 
-    def outputs(self, name: str) -> int:
-        """Index slots a module's row takes: the number of outputs of a backbone-role spec, else 1."""
+    def outputs(self, name: str, args: list | None = None) -> int:
+        """Index slots a row takes: the number of outputs of a backbone-role spec (for its ``args``), else 1."""
         spec = self.spec_behind(name)
-        return len(spec.output_strides) if spec is not None and spec.role == "backbone" else 1
+        return len(spec.strides_of(args)) if spec is not None and spec.role == "backbone" else 1
 
     def resolve_backbone(self, name: str, option: str):
         """(YAML name, spec) of a backbone-role spec; anything else is an error naming ``option``."""
@@ -490,7 +508,7 @@ def _factor(layer: Layer, specs: dict[str, Any]) -> Fraction | tuple[Fraction, .
     spec = specs.get(layer.module)
     if spec is not None:
         if spec.role == "backbone":
-            return tuple(Fraction(s) for s in spec.output_strides)
+            return tuple(Fraction(s) for s in spec.strides_of(layer.args))
         return Fraction(spec.stride)  # a layer's is an int, or a Fraction below 1 for an upsampler (1/2)
     return builtin_factor(layer.module, layer.args)
 
@@ -603,15 +621,68 @@ def compile_yaml(request: GenRequest) -> GenResult:
     graph = layout.graph(modules.outputs)
     in_base = _specs_in_base(graph, modules)
     specs: dict[str, Any] = {name: spec for name, (spec, _, _) in in_base.items()}
-    to_apply = _apply_edits(graph, inputs, request.replace_all, modules, specs)
+    to_apply = _apply_edits(graph, inputs, request.replace_all, modules, specs, request.python)
     for spec, option, keys in in_base.values():
         if any(key not in graph.swapped for key in keys):
             to_apply.append((spec, option))
     if not request.allow_stride_change:
         _check_strides(graph, inputs.edits, specs, inputs.target.kind.stride_from_last_input)
+    _check_constraints(graph, specs, layout.data, inputs.scale or inputs.base.scale)
     for spec, option in to_apply:  # after the strides: a wrong edit is reported before a missing apply
         modules.check_applied(spec, option)
     return _result(request, inputs, layout, graph)
+
+
+def _spec_width(specs: dict[str, Any]) -> widths.WidthOf:
+    """A layer's output width: a spec module's by its channel rule, the target's own by widths.builtin_width."""
+    def width_of(layer: Layer, inputs: list[int | None], scaling: widths.Scaling) -> int | None:
+        spec = specs.get(layer.module)
+        if spec is None:
+            return widths.builtin_width(layer, inputs, scaling)
+        if spec.role == "layer" and spec.channels in ("keep", "none"):
+            return inputs[0]
+        first = layer.args[0] if layer.args else None
+        if spec.role == "layer" and spec.channels == "in_out" and isinstance(first, int):
+            return scaling.scaled(first)
+        return None
+    return width_of
+
+
+def _constraint_failures(graph: ModelGraph, specs: dict[str, Any], scaling: widths.Scaling):
+    """(layer, width, why) for each constrained spec layer whose input (or in_out output) width breaks the spec."""
+    found = widths.output_widths(graph.layers, scaling, _spec_width(specs))
+    for layer in graph.layers:
+        spec = specs.get(layer.module)
+        if spec is None or spec.constraints is None:
+            continue
+        ref = layer.refs[0]
+        checked = [found.get((ref.producer, ref.output))]
+        if spec.channels == "in_out":
+            checked.append(found.get((layer.key, 0)))
+        for width in checked:
+            why = spec.constraints.violation(width) if width is not None else None
+            if why:
+                yield layer, width, why
+
+
+def _check_constraints(graph: ModelGraph, specs: dict[str, Any], data: dict, scale: str | None) -> None:
+    """Refuse, before anything is written, a spec layer whose scaled width breaks its ``constraints``."""
+    if not any(getattr(s, "constraints", None) for s in specs.values()):
+        return
+    scaling = widths.pick_scaling(data, scale)
+    failure = next(_constraint_failures(graph, specs, scaling), None)
+    if failure is None:
+        return
+    layer, width, why = failure
+    slot = slot_numbers(graph.layers)[layer.key]
+    working = [s.name for s in widths.scalings(data) if s.name and next(_constraint_failures(graph, specs, s), None)
+               is None]
+    at = f" at scale {scaling.name}" if scaling.name else ""
+    hint = f"--scale {working[0]} builds it (scales that work: {', '.join(working)})" if working else \
+        "put it where the width meets the constraint, or widen the layer before it"
+    raise YamlforgeError(f"layer {slot} ({layer.module}) gets {width} channels{at}, {why} (its spec's constraints: "
+                         f"{specs[layer.module].constraints.describe()})", where=layer.edited_by or f"layer {slot}",
+                         hint=hint)
 
 
 def _specs_in_base(graph: ModelGraph, modules: _Modules) -> dict[str, tuple[Any, str, list[int]]]:
@@ -629,10 +700,12 @@ def _specs_in_base(graph: ModelGraph, modules: _Modules) -> dict[str, tuple[Any,
 
 
 def _apply_edits(graph: ModelGraph, inputs: _Inputs, replace_all: list[ReplaceAll], modules: _Modules,
-                 specs: dict[str, Any]) -> list[tuple[Any, str]]:
+                 specs: dict[str, Any], python: str | None = None) -> list[tuple[Any, str]]:
     """The backbone swap, then ``--replace-all``, then the edits; returns the (spec, option) pairs to be applied."""
     to_apply: list[tuple[Any, str]] = []
-    if inputs.backbone is not None:
+    if inputs.backbone is not None and is_timm(inputs.backbone.module):
+        _swap_timm_backbone(graph, inputs.backbone, modules, specs, to_apply, python)
+    elif inputs.backbone is not None:
         _swap_backbone(graph, inputs.backbone, modules, specs, to_apply)
     for swap in replace_all:
         _replace_all(graph, swap, modules, specs, to_apply)
@@ -671,6 +744,10 @@ def _result(request: GenRequest, inputs: _Inputs, layout: ModelLayout, graph: Mo
         raise YamlforgeError(f"'{output}' exists; nothing was written", where="-o",
                              hint="pass --force to overwrite it, or -o another path")
     text = rendered.text if rendered.text == inputs.old_text else record_base(rendered.text, inputs.base.path, output)
+    if RECORDED_BASE.match(text) and text != inputs.old_text:  # the old -> new layer map `weights --base` reads
+        from ..weights.layermap import record_map
+
+        text = record_map(text, rendered.placements, len(graph.base))
     return GenResult(inputs.base.path, output, inputs.old_text, text, rendered.changes, inputs.target.root, exists)
 
 
@@ -694,6 +771,30 @@ def _swap_backbone(graph: ModelGraph, backbone: Edit, modules: _Modules, specs: 
     graph.swap_backbone(yaml_name, args, args_text, tuple(Fraction(s) for s in spec.output_strides), old_strides,
                         backbone.option)
     specs[yaml_name] = spec
+    to_apply.append((spec, backbone.option))
+
+
+def _swap_timm_backbone(graph: ModelGraph, backbone: Edit, modules: _Modules, specs: dict[str, Any],
+                        to_apply: list[tuple[Any, str]], python: str | None) -> None:
+    """``--backbone timm:NAME``: the target's timm says the model's stages; the row keeps those the head reads."""
+    spec = modules.registry.get(TIMM_SPEC, option=backbone.option)
+    old_strides = output_strides(graph.base, lambda layer: _factor(layer, specs),
+                                 modules.target.kind.stride_from_last_input)
+    backbone_rows = {b.key for b in graph.base if b.section == SECTIONS[0]}
+    needed = head_strides(old_strides, backbone_rows, [x for x in graph.base if x.key not in backbone_rows])
+    name = backbone.module.removeprefix(TIMM_PREFIX)
+    options = {}
+    for key, text in backbone.args:
+        if key is None:
+            raise YamlforgeError("a timm backbone takes named options only, e.g. timm:resnet18(drop_path_rate=0.1)",
+                                 where=backbone.option)
+        options[key] = parse_value(text, backbone.option)
+    stages = ask_timm(name, options, python, backbone.option)
+    strides = pick_strides(stages, needed, backbone.option)
+    args = [name, list(strides), dict(stages.options)]
+    text = f"[{yaml_text(name)}, {yaml_text(list(strides))}, {yaml_text(stages.options)}]"
+    graph.swap_backbone(TIMM_SPEC, args, text, tuple(Fraction(s) for s in strides), old_strides, backbone.option)
+    specs[TIMM_SPEC] = spec
     to_apply.append((spec, backbone.option))
 
 
@@ -727,15 +828,29 @@ def _output_path(request: GenRequest, base: Base, scale: str | None, edits: list
     return base.path.parent / f"{_output_stem(base, scale, edits, nc)}.yaml"
 
 
+MAX_SUFFIX = 120  # characters of module names in a default output name; more are counted, not listed
+
+
 def _output_stem(base: Base, scale: str | None, edits: list[Edit], nc: int | None) -> str:
     stem = base.name
     if scale and scale != base.scale:
         stem = re.sub(r"^(.*?\d+)([nslmx])?(?=\D|$)", lambda m: m.group(1) + scale, stem, count=1) \
             if re.search(r"\d", stem) else f"{stem}-{scale}"
-    names = list(dict.fromkeys(e.module.rpartition(".")[2] for e in edits if e.module))  # nn.Identity -> Identity
+    names = list(dict.fromkeys(_stem_part(e.module) for e in edits if e.module))
     removed = [f"no{e.layer}" for e in edits if e.op == "remove"]
-    suffix = "-".join(names + removed) or (f"nc{nc}" if nc is not None else "copy")
+    parts = names + removed
+    while len(parts) > 1 and len("-".join(parts)) > MAX_SUFFIX:  # file names stop at 255 bytes
+        parts = parts[:-2] + [f"and{len(names + removed) - len(parts) + 2}more"]
+    suffix = "-".join(parts) or (f"nc{nc}" if nc is not None else "copy")
     return f"{stem}-{suffix}"
+
+
+def _stem_part(module: str) -> str:
+    """A module's part of the output name: ``nn.Identity`` -> ``Identity``, ``timm:resnet18.a1_in1k`` ->
+    ``timm-resnet18``."""
+    if is_timm(module):
+        return "timm-" + module.removeprefix(TIMM_PREFIX).partition(".")[0]
+    return module.rpartition(".")[2]
 
 
 def _set_nc(layout: ModelLayout, nc: int | None) -> None:

@@ -160,13 +160,14 @@ class ModelGraph:
     """The layers of a model YAML, edited by base layer numbers.
 
     Layer numbers are index slots, numbered the way the patched target numbers them: a backbone-role layer with K
-    outputs (``outputs(module)`` says K) takes K consecutive slots, later layers shift by K - 1, and a ``from``
+    outputs (``outputs(module, args)`` says K) takes K consecutive slots, later layers shift by K - 1, and a ``from``
     naming slot p + k reads the layer's output k.
     """
 
-    def __init__(self, rows: list[SourceRow], where: str = "<yaml>", outputs: Callable[[str], int] | None = None):
+    def __init__(self, rows: list[SourceRow], where: str = "<yaml>",
+                 outputs: Callable[[str, list], int] | None = None):
         self.where = where
-        self._outputs = outputs or (lambda module: 1)
+        self._outputs = outputs or (lambda module, args: 1)
         self.base: list[Layer] = []
         slot = 0
         for row in rows:
@@ -196,7 +197,7 @@ class ModelGraph:
             raise YamlforgeError(f"layer {slot}: module must be a name and args a list", where=where)
         args_text = row.args_text if row.args_text is not None else repr(list(args))
         return Layer(index, refs, isinstance(f, list), n, module, list(args), args_text, row.section, row.line,
-                     outputs=max(1, self._outputs(module)))
+                     outputs=max(1, self._outputs(module, list(args))))
 
     def _resolve_base_refs(self) -> None:
         """Absolute slot numbers -> (layer, output); a slot past the last layer does not exist."""
@@ -290,7 +291,7 @@ class ModelGraph:
         layer = self.layer(index, option)
         if layer.changed:
             raise YamlforgeError(f"layer {index} is replaced twice", where=option)
-        outputs = max(1, self._outputs(module))
+        outputs = max(1, self._outputs(module, args))
         if outputs != layer.outputs:
             raise YamlforgeError(f"layer {index} ({layer.module}) has {layer.outputs} output(s) and {module} "
                                  f"{outputs}: the layers reading it could not keep their inputs", where=option,

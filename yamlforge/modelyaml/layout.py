@@ -107,8 +107,8 @@ class ModelLayout:
                 self.source_rows.append(SourceRow(section, item.start_mark.line + 1, value, args_text))
                 cursor = row.span.end if row else cursor
 
-    def graph(self, outputs: Callable[[str], int] | None = None) -> ModelGraph:
-        """The layer graph of this file; ``outputs(module)`` gives the index slots a module's row takes."""
+    def graph(self, outputs: Callable[[str, list], int] | None = None) -> ModelGraph:
+        """The layer graph of this file; ``outputs(module, args)`` gives the index slots a row takes."""
         return ModelGraph(self.source_rows, self.where, outputs)
 
     # ------------------------------------------------------------ reading

@@ -9,12 +9,15 @@ imported; the last line is ``{"done": true}``. The user's code prints to stderr:
 Progress goes to stderr as ``yamlforge-probe: <class> <layout> <size>``, so a hang can be located.
 
 What is probed (small channel counts, batch 1, eval mode, no grad):
-channel rule -- two builds (32 and 48 input channels) decide ``keep``, ``in_out`` (output follows a second
-channel argument), ``ratio`` (output a fixed multiple of the input) or ``none`` (no channel argument, output
-as wide as the input); parameter names only propose which argument is the channel.
+channel rule -- two builds (32 and 48 input channels, or the widths yf_widths finds that build) decide ``keep``,
+``in_out`` (output follows a second channel argument), ``equal`` (an (inp, oup) class that runs only with
+oup == inp), ``ratio`` (output a fixed multiple of the input) or ``none`` (no channel argument, output as wide
+as the input); parameter names only propose which argument is the channel. When some width fails, the
+``constraints`` it must meet are learnt (a multiple, powers of two); width-like required arguments are derived.
 layout -- NCHW, tokens (N, L, C) with ``forward(x, H, W)``, NHWC, tokens without H, W (L a square).
 sizes -- the P3-P5 map sizes of a 640 input (80, 40, 20) and odd ones (13, 21, 33); 160 only when none of
-the even ones works. If only multiples of m work, ``multiple`` is m.
+the even ones works; a backbone at image sizes (64 ... 160, and 100). If only multiples of m work, ``multiple``
+is m. A layer whose output side is off its stride (``H - 2``: no padding) is refused.
 outputs -- one map (a layer), a list of maps (a backbone) or (N, K) (a classifier).
 """
 
@@ -31,6 +34,16 @@ import traceback
 from fractions import Fraction
 from pathlib import Path
 
+if __package__:  # imported as yamlforge.runners.adopt_runner (the tests)
+    from . import yf_probe as yp
+    from . import yf_widths as widths
+else:  # a script in the target's Python: its own folder is sys.path[0]
+    import yf_probe as yp
+    import yf_widths as widths
+
+ProbeError, one_line, run = yp.ProbeError, yp.one_line, yp.run
+C_IN, C_OUT = widths.C_IN, widths.C_OUT
+
 IN_NAMES = ("dim", "channels", "in_channels", "c1", "inp", "in_chans", "in_dim", "dim_in", "in_ch", "in_planes",
             "inplanes", "channel", "num_channels", "c", "ch", "input_dim", "embed_dim", "n_feats", "in_features")
 OUT_NAMES = ("oup", "out_channels", "c2", "out_chans", "out_dim", "dim_out", "out_ch", "outp", "out_planes",
@@ -38,25 +51,11 @@ OUT_NAMES = ("oup", "out_channels", "c2", "out_chans", "out_dim", "dim_out", "ou
 FEATURE_FLAGS = ("fork_feat", "features_only", "out_indices", "return_features", "feature_only",
                  "return_intermediate", "output_features", "return_stages")
 FIXED_SIZE_NAMES = ("input_resolution", "resolution", "img_size", "image_size", "input_size", "feat_size")
-HW_NAMES = ("H", "W", "h", "w", "height", "width")
-SIZE_NAMES = ("x_size", "hw_shape", "hw", "size", "shape")
-C_IN, C_OUT = 32, 48  # distinct from every probed size, so NCHW and NHWC cannot be confused
 SIZES = (40, 20, 80, 13, 21, 33)
+BACKBONE_SIZES = (64, 128, 96, 160, 100)  # image sides a detector feeds (multiples of 32), and one that is not
+PADDING_NAMES = ("padding", "pad", "p")
 LAST_RESORT_SIZE = 160  # P2 of a 640 input: costly for global attention, so probed only when needed
 MAX_STRIDE = 32  # strides are measured at a side that is a multiple of it (160 for backbones): no rounding
-
-
-class ProbeError(Exception):
-    """A one-line reason the class cannot be adopted."""
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "(no message)"
-    return f"{type(exc).__name__}: {text[:300]}"
-
-
-def progress(*parts) -> None:
-    print("yamlforge-probe:", *parts, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ loading
@@ -121,7 +120,8 @@ def channel_args(params: list[dict], sets: dict) -> tuple[str | None, str | None
     return in_arg, (out_arg if out_arg != in_arg else None)
 
 
-def check_sets(cls, params: list[dict], sets: dict, channel: tuple) -> None:
+def check_sets(cls, params: list[dict], sets: dict, channel: tuple) -> list[str]:
+    """The required arguments nothing gives (a --set value, a channel width); an unknown --set name is refused."""
     known = {p["name"] for p in params}
     takes_kwargs = any(p["kind"] == "VAR_KEYWORD" for p in params)
     unknown = sorted(set(sets) - known)
@@ -130,9 +130,19 @@ def check_sets(cls, params: list[dict], sets: dict, channel: tuple) -> None:
                          f"(it takes: {', '.join(p['name'] for p in params) or 'nothing'})")
     missing = [p["name"] for p in params if p["kind"] in ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")
                and "value" not in p and "repr" not in p and p["name"] not in sets and p["name"] not in channel]
-    if missing:
+    return missing
+
+
+def derived_args(cls, params: list[dict], sets: dict, in_arg: str | None, out_arg: str | None, given: dict) -> dict:
+    """Arguments derived from the input width: ``given`` ones (read from the source), then width-like required ones
+    found by widths.derive; other missing arguments are refused."""
+    missing = [m for m in check_sets(cls, params, sets, (in_arg, out_arg)) if m not in given]
+    derived = {**given, **(widths.derive(cls, sets, missing, in_arg, out_arg) if missing else {})}
+    missing = [m for m in missing if m not in derived]
+    if missing and not derived:
         raise ProbeError(f"{cls.__name__} needs constructor argument(s) {', '.join(missing)}: give them with "
                          + " ".join(f"--set {m}=..." for m in missing))
+    return derived
 
 
 def forward_extra(cls) -> tuple[str, ...]:
@@ -145,78 +155,6 @@ def forward_extra(cls) -> tuple[str, ...]:
 # ------------------------------------------------------------------ running
 
 
-def build(cls, sets: dict, in_arg: str | None, out_arg: str | None, c_in: int, c_out: int):
-    kwargs = dict(sets)
-    if in_arg:
-        kwargs[in_arg] = c_in
-    if out_arg:
-        kwargs[out_arg] = c_out
-    try:
-        return cls(**kwargs).eval()
-    except Exception as exc:
-        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise ProbeError(f"{cls.__name__}({shown}) failed: {one_line(exc)}") from None
-
-
-def layouts(extra: tuple[str, ...]) -> tuple[str, ...]:
-    if len(extra) == 2 and set(extra) <= set(HW_NAMES):
-        return ("tokens_hw",)
-    if len(extra) == 1 and extra[0] in SIZE_NAMES:
-        return ("tokens_size",)
-    if extra:
-        raise ProbeError(f"forward needs arguments {', '.join(extra)} besides x; only (x), (x, H, W) and "
-                         "(x, x_size) can be fed by a detector")
-    return ("nchw", "nhwc", "tokens")
-
-
-def run(module, layout: str, channels: int, size: int):
-    """One forward; the output as (N, C, H, W) maps, a list of them, or an (N, K) tensor."""
-    import torch
-
-    progress(type(module).__name__, layout, size)
-    shape = {"nchw": (1, channels, size, size), "nhwc": (1, size, size, channels)}.get(layout, (1, size * size, channels))
-    x = torch.randn(shape)
-    args = {"tokens_hw": (size, size), "tokens_size": ((size, size),)}.get(layout, ())
-    with torch.no_grad():
-        out = module(x, *args)
-    return to_nchw(out, layout)
-
-
-def tokens_to_nchw(t):
-    side = math.isqrt(t.shape[1])
-    if side * side != t.shape[1]:
-        raise ProbeError(f"returned {t.shape[1]} tokens, not a square map")
-    return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], side, side)
-
-
-def unwrap_tokens(out, layout: str):
-    """``(tokens, H, W)``, as patch-merging layers return it, is the tokens."""
-    if layout.startswith("tokens") and isinstance(out, (list, tuple)) and len(out) == 3 \
-            and all(isinstance(v, int) for v in out[1:]):
-        return out[0]
-    return out
-
-
-def to_nchw(out, layout: str):
-    import torch
-
-    out = unwrap_tokens(out, layout)
-    if isinstance(out, (list, tuple)):
-        if not out or not all(isinstance(o, torch.Tensor) and o.ndim == 4 for o in out):
-            raise ProbeError("returned a list/tuple that is not a list of (N, C, H, W) feature maps")
-        return list(out)
-    if not isinstance(out, torch.Tensor):
-        raise ProbeError(f"returned a {type(out).__name__}, not a tensor")
-    expected = {"nchw": 4, "nhwc": 4}.get(layout, 3)
-    if out.ndim not in (2, expected):
-        raise ProbeError(f"returned shape {tuple(out.shape)} for {layout} input")
-    if out.ndim == 2:
-        return out
-    if layout == "nhwc":
-        return out.permute(0, 3, 1, 2)
-    return tokens_to_nchw(out) if expected == 3 else out
-
-
 def find_layout(module, candidates: tuple[str, ...], channels: tuple[int, ...]):
     """The first (layout, channels, size, output) that runs; ProbeError naming each layout's failure if none."""
     failures: dict[str, str] = {}
@@ -227,18 +165,10 @@ def find_layout(module, candidates: tuple[str, ...], channels: tuple[int, ...]):
                     return layout, c, size, run(module, layout, c, size)
                 except Exception as exc:
                     failures.setdefault(layout, one_line(exc))
+    if any(v.startswith("NotImplementedError") for v in failures.values()):
+        raise ProbeError("forward raises NotImplementedError on CPU (a compiled or CUDA-only operator): "
+                         + next(v for v in failures.values() if v.startswith("NotImplementedError")))
     raise ProbeError("forward failed in every layout: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
-
-
-def stride_of(size: int, out_size: int) -> Fraction:
-    if out_size >= size:
-        if out_size % size:
-            raise ProbeError(f"output size {out_size} for input {size} is no whole upsampling factor")
-        return Fraction(1, out_size // size)
-    k = 2 ** round(math.log2(size / out_size))
-    if abs(size / k - out_size) <= 1:
-        return Fraction(k)
-    return Fraction(round(size / out_size))
 
 
 # ------------------------------------------------------------------ sizes
@@ -253,11 +183,11 @@ def works(module, layout: str, channels: int, size: int, seen: dict) -> bool:
     return seen[size] is not None
 
 
-def size_multiple(module, layout: str, channels: int, seen: dict) -> int:
+def size_multiple(module, layout: str, channels: int, seen: dict, sizes: tuple[int, ...]) -> int:
     """1 when every probed size runs; else the smallest m whose multiples (2m, 3m) run and no failing size is."""
-    for size in SIZES:
+    for size in sizes:
         works(module, layout, channels, size, seen)
-    if not any(seen[s] is not None for s in (20, 40, 80)):
+    if sizes == SIZES and not any(seen[s] is not None for s in (20, 40, 80)):
         works(module, layout, channels, LAST_RESORT_SIZE, seen)
     good = [s for s, out in seen.items() if out is not None]
     bad = [s for s, out in seen.items() if out is None]
@@ -282,17 +212,24 @@ def classifier_error(cls, params: list[dict], out) -> ProbeError:
     return ProbeError(f"{cls.__name__} is a classifier (output {tuple(out.shape)}), not a layer or backbone{hint}")
 
 
-def channel_rule(cls, first, sets, in_arg, out_arg, layout, size) -> dict:
-    """Decide the channel rule from the first build's output and, where needed, a second build or input width."""
-    width = first.shape[1]
-    if out_arg and width == C_OUT:
+def channel_rule(builder, first, pair: tuple[int, int], layout: str, size: int) -> dict:
+    """Decide the channel rule from the first build's output and, where needed, a second build."""
+    (c_in, c_out), width = pair, first.shape[1]
+    if builder.out_arg and c_out != c_in and width == c_out:
         return {"rule": "in_out"}
-    if in_arg:
-        second = run(build(cls, sets, in_arg, out_arg, C_OUT, C_IN), layout, C_OUT, size)
-        ratio = Fraction(width, C_IN)
-        if Fraction(second.shape[1], C_OUT) != ratio:
-            raise ProbeError(f"output width ({width} for {in_arg}={C_IN}, {second.shape[1]} for {in_arg}={C_OUT}) "
-                             f"does not follow {in_arg}")
+    if builder.out_arg and c_out == c_in and width == c_in:  # a gate multiplying x by oup maps, or a constraint
+        other = builder.output(layout, size, c_in, 2 * c_in)
+        if other is not None and other.shape[1] == 2 * c_in:
+            return {"rule": "in_out"}
+        w2, second = widths.second_width(builder, layout, size, c_in)
+        if second.shape[1] == w2:
+            return {"rule": "equal"}
+    if builder.in_arg:
+        w2, second = widths.second_width(builder, layout, size, c_in)
+        ratio = Fraction(width, c_in)
+        if Fraction(second.shape[1], w2) != ratio:
+            raise ProbeError(f"output width ({width} for {builder.in_arg}={c_in}, {second.shape[1]} for "
+                             f"{builder.in_arg}={w2}) does not follow {builder.in_arg}")
         return {"rule": "keep"} if ratio == 1 else {"rule": "ratio", "ratio": [ratio.numerator, ratio.denominator]}
     return {"rule": "none"}
 
@@ -309,10 +246,10 @@ def probe_none(module, layout, size, first) -> None:
                          "sets it; only width-keeping modules can go without one")
 
 
-def locate(cls, module, params: list[dict], in_arg: str | None):
+def locate(cls, module, params: list[dict], in_arg: str | None, c_in: int = C_IN):
     """find_layout, with the reason a class built for one fixed map size fails everywhere."""
     try:
-        return find_layout(module, layouts(forward_extra(cls)), (C_IN,) if in_arg else (C_IN, 3))
+        return find_layout(module, yp.layouts(forward_extra(cls)), (c_in,) if in_arg else (c_in, 3))
     except ProbeError:
         fixed = [p["name"] for p in params if p["name"] in FIXED_SIZE_NAMES]
         if fixed:
@@ -321,41 +258,70 @@ def locate(cls, module, params: list[dict], in_arg: str | None):
         raise
 
 
+def first_build(builder, params: list[dict]):
+    """((c_in, c_out), module, layout, channels, size, output) of the first width pair that builds and runs."""
+    error = None
+    for pair in widths.first_pairs(builder.in_arg, builder.out_arg):
+        try:
+            module = builder(*pair)
+            return (pair, module, *locate(builder.cls, module, params, builder.in_arg, pair[0]))
+        except ProbeError as exc:
+            builder.failed = True
+            error = error or exc
+    raise error
+
+
+def check_shrink(params: list[dict], layout: str, seen: dict, stride: Fraction) -> None:
+    """A layer's output side must be its input's at its stride: ``H - 2`` (a conv without padding) is refused."""
+    for size, out in sorted(seen.items()):
+        side = out.shape[-1] if out is not None else None
+        if side is None or side in (size * stride.denominator // stride.numerator,
+                                    -(-size * stride.denominator // stride.numerator)):
+            continue
+        pad = next((p["name"] for p in params if p["name"] in PADDING_NAMES), None)
+        fix = f"; try --set {pad}={(size - side) // 2}" if pad and side < size else ""
+        off = f"{size - side} pixels smaller than" if side < size else f"{side - size} pixels larger than"
+        raise ProbeError(f"the output map is {off} its input ({size} -> {side} in {layout}): neither stride "
+                         f"{stride} nor a whole resampling factor, so a detector's maps would not line up{fix}")
+
+
 def measure(module, layout: str, channels: int, seen: dict) -> dict:
     """Size multiple, the sizes that ran and the output stride(s), measured at the side that divides best."""
-    multiple = size_multiple(module, layout, channels, seen)
     backbone = isinstance(next(iter(seen.values())), list)
-    if backbone:
-        works(module, layout, channels, LAST_RESORT_SIZE, seen)
+    multiple = size_multiple(module, layout, channels, seen, BACKBONE_SIZES if backbone else SIZES)
     sizes = sorted(s for s, out in seen.items() if out is not None)
     big = max(sizes, key=lambda s: (s % MAX_STRIDE == 0, s))
     found = {"multiple": multiple, "sizes": sizes}
     if backbone:
         found.update(role="backbone", width_list=getattr(module, "width_list", None), outputs=[
-            {"channels": o.shape[1], "stride": str(stride_of(big, o.shape[-1]))} for o in seen[big]])
+            {"channels": o.shape[1], "stride": str(yp.stride_of(big, o.shape[-1]))} for o in seen[big]])
     else:
-        found.update(role="layer", stride=str(stride_of(big, seen[big].shape[-1])))
+        found.update(role="layer", stride=str(yp.stride_of(big, seen[big].shape[-1])))
     return found
 
 
-def probe_class(cls, sets: dict) -> dict:
+def probe_class(cls, sets: dict, given: dict | None = None) -> dict:
     import torch
 
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         raise ProbeError(f"{getattr(cls, '__name__', cls)} is not a torch.nn.Module subclass")
     params = constructor_params(cls)
     in_arg, out_arg = channel_args(params, sets)
-    check_sets(cls, params, sets, (in_arg, out_arg))
-    module = build(cls, sets, in_arg, out_arg, C_IN, C_OUT)
-    layout, c, size, first = locate(cls, module, params, in_arg)
+    given = {name: Fraction(*ratio) for name, ratio in (given or {}).items()}
+    builder = widths.Builder(cls, sets, in_arg, out_arg, derived_args(cls, params, sets, in_arg, out_arg, given))
+    pair, module, layout, c, size, first = first_build(builder, params)
     if isinstance(first, torch.Tensor) and first.ndim == 2:
         raise classifier_error(cls, params, first)
+    seen = {size: first}
     result = {"class": cls.__name__, "ok": True, "params": params, "in_arg": in_arg, "out_arg": out_arg,
-              "layout": layout, "image_channels": c, **measure(module, layout, c, {size: first})}
+              "layout": layout, "image_channels": c, **measure(module, layout, c, seen),
+              "derived": {k: [v.numerator, v.denominator] for k, v in builder.derived.items()}}
     if result["role"] == "layer":
+        check_shrink(params, layout, seen, Fraction(result["stride"]))
         if in_arg is None:
             probe_none(module, layout, size, first)
-        result.update(channel_rule(cls, first, sets, in_arg, out_arg, layout, size))
+        result.update(channel_rule(builder, first, pair, layout, size))
+        result["constraints"] = widths.learn(builder, layout, size) if builder.failed else {}
     return result
 
 
@@ -373,7 +339,7 @@ def probe_one(request: dict, item: dict) -> dict:
     except AttributeError:
         return {"class": item["class"], "ok": False, "error": f"no class {item['class']} in the source"}
     try:
-        return probe_class(cls, item.get("sets") or {})
+        return probe_class(cls, item.get("sets") or {}, item.get("derived"))
     except ProbeError as exc:
         return {"class": item["class"], "ok": False, "error": str(exc)}
     except Exception as exc:

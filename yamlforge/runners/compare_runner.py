@@ -23,11 +23,13 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.compare_runner (the tests)
-    from . import export_runner
+    from . import export_runner, yf_checks, yf_facts
     from . import verify_runner as vr
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import export_runner
     import verify_runner as vr
+    import yf_checks
+    import yf_facts
 
 WARMUP_RUNS = 2
 
@@ -52,13 +54,13 @@ def reset_peak_rss() -> bool:
 def peak_memory(facts: dict, model, imgsz: int, batch: int) -> dict:
     """MiB the process's peak RSS grows by during one forward + backward of the target's training loss."""
     model.train()
-    x = vr.random_images(batch, imgsz)
+    x = yf_facts.random_images(batch, imgsz)
     gc.collect()
     if reset_peak_rss():
         method, before = "peak RSS delta (/proc/self/clear_refs reset)", status_kib("VmRSS")
     else:  # ru_maxrss only grows: a lower bound when something earlier peaked higher
         method, before = "ru_maxrss delta (a lower bound)", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    loss, _ = vr.LOSSES[facts["loss"]](facts, model, x)
+    loss, _ = yf_checks.LOSSES[facts["loss"]](facts, model, x)
     loss.backward()
     after = status_kib("VmHWM") if method.startswith("peak") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for p in model.parameters():
@@ -70,7 +72,7 @@ def latency(model, imgsz: int, runs: int) -> dict:
     import torch
 
     model.eval()
-    x = vr.random_images(1, imgsz)
+    x = yf_facts.random_images(1, imgsz)
     times = []
     with torch.no_grad():
         for run in range(WARMUP_RUNS + runs):
@@ -86,9 +88,9 @@ def measure(report, facts: dict, model, imgsz: int, batch: int, runs: int) -> No
     try:
         measured = peak_memory(facts, model, imgsz, batch)
     except Exception as exc:
-        vr.fail_at_layer(report, "backward", exc, "training forward/backward failed")
+        yf_facts.fail_at_layer(report, "backward", exc, "training forward/backward failed")
         return
-    if vr.check_forward(report, model, imgsz, 1) and vr.check_flops(report, facts, model, imgsz):
+    if yf_checks.check_forward(report, model, imgsz, 1) and yf_checks.check_flops(report, facts, model, imgsz):
         measured.update(latency(model, imgsz, runs))
     report.data["totals"].update(measured)
 

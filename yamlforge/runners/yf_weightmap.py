@@ -46,11 +46,13 @@ class WeightMap:
     kwargs: tuple[tuple[str, str | None], ...] = ()
     keys: tuple[tuple[re.Pattern[str], str], ...] = ()
     reshape: tuple[re.Pattern[str], ...] = ()
+    flat_stages: bool = False  # our names join nested stages with "_" where the official's use "." (timm features)
 
     def to_dict(self) -> dict:
         """JSON-friendly form (the spec's ``official:`` fields), read back by :meth:`from_dict`."""
         return {"source": self.source, "class": self.cls, "kwargs": dict(self.kwargs),
-                "keys": [[p.pattern, r] for p, r in self.keys], "reshape": [p.pattern for p in self.reshape]}
+                "keys": [[p.pattern, r] for p, r in self.keys], "reshape": [p.pattern for p in self.reshape],
+                "flat_stages": self.flat_stages}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WeightMap:
@@ -58,7 +60,7 @@ class WeightMap:
         keys = tuple((re.compile(pattern), replacement) for pattern, replacement in data.get("keys") or [])
         reshape = tuple(re.compile(pattern) for pattern in data.get("reshape") or [])
         kwargs = tuple((data.get("kwargs") or {}).items())
-        return cls(data["source"], data.get("class"), kwargs, keys, reshape)
+        return cls(data["source"], data.get("class"), kwargs, keys, reshape, bool(data.get("flat_stages")))
 
     def rename(self, official_key: str) -> str:
         """Our name for ``official_key``: the first rule that matches rewrites it; no match keeps it."""
@@ -85,8 +87,10 @@ class WeightMap:
         reshape: dict[str, Shape] = {}
         mismatched: dict[str, tuple[Shape, Shape]] = {}
         unexpected = []
+        flat = {name.replace(".", "_"): name for name in ours} if self.flat_stages else {}
         for key, shape in official.items():
             name = self.rename(key)
+            name = flat.get(name.replace(".", "_"), name) if name not in ours else name
             if name not in ours or name in matched or name in mismatched:
                 unexpected.append(key)
             elif tuple(shape) == tuple(ours[name]):
@@ -174,6 +178,7 @@ OFFICIAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "is a list of [official regex, our replacement] pairs",
     ),
     "reshape": (_is_strings, "is a list of regexes of our keys"),
+    "flat_stages": (lambda v: isinstance(v, bool), "is true when our names join nested stages with '_' (timm)"),
 }
 
 

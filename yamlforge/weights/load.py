@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import CheckFailed, InternalError, YamlforgeError
 from ..runners.yf_weightmap import WeightMap, WeightReport, parse_official, unwrap_checkpoint
+from ..target_python import RUNNERS, resolve_python, run_runner
+from .basereport import base_summary, raise_for_base, render_base
 
 if TYPE_CHECKING:
     from ..specs import SpecRegistry
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Load", "WeightMap", "WeightReport", "WeightsResult", "load_weights", "parse_load", "parse_official",
            "render_weights", "unwrap_checkpoint"]
 
-RUNNER = Path(__file__).parent.parent / "runners" / "weights_runner.py"
+RUNNER = RUNNERS / "weights_runner.py"
 TIMEOUT = 900  # seconds: one build of the model plus reading the checkpoints
 
 
@@ -65,6 +67,7 @@ class WeightsResult:
     loads: list[dict]
     written: str | None
     notes: list[str]
+    base: dict | None = None  # ``--base``: the layer map, every row's report, the freeze value
 
     @property
     def ok(self) -> bool:
@@ -77,26 +80,39 @@ class WeightsResult:
 
     def to_json(self) -> str:
         return json.dumps({"schema": "yamlforge.weights/1", "ok": self.ok, "yaml": self.yaml,
-                           "written": self.written, "loads": self.loads, "notes": self.notes}, indent=2)
+                           "written": self.written, "base": self.base, "loads": self.loads, "notes": self.notes},
+                          indent=2)
 
 
-def load_weights(model: Path, target: Target, loads: list[Load], output: Path, *,
+def load_weights(model: Path, target: Target, loads: list[Load], output: Path, *, base: Path | None = None,
                  python: str | None = None) -> WeightsResult:
-    """Build ``model`` in ``target``, fill every layer of each load's module, write ``output`` when all are filled.
+    """Build ``model`` in ``target``; carry ``base``'s tensors into every row kept from it, fill every layer of
+    each load's module, and write ``output`` when all are filled (and the base carried something).
 
-    Raises YamlforgeError for bad input (an unreadable checkpoint, a module no layer uses) and CheckFailed when
-    the model does not build; an incomplete match is a result with ``ok`` False and nothing written.
+    Raises YamlforgeError for bad input (an unreadable checkpoint, a base of which nothing fits, a module no layer
+    uses, a model that does not build); an incomplete ``--load`` match is a result with ``ok`` False and nothing
+    written.
     """
-    from ..check.verify import resolve_python, resolve_yaml, run_runner
+    from ..check.verify import resolve_yaml
 
+    if not loads and base is None:
+        raise YamlforgeError("nothing to load: give --base BASE.pt and/or --load NAME=CHECKPOINT", where="weights",
+                             hint="yamlforge weights MODEL.yaml --repo R --base yolov8n.pt -o out.pt")
+    if base is not None and not Path(base).is_file():
+        raise YamlforgeError(f"checkpoint '{base}' does not exist", where="--base")
     yaml = resolve_yaml(model, target)
     if not output.resolve().parent.is_dir():
         raise YamlforgeError(f"folder '{output.parent}' does not exist", where="--output")
     args = ["--target", json.dumps(target.runner_facts()), "--yaml", yaml, "--output", str(output.resolve()),
             "--load", json.dumps([load.to_json() for load in loads])]
+    if base is not None:
+        args += ["--base", str(Path(base).resolve())]
     raw, stderr = run_runner(resolve_python(python), args, timeout=TIMEOUT, script=RUNNER)
     _raise_for_answer(raw, stderr, Path(yaml).name)
-    return WeightsResult(yaml, raw["loads"], raw["written"], raw["notes"])
+    summary = raw.get("base")
+    if summary is not None:
+        summary = base_summary(summary, target)
+    return WeightsResult(yaml, raw["loads"], raw["written"], raw["notes"], summary)
 
 
 def _raise_for_answer(raw: dict | None, stderr: str, model: str) -> None:
@@ -105,8 +121,12 @@ def _raise_for_answer(raw: dict | None, stderr: str, model: str) -> None:
         tail = (raw or {}).get("internal_error") or "\n".join(stderr.strip().splitlines()[-5:])
         raise InternalError(f"the weights subprocess gave no result: {(raw or {}).get('error') or tail}")
     failed = next((c for c in raw["checks"] if c["status"] == "fail"), None)
-    if failed:
-        raise CheckFailed(failed["message"], where=failed.get("where"), hint=failed.get("hint"))
+    if failed:  # a model the target cannot build (or import) is bad input to this command: nothing to load into
+        error = YamlforgeError if failed["name"] == "build" else CheckFailed
+        raise error(f"{failed['message']}; nothing was written", where=failed.get("where") or model,
+                    hint=failed.get("hint"))
+    if raw.get("base") is not None:
+        raise_for_base(raw["base"], model)
     for load in raw["loads"]:
         where = f"--load {load['name']}"
         if load["error"]:
@@ -150,12 +170,34 @@ def _layer_name(layer: dict) -> str:
 
 
 def render_weights(result: WeightsResult, output: Path, console=None) -> None:
-    """A row per layer (matched / missing / unexpected / shape-mismatched), its problem keys, one summary line."""
+    """The base's table (``--base``), a row per filled layer (``--load``) with its problem keys, one summary line."""
     from rich.console import Console
+    from rich.markup import escape
+
+    console = console or Console(stderr=True, soft_wrap=True, highlight=False)
+    if result.base is not None:
+        render_base(result.base, result.yaml, console)
+    if result.loads:
+        _render_loads(result, console)
+    for note in result.notes:
+        console.print(f"note: {escape(note)}")
+    if result.ok:
+        carried = sum(len(row["carried"]) for row in result.base["rows"]) if result.base else 0
+        what = [f"{carried} base tensor(s)"] if result.base else []
+        what += [f"{len(result.layers)} layer(s) filled"] if result.loads else []
+        console.print(f"[bold green]create[/]   {escape(str(output))} ({', '.join(what)})")
+        return
+    for load, layer in result.layers:
+        if layer["missing"] or layer["mismatched"]:
+            console.print(f"[bold red]error:[/] {escape(_refusal(load, layer))}")
+    console.print("nothing was written")
+
+
+def _render_loads(result: WeightsResult, console) -> None:
+    """The ``--load`` table: a row per layer of each module, then its problem keys."""
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console(stderr=True, soft_wrap=True, highlight=False)
     table = Table("layer", "module", "matched", "missing", "unexpected", "shape-mismatched", box=None,
                   pad_edge=False, title=f"official weights into {escape(Path(result.yaml).name)}")
     for _, layer in result.layers:
@@ -165,12 +207,3 @@ def render_weights(result: WeightsResult, output: Path, console=None) -> None:
     for _, layer in result.layers:
         for line in _problems(layer):
             console.print(f"  layer {_layer_name(layer)}: {escape(line)}")
-    for note in result.notes:
-        console.print(f"note: {escape(note)}")
-    if result.ok:
-        console.print(f"[bold green]create[/]   {escape(str(output))} ({len(result.layers)} layer(s) filled)")
-        return
-    for load, layer in result.layers:
-        if layer["missing"] or layer["mismatched"]:
-            console.print(f"[bold red]error:[/] {escape(_refusal(load, layer))}")
-    console.print("nothing was written")

@@ -1,0 +1,229 @@
+"""Runs inside the target's Python: the 1-epoch smoke training on synthetic images, then the checkpoint reloads."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__:  # imported as yamlforge.runners.yf_train (the tests)
+    from . import yf_facts
+else:  # a script in the target's Python: its own folder is sys.path[0]
+    import yf_facts
+
+
+# What numpy removed (np.int, np.float in 1.24; np.trapz in 2.4) and YOLOv5/v7's training code still calls.
+NUMPY_ALIASES = "numpy.int = int; numpy.float = float; numpy.trapz = getattr(numpy, 'trapz', None) or numpy.trapezoid"
+# check_safe_reload reloads the checkpoint in a fresh process: the runner script in its predict mode
+VERIFY_RUNNER = Path(__file__).with_name("verify_runner.py")
+TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
+
+# Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style train.py scripts read.
+SCRIPT_HYP = {
+    "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 0.0,
+    "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 7.5, "cls": 0.5, "cls_pw": 1.0, "obj": 0.7,
+    "obj_pw": 1.0, "dfl": 1.5, "iou_t": 0.2, "anchor_t": 5.0, "fl_gamma": 0.0, "hsv_h": 0.015, "hsv_s": 0.7,
+    "hsv_v": 0.4, "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0,
+    "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "copy_paste": 0.0,
+}
+
+
+def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0) -> Path:
+    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    images, labels = folder / "images" / "train", folder / "labels" / "train"
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        img = np.full((imgsz, imgsz, 3), rng.integers(0, 255, 3), dtype=np.uint8)
+        lines = []
+        for _ in range(int(rng.integers(1, 4))):
+            w, h = (int(v) for v in rng.integers(imgsz // 6, imgsz // 2, 2))
+            x0, y0 = int(rng.integers(0, imgsz - w)), int(rng.integers(0, imgsz - h))
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cls = int(rng.integers(0, 2))
+            if cls == 0:
+                cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), colour, -1)
+            else:
+                cv2.ellipse(img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, colour, -1)
+            lines.append(f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
+        cv2.imwrite(str(images / f"im{n}.jpg"), img)
+        (labels / f"im{n}.txt").write_text("\n".join(lines) + "\n")
+    data = folder / "data.yaml"
+    # Absolute paths: YOLOv7 reads no ``path:`` key
+    data.write_text(json.dumps({"path": str(folder), "train": str(images), "val": str(images),
+                                "nc": 2, "names": ["rectangle", "ellipse"]}))  # JSON is valid YAML
+    return data
+
+
+def provide_fonts() -> None:
+    """Put a local TTF where the targets look for Arial, so their dataset checks do not download one."""
+    try:
+        import matplotlib
+
+        source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    except Exception:
+        return
+    for env in ("YOLO_CONFIG_DIR", "YOLOV5_CONFIG_DIR"):
+        folder = os.environ.get(env)
+        if folder and source.is_file():
+            for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+                target = Path(folder) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    target.write_bytes(source.read_bytes())
+
+
+def needs_legacy_load(facts: dict) -> bool:
+    """torch >= 2.6 loads with weights_only=True unless told otherwise; old checkpoint loaders never say."""
+    import inspect
+
+    import torch
+
+    major, minor = (int(v) for v in re.findall(r"\d+", torch.__version__)[:2])
+    if (major, minor) < (2, 6):
+        return False
+    return "weights_only" not in inspect.getsource(yf_facts.load_callable(facts["checkpoint_loader"]))
+
+
+def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
+                       batch: int) -> bool:
+    """The wrapper's own ``.train()`` for one epoch, then a reload (and a restricted reload where there is one)."""
+    wrapper_name = yf_facts.by_head(facts["wrappers"], cfg_dict)
+    data = make_dataset(workdir / "data", imgsz)
+    started = time.perf_counter()
+    try:
+        model = getattr(importlib.import_module(facts["package"]), wrapper_name)(cfg)
+        model.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, device="cpu", plots=False,
+                    amp=False, project=str(workdir / "runs"), name="train", exist_ok=True, verbose=False,
+                    val=False)
+        trainer = model.trainer
+        weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
+    except Exception as exc:
+        return yf_facts.fail_at_layer(report, "train", exc, "1-epoch smoke training failed",
+                             hint=yf_facts.hint_for(exc, facts["package"]))
+    report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1),
+                            # the integrations (and analytics) the settings let the trainer load
+                            "callbacks": sorted({f.__module__ for fs in trainer.callbacks.values() for f in fs})}
+    report.check("train", "pass", f"1 epoch on {len(list((workdir / 'data/images/train').iterdir()))} synthetic "
+                 f"images at {imgsz} with {wrapper_name}.train in {time.perf_counter() - started:.0f} s")
+    image = next((workdir / "data" / "images" / "train").iterdir())
+    try:
+        boxes = predict_with_wrapper(facts["package"], wrapper_name, weights, image, imgsz)
+    except Exception as exc:
+        return report.check("reload", "fail", f"{wrapper_name}('{weights.name}') + predict failed: "
+                            f"{yf_facts.one_line(exc)}", where=yf_facts.where_in_traceback(exc))
+    report.check("reload", "pass", f"{wrapper_name}('{weights.name}') reloaded and predicted ({boxes} boxes)")
+    if facts["safe_load_env"] and yf_facts.version_at_least(facts["version"], facts["safe_load_since"]):
+        return check_safe_reload(report, facts, wrapper_name, weights, image, imgsz)
+    return True
+
+
+def predict_with_wrapper(package: str, wrapper_name: str, weights: Path, image: Path, imgsz: int) -> int:
+    model = getattr(importlib.import_module(package), wrapper_name)(str(weights))
+    results = model.predict(str(image), imgsz=imgsz, device="cpu", verbose=False, save=False)
+    return len(results[0].boxes) if results and results[0].boxes is not None else 0
+
+
+def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper_name: str, weights: Path, image: Path,
+                      imgsz: int) -> bool:
+    """A restricted loader only accepts classes from the target's own module files: reload in a fresh process."""
+    env_name = facts["safe_load_env"]
+    cmd = [sys.executable, str(VERIFY_RUNNER), "--mode", "predict", "--target", json.dumps(facts),
+           "--weights", str(weights), "--image", str(image), "--imgsz", str(imgsz), "--wrapper", wrapper_name]
+    result = subprocess.run(cmd, env=dict(os.environ, **{env_name: "1"}), capture_output=True, text=True, check=False)
+    try:
+        answer = json.loads(result.stdout)
+    except ValueError:
+        answer = {"error": (result.stderr.strip().splitlines() or ["no output"])[-1]}
+    if "error" in answer:
+        return report.check("safe_reload", "fail",
+                            f"with {env_name}=1 the checkpoint does not reload: {answer['error']}",
+                            hint=f"place the module's file directly in {facts['modules_dir']}/ (yamlforge apply does)")
+    return report.check("safe_reload", "pass", f"reloaded with {env_name}=1 and predicted ({answer['boxes']} boxes)")
+
+
+def run_train_script(facts: dict, script: str, cfg: str, workdir: Path, imgsz: int, batch: int):
+    """The checkout's own training script for one epoch; returns (its CompletedProcess, the checkpoint or None)."""
+    data = make_dataset(workdir / "data", imgsz)
+    hyp = workdir / "hyp.yaml"
+    hyp.write_text(Path(facts["train_hyp"]).read_text() if facts["train_hyp"] else json.dumps(SCRIPT_HYP))
+    cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
+           "--hyp", str(hyp), "--weights", "", "--epochs", "1", "--batch-size", str(batch), "--img", str(imgsz),
+           "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train",
+           "--exist-ok", *facts["train_flags"]]
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=script_env(facts, workdir),
+                            check=False)
+    sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
+    weights_dir = workdir / "runs" / "train" / "weights"
+    return result, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+
+
+def script_env(facts: dict, workdir: Path) -> dict:
+    """The training script's environment: the checkout importable (a packaged one imports ``yolov5.models...``),
+    and numpy's removed names (``np.int``, ``np.trapz``) restored for targets whose training code still uses them."""
+    paths = [facts["path_entry"]]
+    if facts["legacy_numpy"]:
+        shim = workdir / "numpy-aliases"
+        shim.mkdir(exist_ok=True)
+        (shim / "sitecustomize.py").write_text(f"import numpy\n{NUMPY_ALIASES}\n")
+        paths.insert(0, str(shim))
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+
+
+def train_with_script(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
+                      batch: int) -> bool:
+    """The checkout's training script (chosen by the head) for one epoch, then its checkpoint loader + a forward."""
+    script = yf_facts.by_head(facts["train_scripts"], cfg_dict)
+    where = str(Path(facts["root"]) / script)
+    started = time.perf_counter()
+    result, weights = run_train_script(facts, script, cfg, workdir, imgsz, batch)
+    if result.returncode or weights is None:
+        tail = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        missing = re.search(r"No module named '([\w.]+)'", tail[-1] if tail else "")
+        hint = yf_facts.hint_for(ModuleNotFoundError(name=missing.group(1)), facts["package"]) if missing else None
+        return report.check("train", "fail", f"{script} (1 epoch) failed: {tail[-1] if tail else 'no checkpoint'}",
+                            hint=hint, where=where)
+    report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1)}
+    report.check("train", "pass", f"1 epoch on synthetic images at {imgsz} with {script} in "
+                 f"{time.perf_counter() - started:.0f} s")
+    loader = facts["checkpoint_loader"].partition(":")[2]
+    try:
+        import torch
+
+        model = yf_facts.load_callable(facts["checkpoint_loader"])(str(weights), torch.device("cpu"))
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, imgsz, imgsz))
+        boxes = yf_facts.shape_of(next(yf_facts.tensors(out)))
+    except Exception as exc:
+        return report.check("reload", "fail", f"{loader}('{weights.name}') + predict failed: {yf_facts.one_line(exc)}",
+                            where=yf_facts.where_in_traceback(exc))
+    return report.check("reload", "pass", f"{loader}('{weights.name}') reloaded and predicted {boxes}")
+
+
+TRAINERS = {"wrapper": train_with_wrapper, "script": train_with_script}
+
+
+def check_train(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, imgsz: int, batch: int) -> None:
+    """One epoch with the target's own trainer on a synthetic dataset, in the working directory, then a reload."""
+    if report.failed():
+        report.check("train", "skip", "not run: an earlier check failed")
+        return
+    if needs_legacy_load(facts):
+        import torch
+
+        os.environ[yf_facts.LEGACY_LOAD_ENV] = "1"
+        report.note(f"the checkout's loader predates torch {torch.__version__}'s weights_only=True default; "
+                    f"training and reloading ran with {yf_facts.LEGACY_LOAD_ENV}=1 (set it too, or pin torch<2.6)")
+    provide_fonts()
+    train_imgsz = max(32, min(imgsz, TRAIN_IMGSZ_MAX) // 32 * 32)
+    TRAINERS[facts["trainer"]](report, facts, cfg, cfg_dict, Path.cwd(), train_imgsz, batch)
