@@ -9,8 +9,8 @@ from ruamel.yaml import YAML
 from test_genyaml import mark_applied
 
 from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_backbone, parse_edit, parse_replace_all
+from yamlforge.modelyaml.layermap import RECORD
 from yamlforge.runners.yf_layermap import LayerMap, align, layer_map, yaml_rows
-from yamlforge.weights.layermap import RECORD
 
 
 def rows_of(text: str) -> list[list]:

@@ -745,7 +745,7 @@ def _result(request: GenRequest, inputs: _Inputs, layout: ModelLayout, graph: Mo
                              hint="pass --force to overwrite it, or -o another path")
     text = rendered.text if rendered.text == inputs.old_text else record_base(rendered.text, inputs.base.path, output)
     if RECORDED_BASE.match(text) and text != inputs.old_text:  # the old -> new layer map `weights --base` reads
-        from ..weights.layermap import record_map
+        from .layermap import record_map
 
         text = record_map(text, rendered.placements, len(graph.base))
     return GenResult(inputs.base.path, output, inputs.old_text, text, rendered.changes, inputs.target.root, exists)

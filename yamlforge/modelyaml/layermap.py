@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..runners.yf_layermap import RECORD, LayerMap, align, layer_map
 
 if TYPE_CHECKING:
-    from ..modelyaml.graph import Placement
+    from .graph import Placement
 
 __all__ = ["RECORD", "LayerMap", "align", "layer_map", "map_of_placements", "record_map"]
 
