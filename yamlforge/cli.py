@@ -352,8 +352,9 @@ def _list_timm(pattern: str, python: str | None, as_json: bool) -> None:
 TimmSetOption = Annotated[list[str], typer.Option(
     "--set", help="KEY=VALUE: a timm.create_model option of a timm:NAME backbone (drop_path_rate=0.1, pretrained=true, "
                   "pretrained_file=PATH).")]
-TimmPythonOption = Annotated[str | None, typer.Option(
-    "--python", help="Python to run the target's code in (your training venv): timm:NAME's stages, ...")]
+TargetPythonOption = Annotated[str | None, typer.Option(
+    "--python", help="Python to run the target's code in (your training venv): timm:NAME's stages, --verify, --graph "
+    "and --base-weights.")]
 EDIT_HELP = "N=MODULE, N=MODULE(a, b) or N=MODULE(a)*3 (3 repeats); N is the BASE file's layer number (layerN too)."
 
 
@@ -377,7 +378,7 @@ def gen_yaml(
                            "revcol_tiny; the head reads its outputs at the same strides (P3/8, P4/16, P5/32). "
                            "Other edits then name head layers of BASE; timm:NAME takes any timm model.")] = None,
     sets: TimmSetOption = [],
-    python: TimmPythonOption = None,
+    python: TargetPythonOption = None,
     recipe: Path | None = typer.Option(None, "--recipe", help="YAML file with base and edits (see examples/)."),
     repo: Path | None = typer.Option(None, "--repo", help="Checkout root (default: the one holding BASE, or .)."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: next to the base)."),
@@ -418,7 +419,7 @@ def gen_yaml(
         write_result(result)
     _report_yaml(result, dry_run=dry_run)
     _write_base_weights(result, base_weights, python=python)
-    _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train, log=log)
+    _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train, log=log, python=python)
 
 
 def _check_base_weights(base_weights: Path | None, output: Path, *, dry_run: bool, force: bool) -> None:
@@ -463,16 +464,18 @@ def _backbone_edit(backbone: str | None, sets: list[str]):
     return None if backbone is None else parse_backbone(backbone, sets=sets)
 
 
-def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, train: bool, log: bool = False) -> None:
-    """gen-yaml's ``--graph`` and ``--verify`` on the YAML it wrote."""
+def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, train: bool, log: bool = False,
+                   python: str | None = None) -> None:
+    """gen-yaml's ``--graph`` and ``--verify`` on the YAML it wrote, built in ``python`` (``--python``)."""
     from .targets import detect_target
 
     if graph is not None:
         from .check.graph import draw
 
-        _stderr(f"create   {draw(result.output_path, detect_target(result.root), graph)}")
+        _stderr(f"create   {draw(result.output_path, detect_target(result.root), graph, python=python)}")
     if run_verify:
-        _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train, log=log)
+        _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train, log=log,
+                        python=python)
 
 
 def _replace_all_swaps(values: list[str], section: str | None) -> list:
@@ -519,7 +522,7 @@ def verify_command(
     target = detect_target(repo)
     report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python, log=log)
     if export:
-        add_export_check(report, target, imgsz=imgsz)
+        add_export_check(report, target, imgsz=imgsz, log=log)
     if as_json:
         typer.echo(report.to_json())
     else:

@@ -20,14 +20,17 @@ def check_format(fmt: str | None) -> None:
                              where="--export", hint="--export onnx")
 
 
-def add_export_check(report: VerifyReport, target: Target, *, imgsz: int) -> Check:
-    """Export ``report``'s model with the target's own exporter; appends (and returns) the ``export`` check."""
+def add_export_check(report: VerifyReport, target: Target, *, imgsz: int, log: bool = False) -> Check:
+    """Export ``report``'s model with the target's own exporter; appends (and returns) the ``export`` check.
+
+    ``log`` keeps the user's settings as they are (verify's ``--log``), as for the verify run before it.
+    """
     if not report.ok:
         check = Check("export", "skip", "not run: an earlier check failed")
     else:
         args = ["--mode", "export", "--target", json.dumps(target.runner_facts()), "--yaml", report.yaml,
                 "--imgsz", str(imgsz)]
-        raw, stderr = run_runner(report.python, args, timeout=TIMEOUT, script=RUNNER)
+        raw, stderr = run_runner(report.python, args, timeout=TIMEOUT, script=RUNNER, log=log)
         check = _export_check(raw, stderr)
         report.notes.extend((raw or {}).get("notes") or [])
     report.checks.append(check)
