@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -19,13 +18,11 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from .runners.yf_facts import release
+
 # The runner reads it (yf_settings.py): "1" keeps the copied settings as the user has them.
 LOG_ENV = "YAMLFORGE_LOG"
 CONFIG_SUBDIR = "Ultralytics"  # what Ultralytics appends to the OS config home
-
-
-def _release(version: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in re.findall(r"\d+", version)[:3])
 
 
 def settings_layout(facts: dict) -> tuple[str, bool] | None:
@@ -34,7 +31,7 @@ def settings_layout(facts: dict) -> tuple[str, bool] | None:
     if not rows:
         return None
     version = facts.get("version")
-    fitting = [row for row in rows if version is None or _release(version) >= _release(row[0])]
+    fitting = [row for row in rows if version is None or release(version) >= release(row[0])]
     _, relpath, xdg = (fitting or rows[:1])[-1]
     return relpath, xdg
 

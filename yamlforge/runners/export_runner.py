@@ -81,15 +81,13 @@ def legacy_onnx_exporter():
         torch.onnx.export = original
 
 
-def release(version: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
-
-
 def fixed_opset(facts: dict, named: int | None, supported: int | None) -> int | None:
     """The opset of the target's ``export_opset_fix`` when it applies: a release in its range, under a torch that
     names fewer opsets (``symbolic_opsetN``) than the fix's opset while its exporter supports it; else None."""
     fix = facts["export_opset_fix"]
-    if not fix or not facts["version"] or not release(fix["since"]) <= release(facts["version"]) < release(fix["before"]):
+    if not fix or not facts["version"]:
+        return None
+    if not yf_facts.release(fix["since"]) <= yf_facts.release(facts["version"]) < yf_facts.release(fix["before"]):
         return None
     return fix["opset"] if named is not None and supported is not None and named < fix["opset"] <= supported else None
 

@@ -65,11 +65,13 @@ def head_module(cfg_dict: dict) -> str:
     return str(head[-1][2]) if head and len(head[-1]) > 2 else ""
 
 
-def version_at_least(version: str | None, since: str | None) -> bool:
-    def numbers(text):
-        return tuple(int(v) for v in re.findall(r"\d+", text)[:2])
+def release(version: str) -> tuple[int, ...]:
+    """``"8.3.100"`` -> ``(8, 3, 100)``: release numbers compare as tuples (``"8.4"`` sorts before ``"8.4.190"``)."""
+    return tuple(int(v) for v in re.findall(r"\d+", version)[:3])
 
-    return bool(version and since) and numbers(version) >= numbers(since)
+
+def version_at_least(version: str | None, since: str | None) -> bool:
+    return bool(version and since) and release(version) >= release(since)
 
 
 def put_checkout_on_path(root: str) -> None:
