@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from yamlforge.check.verify import RUNNER, Check, VerifyReport, format_shape, render_report, verify
 from yamlforge.cli import app
 from yamlforge.runners import verify_runner as runner
-from yamlforge.runners import yf_checks, yf_facts
+from yamlforge.runners import yf_checks, yf_facts, yf_train
 from yamlforge.targets import KINDS, YOLOV9, Runtime, Target
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "verify-schema.json").read_text())
@@ -120,6 +120,24 @@ def test_hint_for_missing_module(missing, package, expected):
 
 def test_hint_for_other_errors_is_none():
     assert yf_facts.hint_for(KeyError("SHSA"), "ultralytics") is None
+
+
+def test_the_trainers_last_transferred_line_is_the_count():
+    """Ultralytics logs it twice (Model.load, then the trainer's get_model); the scripts once."""
+    text = "Transferred 10/359 items from pretrained weights\nx\nTransferred 352/353 items from OUT.pt\n"
+    assert yf_train.transferred(text, "/w/OUT.pt") == {"items": 352, "of": 353, "from": "/w/OUT.pt"}
+    assert yf_train.transferred(text, None) is None and yf_train.transferred("no such line", "OUT.pt") is None
+
+
+def test_log_lines_collect_a_loggers_messages_while_attached():
+    import logging
+
+    logger = logging.getLogger("yamlforge-test-trainer")
+    logger.setLevel(logging.INFO)
+    with yf_train.LogLines("yamlforge-test-trainer") as log:
+        logger.info("Transferred %d/%d items from pretrained weights", 5, 6)
+    logger.info("after")
+    assert log.lines == ["Transferred 5/6 items from pretrained weights"] and not logger.handlers
 
 
 def test_one_line_keeps_only_the_first_line():
@@ -310,7 +328,9 @@ def test_verify_not_a_checkout_exits_2(tmp_path):
     (["--imgsz", "100"], "--imgsz 100 must be a positive multiple of 32"),
     (["--batch", "0"], "--batch 0 must be at least 1"),
     (["--python", "/no/such/python"], "Python interpreter '/no/such/python' not found"),
-], ids=["imgsz", "batch", "python"])
+    (["--weights", "OUT.pt"], "--weights is the checkpoint the smoke training starts from"),
+    (["--train", "--weights", "/no/such/OUT.pt"], "checkpoint '/no/such/OUT.pt' does not exist"),
+], ids=["imgsz", "batch", "python", "weights-without-train", "weights-missing"])
 def test_verify_bad_option_exits_2(pristine, option, message):
     result = cli.invoke(app, ["verify", "yolov8n.yaml", "--repo", str(pristine("ultralytics", "8.4.190")), *option])
     assert result.exit_code == 2

@@ -132,12 +132,14 @@ VerifyLogFlag = Annotated[bool, typer.Option(
 
 
 def _verify_written(model: Path, target, *, imgsz: int, train: bool, undo: str = "", show_on_failure: str = "",
-                    python: str | None = None, log: bool = False) -> None:
-    """Run ``yamlforge verify`` on what a command just wrote; render it; exit 1 (naming any undo) when a check failed."""
+                    python: str | None = None, log: bool = False, weights: Path | None = None) -> None:
+    """Run ``yamlforge verify`` on what a command just wrote (training from ``weights`` if it wrote those too);
+    render it; exit 1 (naming any undo) when a check failed."""
     from .check.verify import render_report, verify
 
     typer.secho(f"\nverify {model}" + (" (with smoke training)" if train else ""), bold=True, err=True)
-    report = verify(model, target, imgsz=imgsz, train=train, python=python, log=log)
+    report = verify(model, target, imgsz=imgsz, train=train, python=python, log=log,
+                    weights=weights if train else None)
     render_report(report)
     if not report.ok:
         if show_on_failure:
@@ -419,7 +421,8 @@ def gen_yaml(
         write_result(result)
     _report_yaml(result, dry_run=dry_run)
     _write_base_weights(result, base_weights, python=python)
-    _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train, log=log, python=python)
+    _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train, log=log, python=python,
+                   weights=base_weights and result.output_path.with_suffix(".pt"))
 
 
 def _check_base_weights(base_weights: Path | None, output: Path, *, dry_run: bool, force: bool) -> None:
@@ -465,8 +468,9 @@ def _backbone_edit(backbone: str | None, sets: list[str]):
 
 
 def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, train: bool, log: bool = False,
-                   python: str | None = None) -> None:
-    """gen-yaml's ``--graph`` and ``--verify`` on the YAML it wrote, built in ``python`` (``--python``)."""
+                   python: str | None = None, weights: Path | None = None) -> None:
+    """gen-yaml's ``--graph`` and ``--verify`` on the YAML it wrote (the smoke training from the ``weights`` it
+    wrote with ``--base-weights``), built in ``python`` (``--python``)."""
     from .targets import detect_target
 
     if graph is not None:
@@ -475,7 +479,7 @@ def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, 
         _stderr(f"create   {draw(result.output_path, detect_target(result.root), graph, python=python)}")
     if run_verify:
         _verify_written(result.output_path, detect_target(result.root), imgsz=imgsz, train=train, log=log,
-                        python=python)
+                        python=python, weights=weights)
 
 
 def _replace_all_swaps(values: list[str], section: str | None) -> list:
@@ -507,6 +511,8 @@ def verify_command(
     imgsz: int = typer.Option(640, "--imgsz", help="Image size of the forward pass and GFLOPs."),
     batch: int = typer.Option(2, "--batch", help="Batch of the forward/backward pass and the smoke training."),
     train: bool = typer.Option(False, "--train", help="Also train 1 epoch on a synthetic dataset and reload it."),
+    weights: Path | None = typer.Option(None, "--weights", help="With --train: start from this checkpoint (weights "
+                                        "--base's OUT.pt) and report what the trainer transferred."),
     log: VerifyLogFlag = False,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/verify-schema.json)."),
     python: str | None = typer.Option(None, "--python", help="Python to run the model in (your training venv)."),
@@ -520,7 +526,7 @@ def verify_command(
 
     check_format(export)
     target = detect_target(repo)
-    report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python, log=log)
+    report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python, log=log, weights=weights)
     if export:
         add_export_check(report, target, imgsz=imgsz, log=log)
     if as_json:

@@ -148,19 +148,33 @@ def check_options(*, imgsz: int, batch: int = 2) -> None:
         raise YamlforgeError(f"--batch {batch} must be at least 1", where="--batch")
 
 
+def check_pretrained(weights: Path | None, train: bool) -> list[str]:
+    """The runner's ``--pretrained`` for ``verify --train --weights OUT.pt``; refuses it without --train."""
+    if weights is None:
+        return []
+    if not train:
+        raise YamlforgeError("--weights is the checkpoint the smoke training starts from", where="--weights",
+                             hint="add --train")
+    if not Path(weights).is_file():
+        raise YamlforgeError(f"checkpoint '{weights}' does not exist", where="--weights",
+                             hint="yamlforge weights MODEL.yaml --base BASE.pt -o OUT.pt writes one")
+    return ["--pretrained", str(Path(weights).resolve())]
+
+
 def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, python: str | None = None,
-           log: bool = False) -> VerifyReport:
-    """Build (with ``train``: smoke-train) ``yaml_path`` in ``target`` in a subprocess; a failed check never raises.
+           log: bool = False, weights: Path | None = None) -> VerifyReport:
+    """Build (with ``train``: smoke-train, from the checkpoint ``weights`` if given) ``yaml_path`` in ``target`` in a
+    subprocess; a failed check never raises.
 
     ``log``: the smoke run keeps the user's analytics and logging settings (else they are off for it).
 
-    Raises YamlforgeError for bad input: missing YAML, unusable --imgsz/--batch, unknown --python.
+    Raises YamlforgeError for bad input: missing YAML or checkpoint, unusable --imgsz/--batch, unknown --python.
     """
     check_options(imgsz=imgsz, batch=batch)
     yaml = resolve_yaml(yaml_path, target)
     python = resolve_python(python)
     args = ["--mode", "verify", "--target", json.dumps(target.runner_facts()), "--yaml", yaml,
-            "--imgsz", str(imgsz), "--batch", str(batch)]
+            "--imgsz", str(imgsz), "--batch", str(batch), *check_pretrained(weights, train)]
     if train:
         args.append("--train")
     raw, stderr = run_runner(python, args, timeout=TIMEOUT[bool(train)], script=RUNNER, log=log)

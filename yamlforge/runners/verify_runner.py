@@ -72,7 +72,7 @@ def mode_verify(args, facts: dict) -> dict:
         yf_checks.check_flops(report, facts, model, args.imgsz)
         yf_checks.check_backward(report, facts, model, args.imgsz, args.batch)
     if args.train:
-        yf_train.check_train(report, facts, args.yaml, cfg_dict, args.imgsz, args.batch)
+        yf_train.check_train(report, facts, args.yaml, cfg_dict, args.imgsz, args.batch, args.pretrained)
     report.data["settings"] = yf_facts.settings_state(facts, report.data.get("settings"))
     report.data["ok"] = not report.failed()
     return report.data
@@ -115,6 +115,7 @@ def parse_args(argv):
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--weights")
+    parser.add_argument("--pretrained", help="with --train: the checkpoint the smoke training starts from")
     parser.add_argument("--image")
     parser.add_argument("--wrapper", default="YOLO")
     parser.add_argument("--requires", nargs="*", default=[])

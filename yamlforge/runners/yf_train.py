@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -22,6 +23,8 @@ NUMPY_ALIASES = "numpy.int = int; numpy.float = float; numpy.trapz = getattr(num
 # check_safe_reload reloads the checkpoint in a fresh process: the runner script in its predict mode
 VERIFY_RUNNER = Path(__file__).with_name("verify_runner.py")
 TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
+# What every target's trainer logs when it starts from a checkpoint (Ultralytics' BaseModel.load, the train.py scripts)
+TRANSFERRED = re.compile(r"Transferred (\d+)/(\d+) items")
 
 # Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style train.py scripts read.
 SCRIPT_HYP = {
@@ -94,27 +97,57 @@ def needs_legacy_load(facts: dict) -> bool:
     return "weights_only" not in inspect.getsource(yf_facts.load_callable(facts["checkpoint_loader"]))
 
 
+class LogLines(logging.Handler):
+    """The messages a target's logger emits while attached (its trainer's "Transferred N/M items")."""
+
+    def __init__(self, name: str):
+        super().__init__(logging.INFO)
+        self.logger, self.lines = logging.getLogger(name), []
+
+    def __enter__(self):
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def transferred(text: str, pretrained: str | None) -> dict | None:
+    """The trainer's own count of the checkpoint's tensors it put into the model: its last "Transferred" line."""
+    found = TRANSFERRED.findall(text)
+    return {"items": int(found[-1][0]), "of": int(found[-1][1]), "from": pretrained} if pretrained and found else None
+
+
 def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
-                       batch: int) -> bool:
-    """The wrapper's own ``.train()`` for one epoch, then a reload (and a restricted reload where there is one)."""
+                       batch: int, pretrained: str | None = None) -> bool:
+    """The wrapper's own ``.train()`` for one epoch (from ``pretrained`` through ``.load()``, which every version
+    honours for a YAML-built model), then a reload (and a restricted reload where there is one)."""
     wrapper_name = yf_facts.by_head(facts["wrappers"], cfg_dict)
     data = make_dataset(workdir / "data", imgsz)
     started = time.perf_counter()
     try:
-        model = getattr(importlib.import_module(facts["package"]), wrapper_name)(cfg)
-        model.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, device="cpu", plots=False,
-                    amp=False, project=str(workdir / "runs"), name="train", exist_ok=True, verbose=False,
-                    val=False)
+        with LogLines(facts["package"]) as log:
+            model = getattr(importlib.import_module(facts["package"]), wrapper_name)(cfg)
+            if pretrained:
+                model.load(pretrained)
+            model.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, device="cpu", plots=False,
+                        amp=False, project=str(workdir / "runs"), name="train", exist_ok=True, verbose=False,
+                        val=False)
         trainer = model.trainer
         weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
     except Exception as exc:
         return yf_facts.fail_at_layer(report, "train", exc, "1-epoch smoke training failed",
                              hint=yf_facts.hint_for(exc, facts["package"]))
     report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1),
+                            "transferred": transferred("\n".join(log.lines), pretrained),
                             # the integrations (and analytics) the settings let the trainer load
                             "callbacks": sorted({f.__module__ for fs in trainer.callbacks.values() for f in fs})}
     report.check("train", "pass", f"1 epoch on {len(list((workdir / 'data/images/train').iterdir()))} synthetic "
-                 f"images at {imgsz} with {wrapper_name}.train in {time.perf_counter() - started:.0f} s")
+                 f"images at {imgsz} with {wrapper_name}.train in {time.perf_counter() - started:.0f} s"
+                 + started_from(report.data["train"]))
     image = next((workdir / "data" / "images" / "train").iterdir())
     try:
         boxes = predict_with_wrapper(facts["package"], wrapper_name, weights, image, imgsz)
@@ -151,13 +184,20 @@ def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper_name: str, w
     return report.check("safe_reload", "pass", f"reloaded with {env_name}=1 and predicted ({answer['boxes']} boxes)")
 
 
-def run_train_script(facts: dict, script: str, cfg: str, workdir: Path, imgsz: int, batch: int):
-    """The checkout's own training script for one epoch; returns (its CompletedProcess, the checkpoint or None)."""
+def started_from(train: dict) -> str:
+    moved = train.get("transferred")
+    return f"; from {Path(moved['from']).name} it transferred {moved['items']}/{moved['of']} items" if moved else ""
+
+
+def run_train_script(facts: dict, script: str, cfg: str, workdir: Path, imgsz: int, batch: int,
+                     pretrained: str | None = None):
+    """The checkout's own training script for one epoch (``--weights pretrained``); returns (its CompletedProcess,
+    the checkpoint or None)."""
     data = make_dataset(workdir / "data", imgsz)
     hyp = workdir / "hyp.yaml"
     hyp.write_text(Path(facts["train_hyp"]).read_text() if facts["train_hyp"] else json.dumps(SCRIPT_HYP))
     cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
-           "--hyp", str(hyp), "--weights", "", "--epochs", "1", "--batch-size", str(batch), "--img", str(imgsz),
+           "--hyp", str(hyp), "--weights", pretrained or "", "--epochs", "1", "--batch-size", str(batch), "--img", str(imgsz),
            "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train",
            "--exist-ok", *facts["train_flags"]]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=script_env(facts, workdir),
@@ -181,21 +221,22 @@ def script_env(facts: dict, workdir: Path) -> dict:
 
 
 def train_with_script(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
-                      batch: int) -> bool:
+                      batch: int, pretrained: str | None = None) -> bool:
     """The checkout's training script (chosen by the head) for one epoch, then its checkpoint loader + a forward."""
     script = yf_facts.by_head(facts["train_scripts"], cfg_dict)
     where = str(Path(facts["root"]) / script)
     started = time.perf_counter()
-    result, weights = run_train_script(facts, script, cfg, workdir, imgsz, batch)
+    result, weights = run_train_script(facts, script, cfg, workdir, imgsz, batch, pretrained)
     if result.returncode or weights is None:
         tail = [line for line in result.stderr.strip().splitlines() if line.strip()]
         missing = re.search(r"No module named '([\w.]+)'", tail[-1] if tail else "")
         hint = yf_facts.hint_for(ModuleNotFoundError(name=missing.group(1)), facts["package"]) if missing else None
         return report.check("train", "fail", f"{script} (1 epoch) failed: {tail[-1] if tail else 'no checkpoint'}",
                             hint=hint, where=where)
-    report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1)}
+    report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1),
+                            "transferred": transferred(result.stdout + result.stderr, pretrained)}
     report.check("train", "pass", f"1 epoch on synthetic images at {imgsz} with {script} in "
-                 f"{time.perf_counter() - started:.0f} s")
+                 f"{time.perf_counter() - started:.0f} s" + started_from(report.data["train"]))
     loader = facts["checkpoint_loader"].partition(":")[2]
     try:
         import torch
@@ -213,8 +254,10 @@ def train_with_script(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: 
 TRAINERS = {"wrapper": train_with_wrapper, "script": train_with_script}
 
 
-def check_train(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, imgsz: int, batch: int) -> None:
-    """One epoch with the target's own trainer on a synthetic dataset, in the working directory, then a reload."""
+def check_train(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, imgsz: int, batch: int,
+                pretrained: str | None = None) -> None:
+    """One epoch with the target's own trainer on a synthetic dataset (from the checkpoint ``pretrained``, as
+    the trainer itself transfers it), in the working directory, then a reload."""
     if report.failed():
         report.check("train", "skip", "not run: an earlier check failed")
         return
@@ -226,4 +269,4 @@ def check_train(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, 
                     f"training and reloading ran with {yf_facts.LEGACY_LOAD_ENV}=1 (set it too, or pin torch<2.6)")
     provide_fonts()
     train_imgsz = max(32, min(imgsz, TRAIN_IMGSZ_MAX) // 32 * 32)
-    TRAINERS[facts["trainer"]](report, facts, cfg, cfg_dict, Path.cwd(), train_imgsz, batch)
+    TRAINERS[facts["trainer"]](report, facts, cfg, cfg_dict, Path.cwd(), train_imgsz, batch, pretrained)
