@@ -420,9 +420,8 @@ def gen_yaml(
     else:
         write_result(result)
     _report_yaml(result, dry_run=dry_run)
-    _write_base_weights(result, base_weights, python=python)
     _after_writing(result, graph=graph, run_verify=run_verify, imgsz=imgsz, train=train, log=log, python=python,
-                   weights=base_weights and result.output_path.with_suffix(".pt"))
+                   weights=_write_base_weights(result, base_weights, python=python))
 
 
 def _check_base_weights(base_weights: Path | None, output: Path, *, dry_run: bool, force: bool) -> None:
@@ -437,17 +436,18 @@ def _check_base_weights(base_weights: Path | None, output: Path, *, dry_run: boo
                              hint="pass --force to overwrite it")
 
 
-def _write_base_weights(result, base_weights: Path | None, *, python: str | None) -> None:
-    """gen-yaml's ``--base-weights``: ``yamlforge weights --base`` into the YAML it wrote, OUT next to it."""
+def _write_base_weights(result, base_weights: Path | None, *, python: str | None) -> Path | None:
+    """gen-yaml's ``--base-weights``: ``yamlforge weights --base`` into the YAML it wrote; OUT (next to it) or None."""
     from .targets import detect_target
 
     if base_weights is None:
-        return
+        return None
     from .weights.load import load_weights, render_weights
 
     output = result.output_path.with_suffix(".pt")
     render_weights(load_weights(result.output_path, detect_target(result.root), [], output, base=base_weights,
                                 python=python), output)
+    return output
 
 
 def _layer_edits(**values: list[str]) -> list:
