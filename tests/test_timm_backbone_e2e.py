@@ -124,15 +124,25 @@ def timm_runner_version() -> str:
 
 
 CHECK_FILE = """
-import json, sys, torch
+import json, os, sys
+if sys.argv[4:]:  # pretrained=True: timm's own loader, offline, from this Hugging Face cache
+    os.environ.update(HF_HOME=sys.argv[4], HF_HUB_OFFLINE="1")
+import torch
+from safetensors.torch import load_file
 from ultralytics import YOLO
-model = YOLO(sys.argv[2]).model
-body = model.model[0].body.state_dict()
-saved = torch.load(sys.argv[3], map_location="cpu")
+body = YOLO(sys.argv[2]).model.model[0].body.state_dict()
+path = sys.argv[3]
+saved = load_file(path) if path.endswith(".safetensors") else torch.load(path, map_location="cpu")
 flat = {k.replace(".", "_"): k for k in saved}  # timm's features_only names join nested stages with "_"
 equal = [k for k, v in body.items() if torch.equal(v, saved[flat[k.replace(".", "_")]])]
 print(json.dumps({"tensors": len(body), "equal": len(equal)}))
 """
+
+
+def tensors_equal_to(repo: Path, model: Path, weights: Path, *hf_home: Path) -> dict:
+    """How many of the built TimmBackbone's tensors there are, and how many equal the file's."""
+    code = f"import sys; sys.argv[2:] = {[str(model), str(weights), *map(str, hf_home)]!r}\n"
+    return json.loads(run_in_checkout(repo, code + textwrap.dedent(CHECK_FILE)).stdout.strip().splitlines()[-1])
 
 
 def test_pretrained_file_fills_every_tensor_and_a_file_of_another_model_is_refused(applied, tmp_path):
@@ -142,15 +152,34 @@ def test_pretrained_file_fills_every_tensor_and_a_file_of_another_model_is_refus
     torch.save(timm.create_model(CNN).state_dict(), tmp_path / "r18.pth")  # fresh random weights: only a load matches
     torch.save(timm.create_model("convnext_atto").state_dict(), tmp_path / "other.pth")
     gen(repo, "yolov8n", CNN, tmp_path / "r18.yaml", "--set", f"pretrained_file={tmp_path / 'r18.pth'}")
-    code = "import sys; sys.argv[2:] = [{!r}, {!r}]\n".format(str(tmp_path / "r18.yaml"), str(tmp_path / "r18.pth"))
-    result = run_in_checkout(repo, code + textwrap.dedent(CHECK_FILE))
-    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    counts = tensors_equal_to(repo, tmp_path / "r18.yaml", tmp_path / "r18.pth")
     assert counts["tensors"] > 100 and counts["equal"] == counts["tensors"]
 
     output = gen(repo, "yolov8n", CNN, tmp_path / "other.yaml", "--set", f"pretrained_file={tmp_path / 'other.pth'}",
                  code=2)
     assert f"{tmp_path / 'other.pth'} does not load into resnet18" in output
     assert output.count("error:") == 1 and not (tmp_path / "other.yaml").exists()
+
+
+def test_pretrained_true_loads_through_timms_own_hub_cache(applied, tmp_path):
+    """``pretrained=true``: timm's loader fetches the model's default tag from the Hugging Face hub cache; the test
+    puts a file there (the layout huggingface_hub reads offline) instead of downloading one."""
+    import timm
+    from safetensors.torch import save_file
+
+    repo = applied("ultralytics-8.4.190")
+    hub_id = timm.models.get_pretrained_cfg(CNN).hf_hub_id  # timm/resnet18.a1_in1k
+    cached = tmp_path / "hf" / "hub" / f"models--{hub_id.replace('/', '--')}"
+    revision = "0" * 40
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text(revision)
+    (cached / "snapshots" / revision).mkdir(parents=True)
+    weights = cached / "snapshots" / revision / "model.safetensors"
+    save_file(timm.create_model(CNN).state_dict(), str(weights))
+    gen(repo, "yolov8n", CNN, tmp_path / "r18.yaml", "--set", "pretrained=true")
+    assert f"[{CNN}, [8, 16, 32], {{pretrained: True}}]" in (tmp_path / "r18.yaml").read_text()
+    counts = tensors_equal_to(repo, tmp_path / "r18.yaml", weights, tmp_path / "hf")
+    assert counts["tensors"] > 100 and counts["equal"] == counts["tensors"]
 
 
 # Across families: CNNs, mobile nets, hierarchical transformers and hybrids, plain ViTs, fixed-size models.
