@@ -122,6 +122,14 @@ def test_hint_for_other_errors_is_none():
     assert yf_facts.hint_for(KeyError("SHSA"), "ultralytics") is None
 
 
+@pytest.mark.parametrize(("given", "threads"), [("1", 1), ("3", 3), ("", None), ("zero", None), ("0", None)])
+def test_torch_threads_follow_omp_num_threads_when_set(monkeypatch, given, threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", given)
+    import os
+
+    assert yf_facts.torch_threads() == (threads or max(1, min(2, os.cpu_count() or 1)))
+
+
 def test_the_trainers_last_transferred_line_is_the_count():
     """Ultralytics logs it twice (Model.load, then the trainer's get_model); the scripts once."""
     text = "Transferred 10/359 items from pretrained weights\nx\nTransferred 352/353 items from OUT.pt\n"

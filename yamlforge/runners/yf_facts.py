@@ -252,13 +252,20 @@ def random_images(batch: int, imgsz: int):
     return torch.rand(batch, 3, imgsz, imgsz)
 
 
+def torch_threads() -> int:
+    """``OMP_NUM_THREADS`` when set (processes sharing the cores: more threads than cores make every one of them
+    spin and crawl), else at most two (the numbers verify and compare report are for that)."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else max(1, min(2, os.cpu_count() or 1))
+
+
 def import_torch(report: Report) -> bool:
-    """torch, on at most two threads (the numbers verify and compare report are for that)."""
+    """torch, on :func:`torch_threads` threads."""
     try:
         import torch
 
         report.data["torch"] = torch.__version__
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        torch.set_num_threads(torch_threads())
     except Exception as exc:
         return report.check("import", "fail", f"torch does not import in {sys.executable}: {one_line(exc)}",
                             hint=f"{sys.executable} -m pip install torch torchvision")
