@@ -19,12 +19,19 @@ from yamlforge.scratch import OFFLINE_ENV, ULTRALYTICS_RELEASES, YOLOV9_RELEASE,
 # Set before any test module is imported: some read a pristine checkout at import time.
 os.environ.setdefault(OFFLINE_ENV, "1")
 ULTRALYTICS_VERSIONS = ULTRALYTICS_RELEASES
-REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+REPO_ROOT = TESTS.parent
+E2E = TESTS / "e2e"
+sys.path.insert(0, str(TESTS / "lib"))  # the helpers the test files share (checkout_tools, graph_checks, ...)
 
 
 def pytest_collection_modifyitems(config, items):
-    """End-to-end tests first (a stable sort: files and tests keep their order): ``scripts/test``'s two workers start
-    on the long files, and the many short ones fill in at the end instead of one long file running alone."""
+    """Everything under ``tests/e2e/`` is marked ``e2e`` (so ``-m "not e2e"`` is the fast layer), and end-to-end
+    tests run first (a stable sort: files and tests keep their order): ``scripts/test``'s two workers start on the
+    long files, and the many short ones fill in at the end instead of one long file running alone."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
@@ -77,3 +84,14 @@ def run_in_checkout(root: Path, code: str, *, timeout: float = 900) -> subproces
     if result.returncode:
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+@pytest.fixture
+def half_width_spec(tmp_path) -> Path:
+    """A spec claiming `channels: keep` for a layer that halves its width (tests/lib/halfwidth.py)."""
+    from halfwidth import HALF_WIDTH_PY, HALF_WIDTH_SPEC
+
+    (tmp_path / "half_width.py").write_text(HALF_WIDTH_PY)
+    spec = tmp_path / "half_width.yaml"
+    spec.write_text(HALF_WIDTH_SPEC)
+    return spec

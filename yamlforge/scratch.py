@@ -51,7 +51,7 @@ FAMILIES = {
 # ultralytics-thop's module, and the torchvision released before the pinned torch 2.14.1 (its operators do not load).
 ENVIRONMENT_WHEELS = ("thop==0.1.1.post2209072238", "torchvision==0.28.0")
 # (kind, version) of releases cached outside the supported matrix, for the few tests of one release's behaviour:
-# Ultralytics 8.3.100's exporter picks ONNX opset 9 under new torch (tests/test_export_e2e.py).
+# Ultralytics 8.3.100's exporter picks ONNX opset 9 under new torch (tests/e2e/test_export_e2e.py).
 EXTRA_RELEASES = (("ultralytics", "8.3.100"),)
 ULTRALYTICS_RELEASES = FAMILIES["ultralytics"].versions
 YOLOV9_RELEASE = FAMILIES["yolov9"].versions[0]

@@ -12,10 +12,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import YamlforgeError
 from .user_settings import LOG_ENV, private_settings
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 RUNNERS = Path(__file__).resolve().parent / "runners"  # the scripts, run by path: they import nothing from here
 
@@ -44,28 +49,60 @@ def runner_env(workdir: Path, *, log: bool = False) -> dict[str, str]:
     return env
 
 
-def run_runner(python: str, args: list[str], *, timeout: float, workdir: Path | None = None,
-               script: Path, log: bool = False) -> tuple[dict | None, str]:
-    """Run the runner ``script`` with ``args``; returns (its JSON object or None, stderr).
+@dataclass(frozen=True)
+class RunnerAnswer:
+    """What a runner said: its JSON object (``data``, None when it printed none), its stderr, and whether it hung."""
 
-    The runner's private config folder starts with a copy of the user's settings for the target of ``--target``
-    (analytics and logging integrations off unless ``log``).
+    data: dict | None
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The runner answered, and not with an ``error`` (a crash it caught, or facts it does not understand)."""
+        return self.data is not None and "error" not in self.data
+
+    @property
+    def error(self) -> str | None:
+        """The runner's own one-line error, or None (no answer at all: see ``tail``)."""
+        return None if self.data is None else self.data.get("error")
+
+    def tail(self, lines: int, *, sep: str = "\n", empty: str = "") -> str:
+        """The last ``lines`` non-empty lines of stderr: what a runner that printed no answer said before it ended."""
+        said = [line for line in self.stderr.strip().splitlines() if line.strip()]
+        return sep.join(said[-lines:]) or empty
+
+
+def run_runner(script: Path, args: list[str], *, python: str, timeout: float, target: Target | None = None,
+               workdir: Path | None = None, log: bool = False) -> RunnerAnswer:
+    """Run the runner ``script`` with ``args`` in ``python``; never raises for what the runner does.
+
+    With ``target``, the runner gets ``--target FACTS`` and its private config folder starts with a copy of the
+    user's settings for that target (analytics and logging integrations off unless ``log``).
     """
-    with tempfile.TemporaryDirectory(prefix="yamlforge-verify-") as tmp:
-        cwd = workdir or Path(tmp)
+    facts = target.runner_facts() if target is not None else None
+    if facts is not None:
+        args = ["--target", json.dumps(facts), *args]
+    with tempfile.TemporaryDirectory(prefix="yamlforge-run-") as tmp:
         env = runner_env(Path(tmp), log=log)
-        if "--target" in args:
-            private_settings(json.loads(args[args.index("--target") + 1]), Path(env["YOLO_CONFIG_DIR"]), log=log)
+        if facts is not None:
+            private_settings(facts, Path(env["YOLO_CONFIG_DIR"]), log=log)
         try:
-            result = subprocess.run([python, str(script), *args], cwd=cwd, env=env,
+            result = subprocess.run([python, str(script), *args], cwd=workdir or Path(tmp), env=env,
                                     capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             partial = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-            return None, f"{partial}\ntimed out after {timeout:.0f} s"
+            return RunnerAnswer(None, f"{partial}\ntimed out after {timeout:.0f} s", timed_out=True)
         except OSError as exc:
             raise YamlforgeError(f"cannot run '{python}': {exc.strerror}", where="--python") from None
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return RunnerAnswer(_last_json(result.stdout), result.stderr)
+
+
+def _last_json(stdout: str) -> dict | None:
+    """A runner's answer is its last non-empty stdout line, a JSON object; anything else is no answer."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
     try:
-        return json.loads(lines[-1]), result.stderr
+        answer = json.loads(lines[-1])
     except (IndexError, ValueError):
-        return None, result.stderr
+        return None
+    return answer if isinstance(answer, dict) else None

@@ -70,13 +70,14 @@ def compare(yamls: list[Path], target: Target, *, imgsz: int = 640, batch: int =
 
 
 def measure_one(given: str, yaml: str, target: Target, *, imgsz: int, batch: int, runs: int, python: str) -> Row:
-    args = ["--mode", "compare", "--target", json.dumps(target.runner_facts()), "--yaml", yaml,
+    args = ["--mode", "compare", "--yaml", yaml,
             "--imgsz", str(imgsz), "--batch", str(batch), "--runs", str(runs)]
-    raw, stderr = run_runner(python, args, timeout=TIMEOUT, script=RUNNER)
+    answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT, target=target)
+    raw = answer.data
     row = Row(model=Path(given).stem, yaml=yaml)
-    if raw is None or "error" in raw:
-        tail = (stderr.strip().splitlines() or ["no output"])[-1]
-        row.error = f"the compare subprocess {'crashed: ' + raw['error'] if raw else 'printed no result'} ({tail})"
+    if not answer.ok:
+        what = f"crashed: {answer.error}" if raw else "printed no result"
+        row.error = f"the compare subprocess {what} ({answer.tail(1, empty='no output')})"
         return row
     failed = next((Check.from_dict(c) for c in raw.get("checks", []) if c["status"] == "fail"), None)
     if failed is not None:

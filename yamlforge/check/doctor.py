@@ -3,7 +3,6 @@ yamlforge's edits still hold, and which environment traps (another package's ``t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,12 +57,13 @@ def doctor(target: Target, *, python: str | None = None) -> DoctorReport:
         report.modules = {name: list(m.exports) for name, m in manifest.modules.items()}
         requires = sorted({r for m in manifest.modules.values() for r in m.requires})
         _check_files(report, manifest)
-    args = ["--mode", "environment", "--target", json.dumps(target.runner_facts())]
+    args = ["--mode", "environment"]
     if requires:
         args += ["--requires", *requires]
-    raw, stderr = run_runner(python, args, timeout=TIMEOUT, script=RUNNER)
-    if raw is None or "error" in raw:
-        last = (stderr.strip().splitlines() or ["no output"])[-1] if raw is None else raw["error"]
+    answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT, target=target)
+    raw = answer.data
+    if not answer.ok:
+        last = answer.error or answer.tail(1, empty="no output")
         report.problems.append(Problem(f"{python} cannot run yamlforge's probe: {last}",
                                        f"check that {python} is the Python you train with"))
         return report

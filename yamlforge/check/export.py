@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from ..errors import YamlforgeError
-from ..target_python import RUNNERS, run_runner
+from ..target_python import RUNNERS, RunnerAnswer, run_runner
 from ..targets import Target
 from .verify import Check, VerifyReport
 
@@ -28,21 +26,21 @@ def add_export_check(report: VerifyReport, target: Target, *, imgsz: int, log: b
     if not report.ok:
         check = Check("export", "skip", "not run: an earlier check failed")
     else:
-        args = ["--mode", "export", "--target", json.dumps(target.runner_facts()), "--yaml", report.yaml,
+        args = ["--mode", "export", "--yaml", report.yaml,
                 "--imgsz", str(imgsz)]
-        raw, stderr = run_runner(report.python, args, timeout=TIMEOUT, script=RUNNER, log=log)
-        check = _export_check(raw, stderr)
-        report.notes.extend((raw or {}).get("notes") or [])
+        answer = run_runner(RUNNER, args, python=report.python, timeout=TIMEOUT, target=target, log=log)
+        check = _export_check(answer)
+        report.notes.extend((answer.data or {}).get("notes") or [])
     report.checks.append(check)
     return check
 
 
-def _export_check(raw: dict | None, stderr: str) -> Check:
+def _export_check(answer: RunnerAnswer) -> Check:
     """The runner's ``export`` check, or its first failed check (import, build) renamed, or why it said nothing."""
-    if raw is None or "error" in raw:
-        what = "printed no result" if raw is None else f"crashed: {raw['error']}"
-        tail = "\n".join(stderr.strip().splitlines()[-15:])
-        return Check("export", "fail", f"the export subprocess {what}", details={"stderr": tail})
+    raw = answer.data
+    if not answer.ok:
+        what = "printed no result" if raw is None else f"crashed: {answer.error}"
+        return Check("export", "fail", f"the export subprocess {what}", details={"stderr": answer.tail(15)})
     checks = [Check.from_dict(c) for c in raw.get("checks", [])]
     found = next((c for c in checks if c.name == "export"), None)
     if found is not None:

@@ -130,8 +130,7 @@ def resolve_yaml(yaml_path: Path | str, target: Target) -> str:
 
 
 def _runner_failure(target: Target, yaml: str, imgsz: int, batch: int, python: str, message: str,
-                    stderr: str) -> VerifyReport:
-    tail = "\n".join(stderr.strip().splitlines()[-15:])
+                    tail: str) -> VerifyReport:
     return VerifyReport(
         target={"kind": target.kind.name, "version": target.version, "root": str(target.root)}, yaml=yaml,
         imgsz=imgsz, batch=batch, python=python,
@@ -173,17 +172,19 @@ def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, 
     check_options(imgsz=imgsz, batch=batch)
     yaml = resolve_yaml(yaml_path, target)
     python = resolve_python(python)
-    args = ["--mode", "verify", "--target", json.dumps(target.runner_facts()), "--yaml", yaml,
+    args = ["--mode", "verify", "--yaml", yaml,
             "--imgsz", str(imgsz), "--batch", str(batch), *check_pretrained(weights, train)]
     if train:
         args.append("--train")
-    raw, stderr = run_runner(python, args, timeout=TIMEOUT[bool(train)], script=RUNNER, log=log)
+    answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT[bool(train)], target=target, log=log)
+    raw = answer.data
     if raw is None:
-        return _runner_failure(target, yaml, imgsz, batch, python, "the verify subprocess printed no result", stderr)
+        return _runner_failure(target, yaml, imgsz, batch, python, "the verify subprocess printed no result",
+                               answer.tail(15))
     if "error" in raw:  # a crash (with its traceback), or target facts the runner does not understand
         what = "crashed" if "internal_error" in raw else "refused to run"
         return _runner_failure(target, yaml, imgsz, batch, python, f"the verify subprocess {what}: {raw['error']}",
-                               raw.get("internal_error", stderr))
+                               raw.get("internal_error") or answer.tail(15))
     return VerifyReport.from_runner(raw)
 
 

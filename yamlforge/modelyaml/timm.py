@@ -39,10 +39,11 @@ class TimmStages:
 
 def ask_timm(name: str, options: dict[str, Any], python: str | None, option: str) -> TimmStages:
     """Run timm_runner.py in the target's Python; a model timm refuses is one error naming ``option``."""
-    raw, stderr = run_runner(resolve_python(python), ["info", "--model", name, "--options", json.dumps(options)],
-                             timeout=TIMEOUT, script=RUNNER)
+    answer = run_runner(RUNNER, ["info", "--model", name, "--options", json.dumps(options)],
+                        python=resolve_python(python), timeout=TIMEOUT)
+    raw = answer.data
     if raw is None:
-        tail = " ".join(stderr.strip().splitlines()[-2:])
+        tail = answer.tail(2, sep=" ")
         raise YamlforgeError(f"the timm subprocess gave no answer: {tail}", where=option)
     if raw.get("missing"):
         raise YamlforgeError(f"timm is not installed in {resolve_python(python)}", where=option,
@@ -90,9 +91,10 @@ def survey_timm(pattern: str, python: str | None) -> tuple[str, list[dict]]:
     from ..scratch import cache_dir
 
     args = ["list", "--pattern", pattern, "--cache", str(cache_dir() / "timm-survey.json")]
-    raw, stderr = run_runner(resolve_python(python), args, timeout=3600, script=RUNNER)
+    answer = run_runner(RUNNER, args, python=resolve_python(python), timeout=3600)
+    raw = answer.data
     if raw is None or raw.get("missing"):
-        why = "timm is not installed" if raw else " ".join(stderr.strip().splitlines()[-2:])
+        why = "timm is not installed" if raw else answer.tail(2, sep=" ")
         raise YamlforgeError(f"cannot list timm models: {why}", where="--timm", hint="pip install timm")
     for row in raw["models"]:
         have = set(row.get("reductions", ()))

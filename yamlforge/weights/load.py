@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import CheckFailed, InternalError, YamlforgeError
 from ..runners.yf_weightmap import WeightMap, WeightReport, parse_official, unwrap_checkpoint
-from ..target_python import RUNNERS, resolve_python, run_runner
+from ..target_python import RUNNERS, RunnerAnswer, resolve_python, run_runner
 from .basereport import base_summary, raise_for_base, render_base
 
 if TYPE_CHECKING:
@@ -103,23 +103,24 @@ def load_weights(model: Path, target: Target, loads: list[Load], output: Path, *
     yaml = resolve_yaml(model, target)
     if not output.resolve().parent.is_dir():
         raise YamlforgeError(f"folder '{output.parent}' does not exist", where="--output")
-    args = ["--target", json.dumps(target.runner_facts()), "--yaml", yaml, "--output", str(output.resolve()),
+    args = ["--yaml", yaml, "--output", str(output.resolve()),
             "--load", json.dumps([load.to_json() for load in loads])]
     if base is not None:
         args += ["--base", str(Path(base).resolve())]
-    raw, stderr = run_runner(resolve_python(python), args, timeout=TIMEOUT, script=RUNNER)
-    _raise_for_answer(raw, stderr, Path(yaml).name)
+    answer = run_runner(RUNNER, args, python=resolve_python(python), timeout=TIMEOUT, target=target)
+    _raise_for_answer(answer, Path(yaml).name)
+    raw = answer.data
     summary = raw.get("base")
     if summary is not None:
         summary = base_summary(summary, target)
     return WeightsResult(yaml, raw["loads"], raw["written"], raw["notes"], summary)
 
 
-def _raise_for_answer(raw: dict | None, stderr: str, model: str) -> None:
+def _raise_for_answer(answer: RunnerAnswer, model: str) -> None:
     """The runner's crash, a failed build, an unreadable checkpoint or a module no layer uses, as one error."""
-    if raw is None or "error" in raw:
-        tail = (raw or {}).get("internal_error") or "\n".join(stderr.strip().splitlines()[-5:])
-        raise InternalError(f"the weights subprocess gave no result: {(raw or {}).get('error') or tail}")
+    raw = answer.data
+    if not answer.ok:
+        raise InternalError(f"the weights subprocess gave no result: {answer.error or answer.tail(5)}")
     failed = next((c for c in raw["checks"] if c["status"] == "fail"), None)
     if failed:  # a model the target cannot build (or import) is bad input to this command: nothing to load into
         error = YamlforgeError if failed["name"] == "build" else CheckFailed

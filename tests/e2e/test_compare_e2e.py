@@ -1,0 +1,60 @@
+"""compare on a real checkout: stock RT-DETR-l and the three RT-DETR recipe models, cross-checked with verify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_scenarios_e2e import RTDETR_FIX, apply_module, gen_yaml
+from typer.testing import CliRunner
+
+from yamlforge.cli import app
+
+IMGSZ = 64
+RECIPES = [("SHSA", "rtdetr-l-SHSA.yaml", ()), ("token_mixer", "rtdetr-l-token_mixer.yaml", ()),
+           ("revcol_tiny", "rtdetr-l-revcol.yaml", ("--backbone", "revcol_tiny"))]  # RevCol at its CI size
+cli = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def rtdetr_models(checkout_factory, tmp_path_factory) -> tuple[Path, list[str]]:
+    repo = checkout_factory("ultralytics", "8.4.190")
+    out = tmp_path_factory.mktemp("compare-models")
+    models = ["rtdetr-l.yaml"]
+    for module, recipe, extra in RECIPES:
+        apply_module(repo, module, *RTDETR_FIX)
+        models.append(str(gen_yaml(repo, recipe, out, *extra)[0]))
+    return repo, models
+
+
+def invoke(*args) -> str:
+    result = cli.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_compare_columns_equal_what_verify_reports(rtdetr_models):
+    repo, models = rtdetr_models
+    data = json.loads(invoke("compare", *models, "--repo", repo, "--imgsz", IMGSZ, "--runs", 1, "--format", "json"))
+    rows = data["rows"]
+    assert [r["model"] for r in rows] == ["rtdetr-l", "rtdetr-l-SHSA", "rtdetr-l-token_mixer", "rtdetr-l-revcol_tiny"]
+    assert all(r["ok"] and r["latency_runs"] == 1 and r["latency_ms"] > 0 and r["peak_mib"] > 0 for r in rows)
+    for model, row in zip(models, rows):
+        totals = json.loads(invoke("verify", model, "--repo", repo, "--imgsz", IMGSZ, "--batch", 1, "--json"))["totals"]
+        assert (row["layers"], row["parameters"], row["gflops"]) == (
+            totals["layers"], totals["parameters"], totals["gflops"]), model
+    assert rows[1]["difference"]["parameters"] == rows[1]["parameters"] - rows[0]["parameters"]
+
+
+def test_markdown_table_has_one_row_per_model_in_order(rtdetr_models):
+    repo, models = rtdetr_models
+    result = cli.invoke(app, ["compare", *models[:2], "--repo", str(repo), "--imgsz", str(IMGSZ), "--runs", "1",
+                              "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[1] == "| --- | ---: | ---: | ---: | ---: | ---: |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| rtdetr-l", "| rtdetr-l-SHSA"]
+    assert "(+" in lines[3]  # SHSA adds parameters: the difference to the first model
+    assert [line.split(":")[0] for line in result.stderr.splitlines() if line.endswith("MiB")] == [
+        f"compare [1/2] {models[0]}", f"compare [2/2] {models[1]}"]  # one progress line per model, on stderr
