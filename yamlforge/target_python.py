@@ -82,7 +82,7 @@ def run_runner(script: Path, args: list[str], *, python: str, timeout: float, ta
     """
     facts = target.runner_facts() if target is not None else None
     if facts is not None:
-        args = ["--target", json.dumps(facts), *args]
+        args = [*args, "--target", json.dumps(facts)]
     with tempfile.TemporaryDirectory(prefix="yamlforge-run-") as tmp:
         env = runner_env(Path(tmp), log=log)
         if facts is not None:
