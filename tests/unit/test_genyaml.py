@@ -11,7 +11,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, load_recipe, parse_edit, resolve_base, write_result
+from yamlforge.modelyaml.base import resolve_base
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, write_result
+from yamlforge.modelyaml.edits import parse_edit
+from yamlforge.modelyaml.recipe import load_recipe
 from yamlforge.patch.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.scratch import pristine_checkout
 from yamlforge.targets import ULTRALYTICS, Target, detect_target

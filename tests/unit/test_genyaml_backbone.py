@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, load_recipe, parse_backbone, parse_edit
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml
+from yamlforge.modelyaml.edits import parse_backbone, parse_edit
 from yamlforge.modelyaml.graph import output_strides
 from yamlforge.modelyaml.layout import ModelLayout
+from yamlforge.modelyaml.recipe import load_recipe
 from yamlforge.patch.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.scratch import pristine_checkout
 
