@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 import shutil
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
+from typer.testing import CliRunner
 
+from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
+from yamlforge.modelyaml import layout
 from yamlforge.modelyaml.base import resolve_base
 from yamlforge.modelyaml.compile import GenRequest, compile_yaml, write_result
 from yamlforge.modelyaml.edits import parse_edit
@@ -183,7 +187,8 @@ def test_a_2x_upsampler_spec_may_replace_nn_upsample(repo, tmp_path):
 @pytest.mark.parametrize(("stride", "says"), [(1, "which keeps the resolution"), ("1/4", "which has stride 1/4")])
 def test_replacing_nn_upsample_by_another_factor_is_refused(repo, tmp_path, stride, says):
     spec = write_spec(tmp_path / "specs", "Up", stride=stride)
-    with pytest.raises(YamlforgeError, match=f"layer 10 is nn.Upsample with stride 1/2 .*; replacing it with Up, {says}"):
+    message = f"layer 10 is nn.Upsample with stride 1/2 .*; replacing it with Up, {says}"
+    with pytest.raises(YamlforgeError, match=message):
         compile_yaml(GenRequest("yolov8n", [parse_edit("replace", "10=Up")], repo=repo, spec_paths=(spec,)))
 
 
@@ -291,6 +296,26 @@ def test_existing_output_needs_force(repo):
         compile_yaml(request)
     request.force = True
     assert compile_yaml(request).exists
+
+
+def test_a_row_that_does_not_reload_as_planned_is_an_internal_error_exit_3(repo, monkeypatch):
+    """A bug of ours planted in the row writer: the inserted row is written with one repeat too many."""
+    row_text = layout._row_text
+
+    def one_repeat_too_many(placement):
+        return row_text(placement._replace(layer=replace(placement.layer, repeats=placement.layer.repeats + 1)))
+
+    monkeypatch.setattr(layout, "_row_text", one_repeat_too_many)
+    output = repo / "out.yaml"
+    result = CliRunner().invoke(app, ["gen-yaml", "yolov8n", "--repo", str(repo), "--insert-after", "3=nn.Identity",
+                                      "-o", str(output)])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        f"error: internal error: the generated YAML does not re-load as planned at layer 4; nothing was written "
+        f"({output})",
+        "hint: please report this with the command",
+    ]
+    assert not output.exists()
 
 
 GUESS_84 = """
