@@ -318,6 +318,23 @@ def test_a_row_that_does_not_reload_as_planned_is_an_internal_error_exit_3(repo,
     assert not output.exists()
 
 
+def test_known_layers_are_read_from_the_cache_until_tasks_py_changes(genyaml_repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("YAMLFORGE_CACHE", str(tmp_path / "cache"))
+    parsed = detect_target(genyaml_repo).known_layers
+    assert {"Conv", "C2f", "DetectionModel"} <= parsed
+    assert len(list((tmp_path / "cache" / "known-layers").glob("*.json"))) == 1
+
+    def no_parse(*args):
+        raise AssertionError("tasks.py parsed although the cache holds its names")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("yamlforge.targets.parse_python", no_parse)
+        assert detect_target(genyaml_repo).known_layers == parsed
+    tasks = genyaml_repo / "ultralytics/nn/tasks.py"
+    tasks.write_text(tasks.read_text(encoding="utf-8") + "\n\nclass AddedLater:\n    pass\n", encoding="utf-8")
+    assert detect_target(genyaml_repo).known_layers == parsed | {"AddedLater"}
+
+
 GUESS_84 = """
 def guess_model_scale(model_path):
     try:
