@@ -1,4 +1,4 @@
-"""Strides: how much a target's own layers shrink the feature map, and how a stride is written (``P3/8``)."""
+"""Strides: how much a layer shrinks the feature map, how a stride is written (``P3/8``), and that edits keep it."""
 
 from __future__ import annotations
 
