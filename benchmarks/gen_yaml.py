@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_edit, write_result
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, write_result
+from yamlforge.modelyaml.edits import parse_edit
 from yamlforge.patch.plan import plan_apply
 from yamlforge.patch.writer import write_changeset
 from yamlforge.scratch import make_checkout

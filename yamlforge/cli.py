@@ -452,14 +452,14 @@ def _write_base_weights(result, base_weights: Path | None, *, python: str | None
 
 def _layer_edits(**values: list[str]) -> list:
     """The layer edits of gen-yaml's options (``insert_after=["3=SHSA"]``), in the order compile_yaml takes them."""
-    from .modelyaml.compile import parse_edit
+    from .modelyaml.edits import parse_edit
 
     return [parse_edit(op.replace("_", "-"), value) for op, given in values.items() for value in given]
 
 
 def _backbone_edit(backbone: str | None, sets: list[str]):
     """``--backbone`` with its ``--set`` options; ``--set`` alone is a usage error."""
-    from .modelyaml.compile import parse_backbone
+    from .modelyaml.edits import parse_backbone
 
     if sets and backbone is None:
         raise YamlforgeError("--set gives the options of a timm backbone", where="--set",
@@ -484,7 +484,7 @@ def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, 
 
 def _replace_all_swaps(values: list[str], section: str | None) -> list:
     """``--replace-all OLD=NEW`` values, limited to ``--in SECTION``."""
-    from .modelyaml.compile import parse_replace_all
+    from .modelyaml.edits import parse_replace_all
 
     if section is not None and not values:
         raise YamlforgeError("--in limits --replace-all; give --replace-all OLD=NEW", where="--in")
@@ -493,10 +493,12 @@ def _replace_all_swaps(values: list[str], section: str | None) -> list:
 
 def _report_yaml(result, *, dry_run: bool) -> None:
     """What gen-yaml did, on stderr: the status word and file, the changed rows, one summary line."""
+    from .modelyaml.compile import render_rows
+
     word = ("would " if dry_run else "") + ("overwrite" if result.exists else "create")
     _stderr(f"{word} {result.display(result.output_path)}")
     if result.rows:
-        _stderr(result.table())
+        _stderr(render_rows(result))
     _stderr(f"{len(result.rows)} row(s) changed from {result.display(result.base_path)}")
 
 
@@ -712,7 +714,8 @@ def _demo_step(n: int, text: str) -> None:
 
 def _demo_apply_gen_verify(repo: Path, model: Path, *, imgsz: int, train: bool) -> None:
     """The demo's library calls, rendered as the commands they stand for would render them."""
-    from .modelyaml.compile import GenRequest, compile_yaml, parse_edit, write_result
+    from .modelyaml.compile import GenRequest, compile_yaml, write_result
+    from .modelyaml.edits import parse_edit
     from .patch.plan import plan_apply
     from .patch.writer import write_changeset
     from .specs import SpecRegistry

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import hashlib
+import json
+import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 
 from .errors import YamlforgeError
+from .resources import cache_dir
 
 
 def parse_python(text: str, filename: str) -> ast.Module:
@@ -307,7 +312,20 @@ class Target:
 
     @cached_property
     def known_layers(self) -> frozenset[str]:
-        """Names parse_model can resolve without yamlforge: everything tasks.py imports or defines."""
+        """Names parse_model can resolve without yamlforge: everything tasks.py imports or defines.
+
+        Parsing tasks.py costs a gen-yaml call 15-19 ms, so the names are kept in the cache while the files they
+        were read from keep their (mtime, size).
+        """
+        cached = _read_known_layers_cache(self.tasks_path)
+        if cached is not None:
+            return cached
+        names, read = self._parse_known_layers()
+        _write_known_layers_cache(self.tasks_path, names, read)
+        return names
+
+    def _parse_known_layers(self) -> tuple[frozenset[str], list[Path]]:
+        """(the names tasks.py imports or defines, the files read for them: tasks.py and its star imports)."""
         tree = parse_python(self.tasks_path.read_text(encoding="utf-8"), self.kind.tasks_file)
         names: set[str] = set()
         star_modules: list[str] = []
@@ -320,12 +338,14 @@ class Target:
                         names.add(alias.asname or alias.name)
             elif isinstance(node, ast.ClassDef):
                 names.add(node.name)
+        read = [self.tasks_path]
         for module in star_modules:  # YOLOv9: from models.common import *
             path = self.root / (module.removeprefix(self.package_prefix).replace(".", "/") + ".py")
             if path.is_file():
                 sub = parse_python(path.read_text(encoding="utf-8"), str(path.relative_to(self.root)))
                 names.update(n.name for n in sub.body if isinstance(n, ast.ClassDef))
-        return frozenset(names)
+                read.append(path)
+        return frozenset(names), read
 
     @cached_property
     def scale_pattern(self) -> str | None:
@@ -343,6 +363,44 @@ class Target:
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 return node.args[0].value
         return None
+
+
+KNOWN_LAYERS_CACHE = "known-layers"  # folder in the cache: one JSON file per tasks.py
+
+
+def _known_layers_file(tasks: Path) -> Path:
+    return cache_dir() / KNOWN_LAYERS_CACHE / f"{hashlib.sha256(str(tasks).encode()).hexdigest()[:24]}.json"
+
+
+def _stamp(path: Path) -> list:
+    """What says a file is unchanged: its path, mtime in nanoseconds and size."""
+    info = path.stat()
+    return [str(path), info.st_mtime_ns, info.st_size]
+
+
+def _read_known_layers_cache(tasks: Path) -> frozenset[str] | None:
+    """The names cached for ``tasks``, or None when there are none or a file they were read from has changed."""
+    try:
+        entry = json.loads(_known_layers_file(tasks).read_text(encoding="utf-8"))
+        if entry["files"] and all(_stamp(Path(stamp[0])) == stamp for stamp in entry["files"]):
+            return frozenset(entry["names"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass
+    return None
+
+
+def _write_known_layers_cache(tasks: Path, names: frozenset[str], read: list[Path]) -> None:
+    """Keep ``names`` for the next call; a cache that cannot be written only costs the next call the parse."""
+    target = _known_layers_file(tasks)
+    temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps({"files": [_stamp(p) for p in read], "names": sorted(names)}),
+                             encoding="utf-8")
+        os.replace(temporary, target)  # whole or not at all: another process may be reading it
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def unscaled_stem(stem: str) -> str:
@@ -386,7 +444,8 @@ def detect_target(repo: Path | str) -> Target:
                           package_prefix=_package_prefix(root, kind))
     looked_for = "; ".join(" + ".join(k.markers) for k in KINDS)
     hint = None
-    packaged = [root / name for name in ("yolov9", "yolov7", "yolov5") if (root / name / "models" / "yolo.py").is_file()]
+    packaged = [root / name for name in ("yolov9", "yolov7", "yolov5")
+                if (root / name / "models" / "yolo.py").is_file()]
     if packaged:
         hint = f"--repo {packaged[0]}"
     elif (root / "nn" / "tasks.py").is_file():

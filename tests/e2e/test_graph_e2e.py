@@ -11,7 +11,8 @@ from graph_checks import changed_rows, check_drawing
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_backbone, write_result
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, write_result
+from yamlforge.modelyaml.edits import parse_backbone
 from yamlforge.scratch import YOLOV9_RELEASE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

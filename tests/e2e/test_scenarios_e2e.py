@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from yamlforge.check.graph import graph_document, render, report_facts
 from yamlforge.check.verify import VerifyReport, render_report, verify
 from yamlforge.cli import app
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_backbone
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml
+from yamlforge.modelyaml.edits import parse_backbone
 from yamlforge.patch.manifest import read_manifest
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.targets import detect_target

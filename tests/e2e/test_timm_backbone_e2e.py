@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import yaml_text
+from yamlforge.modelyaml.edits import yaml_text
 from yamlforge.modelyaml.timm import pick_strides, stages_of
 from yamlforge.runners import timm_runner
 from yamlforge.scratch import YOLOV5_RELEASE, YOLOV7_RELEASE, YOLOV9_RELEASE, make_checkout

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from yamlforge.check.verify import RUNNER
 from yamlforge.cli import app
-from yamlforge.modelyaml.compile import resolve_base
+from yamlforge.modelyaml.base import resolve_base
 from yamlforge.scratch import YOLOV5_RELEASE, YOLOV7_RELEASE, YOLOV9_RELEASE, make_checkout, pristine_checkout
 from yamlforge.target_python import resolve_python, run_runner
 from yamlforge.targets import detect_target

@@ -20,7 +20,8 @@ from yamlforge.adopt import gitsource
 from yamlforge.adopt import source as adopt_source
 from yamlforge.check.probe import probe_yaml
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_edit
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml
+from yamlforge.modelyaml.edits import parse_edit
 from yamlforge.modelyaml.load import load_nodes
 from yamlforge.specs import SpecRegistry, load_spec
 from yamlforge.targets import detect_target
@@ -286,10 +287,12 @@ def test_generated_spec_with_relations_loads(tmp_path, constrained):
 
 
 def test_a_default_output_name_of_many_edits_stays_a_valid_file_name():
-    from yamlforge.modelyaml.compile import Base, Edit, _output_stem
+    from yamlforge.modelyaml.base import Base
+    from yamlforge.modelyaml.edits import LayerEdit
+    from yamlforge.modelyaml.naming import output_stem
 
-    edits = [Edit("insert-after", i, f"Module{i}LongName") for i in range(30)]
-    stem = _output_stem(Base(Path("x.yaml"), "yolov8n", "n"), None, edits, None)
+    edits = [LayerEdit("insert-after", i, f"Module{i}LongName") for i in range(30)]
+    stem = output_stem(Base(Path("x.yaml"), "yolov8n", "n"), None, edits, None)
     assert stem.endswith("-Module5LongName-and24more") and len(stem) < 200
-    assert _output_stem(Base(Path("x.yaml"), "yolov8n", "n"), None, edits[:2], None) == \
+    assert output_stem(Base(Path("x.yaml"), "yolov8n", "n"), None, edits[:2], None) == \
         "yolov8n-Module0LongName-Module1LongName"

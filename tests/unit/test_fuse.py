@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_replace_all
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml
+from yamlforge.modelyaml.edits import parse_replace_all
 from yamlforge.patch.codemods.registration import Registration, register_in_parse_model
 from yamlforge.patch.fusion import HOSTS, disk_reader, hosts_for, render_fusion, resolve_fusions
 from yamlforge.patch.manifest import read_manifest

@@ -5,13 +5,20 @@ from __future__ import annotations
 import re
 import shutil
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
+from typer.testing import CliRunner
 
+from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, load_recipe, parse_edit, resolve_base, write_result
+from yamlforge.modelyaml import layout
+from yamlforge.modelyaml.base import resolve_base
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, write_result
+from yamlforge.modelyaml.edits import parse_edit
+from yamlforge.modelyaml.recipe import load_recipe
 from yamlforge.patch.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.scratch import pristine_checkout
 from yamlforge.targets import ULTRALYTICS, Target, detect_target
@@ -180,7 +187,8 @@ def test_a_2x_upsampler_spec_may_replace_nn_upsample(repo, tmp_path):
 @pytest.mark.parametrize(("stride", "says"), [(1, "which keeps the resolution"), ("1/4", "which has stride 1/4")])
 def test_replacing_nn_upsample_by_another_factor_is_refused(repo, tmp_path, stride, says):
     spec = write_spec(tmp_path / "specs", "Up", stride=stride)
-    with pytest.raises(YamlforgeError, match=f"layer 10 is nn.Upsample with stride 1/2 .*; replacing it with Up, {says}"):
+    message = f"layer 10 is nn.Upsample with stride 1/2 .*; replacing it with Up, {says}"
+    with pytest.raises(YamlforgeError, match=message):
         compile_yaml(GenRequest("yolov8n", [parse_edit("replace", "10=Up")], repo=repo, spec_paths=(spec,)))
 
 
@@ -288,6 +296,43 @@ def test_existing_output_needs_force(repo):
         compile_yaml(request)
     request.force = True
     assert compile_yaml(request).exists
+
+
+def test_a_row_that_does_not_reload_as_planned_is_an_internal_error_exit_3(repo, monkeypatch):
+    """A bug of ours planted in the row writer: the inserted row is written with one repeat too many."""
+    row_text = layout._row_text
+
+    def one_repeat_too_many(placement):
+        return row_text(placement._replace(layer=replace(placement.layer, repeats=placement.layer.repeats + 1)))
+
+    monkeypatch.setattr(layout, "_row_text", one_repeat_too_many)
+    output = repo / "out.yaml"
+    result = CliRunner().invoke(app, ["gen-yaml", "yolov8n", "--repo", str(repo), "--insert-after", "3=nn.Identity",
+                                      "-o", str(output)])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        f"error: internal error: the generated YAML does not re-load as planned at layer 4; nothing was written "
+        f"({output})",
+        "hint: please report this with the command",
+    ]
+    assert not output.exists()
+
+
+def test_known_layers_are_read_from_the_cache_until_tasks_py_changes(genyaml_repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("YAMLFORGE_CACHE", str(tmp_path / "cache"))
+    parsed = detect_target(genyaml_repo).known_layers
+    assert {"Conv", "C2f", "DetectionModel"} <= parsed
+    assert len(list((tmp_path / "cache" / "known-layers").glob("*.json"))) == 1
+
+    def no_parse(*args):
+        raise AssertionError("tasks.py parsed although the cache holds its names")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("yamlforge.targets.parse_python", no_parse)
+        assert detect_target(genyaml_repo).known_layers == parsed
+    tasks = genyaml_repo / "ultralytics/nn/tasks.py"
+    tasks.write_text(tasks.read_text(encoding="utf-8") + "\n\nclass AddedLater:\n    pass\n", encoding="utf-8")
+    assert detect_target(genyaml_repo).known_layers == parsed | {"AddedLater"}
 
 
 GUESS_84 = """

@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, load_recipe, parse_backbone, parse_edit
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml
+from yamlforge.modelyaml.edits import parse_backbone, parse_edit
 from yamlforge.modelyaml.graph import output_strides
 from yamlforge.modelyaml.layout import ModelLayout
+from yamlforge.modelyaml.recipe import load_recipe
 from yamlforge.patch.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.scratch import pristine_checkout
 
@@ -316,7 +318,8 @@ def test_revcol_custom_takes_its_own_args_after_the_shared_ones(repo, backbone):
     assert result.output_path.name == "rtdetr-l-revcol_custom.yaml"
     assert rows(result.new_text) == [[-1, 1, "revcol_custom", [True, 0.0, [32, 64, 96, 128], [1, 2, 2, 1], 3, 3]]] \
         + RTDETR_L_REVCOL_HEAD
-    assert f"  - [-1, 1, revcol_custom, [True, 0.0, {OFFICIAL}, 3]] # 0-3: P2/4, P3/8, P4/16, P5/32\n" in result.new_text
+    row = f"  - [-1, 1, revcol_custom, [True, 0.0, {OFFICIAL}, 3]] # 0-3: P2/4, P3/8, P4/16, P5/32\n"
+    assert row in result.new_text
 
 
 # ---------------------------------------------------------------- recipes and examples

@@ -8,7 +8,8 @@ import pytest
 from ruamel.yaml import YAML
 from test_genyaml import mark_applied
 
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_backbone, parse_edit, parse_replace_all
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml
+from yamlforge.modelyaml.edits import parse_backbone, parse_edit, parse_replace_all
 from yamlforge.modelyaml.layermap import RECORD
 from yamlforge.runners.yf_layermap import LayerMap, align, layer_map, yaml_rows
 

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from yamlforge.check.graph import _slots
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import _stem_part, parse_backbone, yaml_text
+from yamlforge.modelyaml.edits import parse_backbone, yaml_text
 from yamlforge.modelyaml.layout import ModelLayout
+from yamlforge.modelyaml.naming import stem_part
 from yamlforge.modelyaml.timm import TimmStages, pick_strides
 from yamlforge.specs import SpecRegistry, load_spec
 
@@ -88,7 +89,7 @@ def test_options_are_written_as_a_flow_mapping():
                                               ("timm:resnet18.a1_in1k", "timm-resnet18"),
                                               ("nn.Identity", "Identity"), ("revcol_tiny", "revcol_tiny")])
 def test_output_name_part(module, part):
-    assert _stem_part(module) == part
+    assert stem_part(module) == part
 
 
 YAML = """\

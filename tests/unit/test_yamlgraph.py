@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import parse_edit
+from yamlforge.modelyaml.edits import parse_edit
 from yamlforge.modelyaml.graph import output_strides
 from yamlforge.modelyaml.layout import ModelLayout
 from yamlforge.modelyaml.strides import builtin_factor, stride_label

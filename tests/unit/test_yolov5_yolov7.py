@@ -12,7 +12,8 @@ import yaml
 from test_codemod_registration import FIXTURES, apply_bundled
 
 from yamlforge.errors import YamlforgeError
-from yamlforge.modelyaml.compile import GenRequest, compile_yaml, parse_edit, write_result
+from yamlforge.modelyaml.compile import GenRequest, compile_yaml, write_result
+from yamlforge.modelyaml.edits import parse_edit
 from yamlforge.patch.fusion import resolve_fusions
 from yamlforge.runners import verify_runner as runner
 from yamlforge.runners import yf_facts

@@ -405,7 +405,7 @@ def render_spec(d: Decision, *, name: str, export: str, origin: str, source: str
 
 def yaml_row(d: Decision, export: str) -> str:
     """The model-YAML row that uses the adopted module, with the args the --set values need."""
-    from ..modelyaml.compile import yaml_text
+    from ..modelyaml.edits import yaml_text
 
     if d.role == "backbone":
         return (f"- [-1, 1, {export}, []]  # takes {len(d.outputs)} index slots: outputs at strides "

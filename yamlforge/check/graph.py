@@ -102,7 +102,7 @@ def recorded_base(text: str) -> str | None:
 
 def find_base(model_yaml: Path, text: str, target, base: Path | str | None) -> Path | None:
     """``--base`` (a path or a name the target resolves), else the base gen-yaml recorded; None when neither."""
-    from ..modelyaml.compile import resolve_base
+    from ..modelyaml.base import resolve_base
 
     name = base if base is not None else recorded_base(text)
     if name is None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import YamlforgeError
-from ..modelyaml.compile import yaml_text
+from ..modelyaml.edits import yaml_text
 from ..modelyaml.strides import stride_label
 from ..resources import render
 from ..specs import ModuleSpec, SpecRegistry

@@ -260,7 +260,8 @@ class ModelGraph:
         return key, output
 
     def layer(self, index: int, option: str) -> Layer:
-        """The current layer that holds base slot ``index`` (any slot of a multi-output layer); errors name ``option``."""
+        """The current layer that holds base slot ``index`` (any slot of a multi-output layer); errors name
+        ``option``."""
         key, _ = self.base_slot_of(index, option)
         return self.current(key)
 

@@ -166,7 +166,8 @@ class ModelLayout:
     # ------------------------------------------------------------ splices outside the rows
 
     def splice_node(self, node: Node, text: str) -> None:
-        """On render, ``node``'s own text (a scalar outside the layer rows, such as ``nc:``'s number) becomes ``text``."""
+        """On render, ``node``'s own text (a scalar outside the layer rows, such as ``nc:``'s number) becomes
+        ``text``."""
         start, end = node.start_mark, node.end_mark
         self._splices.append(Splice(self._offset(start.line, start.column), self._offset(end.line, end.column), text))
 
@@ -293,7 +294,8 @@ class ModelLayout:
         if not anchor.own_lines and not (side == "before" and anchor.flow_section
                                          and _suffix_is_plain(anchor.suffix)):
             raise YamlforgeError(f"cannot place a new row {side} layer {slot}: its line holds more than the row (a "
-                                 "bracket of the list); put the row on its own line", where=f"{self.where}:{anchor.line}")
+                                 "bracket of the list); put the row on its own line",
+                                 where=f"{self.where}:{anchor.line}")
         return anchor
 
     def _apply(self, splices: list[Splice]) -> str:

@@ -1,4 +1,4 @@
-"""Strides: how much a target's own layers shrink the feature map, and how a stride is written (``P3/8``)."""
+"""Strides: how much a layer shrinks the feature map, how a stride is written (``P3/8``), and that edits keep it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
+
+from ..errors import YamlforgeError
 
 PLAIN_STRIDE_ARG = {  # module -> index of the stride in its YAML args (after parse_model's c1)
     "Conv": 2, "DWConv": 2, "GhostConv": 2, "RepConv": 2, "SCDown": 2, "Conv2": 2, "LightConv": None,
@@ -91,3 +93,65 @@ def stride_label(stride: Fraction | int | None) -> str:
     if stride.denominator == 1 and stride.numerator & (stride.numerator - 1) == 0:
         return f"P{int(math.log2(stride.numerator))}/{stride.numerator}"
     return str(stride)
+
+
+# ---------------------------------------------------------------- gen-yaml's check: edits keep the resolution
+# ``graph`` below is a modelyaml.graph.ModelGraph and ``layer`` one of its Layers: not imported, since graph.py
+# imports this module for stride_label.
+
+
+def layer_factor(layer, specs: dict[str, Any]) -> Fraction | tuple[Fraction, ...] | None:
+    """A layer's own stride; a backbone's output strides (relative to its input), one per output."""
+    spec = specs.get(layer.module)
+    if spec is not None:
+        if spec.role == "backbone":
+            return tuple(Fraction(s) for s in spec.strides_of(layer.args))
+        return Fraction(spec.stride)  # a layer's is an int, or a Fraction below 1 for an upsampler (1/2)
+    return builtin_factor(layer.module, layer.args)
+
+
+def check_strides(graph, edits: list, specs: dict[str, Any], base_strides: dict) -> None:
+    """An edit may not change the resolution later layers run at: compare each edited layer's own factor.
+
+    ``edits`` are the layer edits applied to ``graph``; ``base_strides`` the strides of the base's layers.
+    """
+    for edit in edits:
+        if edit.op in ("remove", "replace"):
+            _check_kept_stride(graph, edit, specs, base_strides)
+            continue
+        factor = layer_factor(graph.inserted_by(edit.option), specs)
+        if factor is not None and factor != 1:
+            raise YamlforgeError(f"{edit.module} has stride {factor}: inserted, it would change the resolution of "
+                                 "every layer after it", where=edit.option,
+                                 hint="--replace a layer with the same stride, or --allow-stride-change")
+
+
+def _check_kept_stride(graph, edit, specs: dict[str, Any], base_strides: dict) -> None:
+    """A replaced layer keeps its own stride; a removed one had stride 1."""
+    key, _ = graph.slot_owner[edit.layer]  # the edit was accepted, so the slot exists
+    old = graph.base[key]
+    old_factor = layer_factor(old, specs)
+    new_factor = Fraction(1) if edit.op == "remove" else layer_factor(graph.current(key), specs)
+    if old_factor is None or new_factor is None or old_factor == new_factor:
+        return
+    source = old.refs[0].producer
+    before = base_strides.get((source, old.refs[0].output))
+    after = base_strides.get((old.key, old.outputs - 1))
+    now = before * new_factor if before is not None else None
+    doing = "removing it" if edit.op == "remove" else \
+        f"replacing it with {edit.module}, which {_factor_words(new_factor)},"
+    message = (f"layer {edit.layer} is {old.module} with stride {old_factor} ({stride_label(before)} -> "
+               f"{stride_label(after)}); {doing} would leave it and every layer after it at "
+               f"{stride_label(now)} instead of {stride_label(after)}")
+    hint = None
+    if isinstance(source, int) and edit.op == "replace":
+        source = graph.base_slot[source] + old.refs[0].output
+        hint = (f"--insert-after {source}={edit.module} or --replace {source}={edit.module} keeps the "
+                "resolution; --allow-stride-change to do it anyway")
+    elif edit.op == "remove":
+        hint = "--allow-stride-change to do it anyway"
+    raise YamlforgeError(message, where=f"layer {edit.layer}", hint=hint)
+
+
+def _factor_words(factor: Fraction) -> str:
+    return "keeps the resolution" if factor == 1 else f"has stride {factor}"

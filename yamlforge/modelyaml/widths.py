@@ -12,7 +12,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from .graph import INPUT, Layer
+from ..errors import YamlforgeError
+from .graph import INPUT, Layer, ModelGraph, slot_numbers
 
 IMAGE_CHANNELS = 3
 WIDTH_DIVISOR = 8  # parse_model's make_divisible(c2 * width, 8), in Ultralytics and YOLOv9 alike
@@ -80,3 +81,58 @@ def output_widths(layers: list[Layer], scaling: Scaling, width_of: WidthOf) -> d
         for k in range(layer.outputs):
             out[layer.key, k] = width
     return out
+
+
+# ---------------------------------------------------------------- gen-yaml's check: spec constraints on widths
+
+
+def spec_width(specs: dict[str, Any]) -> WidthOf:
+    """A layer's output width: a spec module's by its channel rule, the target's own by builtin_width."""
+    def width_of(layer: Layer, inputs: list[int | None], scaling: Scaling) -> int | None:
+        spec = specs.get(layer.module)
+        if spec is None:
+            return builtin_width(layer, inputs, scaling)
+        if spec.role == "layer" and spec.channels in ("keep", "none"):
+            return inputs[0]
+        first = layer.args[0] if layer.args else None
+        if spec.role == "layer" and spec.channels == "in_out" and isinstance(first, int):
+            return scaling.scaled(first)
+        return None
+    return width_of
+
+
+def _constraint_failures(graph: ModelGraph, specs: dict[str, Any], scaling: Scaling):
+    """(layer, width, why) for each constrained spec layer whose input (or in_out output) width breaks the spec."""
+    found = output_widths(graph.layers, scaling, spec_width(specs))
+    for layer in graph.layers:
+        spec = specs.get(layer.module)
+        if spec is None or spec.constraints is None:
+            continue
+        ref = layer.refs[0]
+        checked = [found.get((ref.producer, ref.output))]
+        if spec.channels == "in_out":
+            checked.append(found.get((layer.key, 0)))
+        for width in checked:
+            why = spec.constraints.violation(width) if width is not None else None
+            if why:
+                yield layer, width, why
+
+
+def check_constraints(graph: ModelGraph, specs: dict[str, Any], data: dict, scale: str | None) -> None:
+    """Refuse, before anything is written, a spec layer whose scaled width breaks its ``constraints``."""
+    if not any(getattr(s, "constraints", None) for s in specs.values()):
+        return
+    scaling = pick_scaling(data, scale)
+    failure = next(_constraint_failures(graph, specs, scaling), None)
+    if failure is None:
+        return
+    layer, width, why = failure
+    slot = slot_numbers(graph.layers)[layer.key]
+    working = [s.name for s in scalings(data) if s.name and next(_constraint_failures(graph, specs, s), None)
+               is None]
+    at = f" at scale {scaling.name}" if scaling.name else ""
+    hint = f"--scale {working[0]} builds it (scales that work: {', '.join(working)})" if working else \
+        "put it where the width meets the constraint, or widen the layer before it"
+    raise YamlforgeError(f"layer {slot} ({layer.module}) gets {width} channels{at}, {why} (its spec's constraints: "
+                         f"{specs[layer.module].constraints.describe()})", where=layer.edited_by or f"layer {slot}",
+                         hint=hint)
