@@ -265,7 +265,7 @@ def test_internal_error_exits_3_with_its_report_hint(repo, monkeypatch):
 
 def test_demo_applies_generates_and_verifies_the_written_model(tmp_path, monkeypatch):
     verified = []
-    monkeypatch.setattr("yamlforge.cli._verify_written",  # the only step that needs torch; e2e tests run it for real
+    monkeypatch.setattr("yamlforge.cli.demo.verify_written",  # the only step that needs torch; e2e tests run it for real
                         lambda model, target, **options: verified.append((model, target.root, options)))
     result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path), "--imgsz", "128"])
     assert result.exit_code == 0, result.output
