@@ -52,4 +52,4 @@ def _render_survey(reports) -> None:
         found = f"cannot adopt: {report.error}" if report.error else summary(report.decision)
         table.add_row(report.name, report.where, found)
     console = Console(soft_wrap=True)
-    console.print(fit_table(table, console.width, summary="probed", wrap=True))
+    console.print(fit_table(table, console.width, give_way=("probed",), wrap=True))

@@ -34,7 +34,7 @@ def list_modules(
     for row in rows:
         table.add_row(row["name"], row["role"], row["channels"], ",".join(map(str, row["stride"])),
                       ", ".join(row["exports"]), row["summary"])
-    _print_fitted(table, summary="summary")
+    _print_fitted(table, give_way=("summary", "stride", "role", "channels"))
 
 
 def _list_timm(pattern: str, python: str | None, as_json: bool) -> None:
@@ -54,16 +54,16 @@ def _list_timm(pattern: str, python: str | None, as_json: bool) -> None:
         table.add_row(row["name"], ", ".join(row["fits"]) or "-", ",".join(map(str, row.get("channels", ()))),
                       ",".join(map(str, row.get("reductions", ()))) or row.get("error", ""), size,
                       "yes" if row["pretrained"] else "no")
-    _print_fitted(table, summary="strides")  # a model without features has its error there, the one long value
+    _print_fitted(table, give_way=("strides",))  # a model without features has its error there, the one long value
 
 
-def _print_fitted(table, *, summary: str) -> None:
+def _print_fitted(table, *, give_way: tuple[str, ...]) -> None:
     from rich.console import Console
 
     from ..tables import fit_table
 
     console = Console(soft_wrap=True)
-    console.print(fit_table(table, console.width, summary=summary))
+    console.print(fit_table(table, console.width, give_way=give_way))
 
 
 @handle_errors

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from ..errors import YamlforgeError
+from ..weights.into_yaml import check_base_weights
 from .common import (
     SpecOption,
     VerifyImgszOption,
@@ -71,7 +72,6 @@ def gen_yaml(
 ):
     """Compile a base model YAML plus layer edits into a ready-to-train YAML, every `from` index renumbered."""
     from ..modelyaml.compile import GenRequest, compile_yaml, write_result
-    from ..weights.into_yaml import check_base_weights
 
     run_verify = verify_wanted(run_verify or train, no_write="--dry-run" if dry_run else None, imgsz=imgsz,
                                what="the written YAML")
