@@ -7,17 +7,8 @@ import typer
 
 from ..errors import YamlforgeError
 from ..weights.into_yaml import check_base_weights
-from .common import (
-    SpecOption,
-    VerifyImgszOption,
-    VerifyLogFlag,
-    VerifyTrainFlag,
-    handle_errors,
-    print_diff,
-    stderr,
-    verify_wanted,
-    verify_written,
-)
+from . import common
+from .common import handle_errors, print_diff, stderr, verify_wanted, verify_written
 
 TimmSetOption = Annotated[list[str], typer.Option(
     "--set", help="KEY=VALUE: a timm.create_model option of a timm:NAME backbone (drop_path_rate=0.1, pretrained=true, "
@@ -56,16 +47,16 @@ def gen_yaml(
     output: Path | None = typer.Option(None, "-o", "--output", help="Output file (default: next to the base)."),
     scale: str | None = typer.Option(None, "--scale", help="Scale to build (n, s, m, l, x) of a multi-scale base."),
     nc: int | None = typer.Option(None, "--nc", help="Number of classes."),
-    spec: list[Path] = SpecOption,
+    spec: list[Path] = common.SpecOption,
     allow_stride_change: bool = typer.Option(False, "--allow-stride-change", help="Allow edits that change strides."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     dry_run: bool = typer.Option(False, "--dry-run", "--diff",
                                  help="Print the diff against the base on stdout; write nothing."),
     run_verify: Annotated[bool, typer.Option(
         "--verify", help="Then run yamlforge verify on the written YAML; exit 1 if a check fails.")] = False,
-    train: VerifyTrainFlag = False,
-    log: VerifyLogFlag = False,
-    imgsz: VerifyImgszOption = 640,
+    train: common.VerifyTrainFlag = False,
+    log: common.VerifyLogFlag = False,
+    imgsz: common.VerifyImgszOption = 640,
     graph: Annotated[Path | None, typer.Option(
         "--graph", help="Then draw the written YAML (yamlforge graph) to this .svg/.png/.pdf/.dot file.")] = None,
     base_weights: BaseWeightsOption = None,

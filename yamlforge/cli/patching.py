@@ -55,7 +55,7 @@ def apply(
         if dry_run:
             print_diff(diff)
         report_plan(run.plan, verb="apply", dry_run=True, target=run.target)
-        if check and run.plan.changeset.effective:
+        if check and run.changes_anything:
             raise typer.Exit(1)
         return
     run.write()

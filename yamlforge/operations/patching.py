@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +31,18 @@ class PatchRun:
         self.plan.changeset.validate()
         return self.plan.code_diff()
 
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.plan.changeset.effective)
+
     def write(self) -> None:
         from ..patch.writer import write_changeset
 
         write_changeset(self.plan.changeset)
 
 
-def plan_apply_run(repo: Path, modules: list[str], spec_paths: list[Path], *, fixes: list[str] = (),
-                   fuse: list[str] = (), fuse_at: str | None = None, python: str | None = None,
+def plan_apply_run(repo: Path, modules: list[str], spec_paths: list[Path], *, fixes: Sequence[str] = (),
+                   fuse: Sequence[str] = (), fuse_at: str | None = None, python: str | None = None,
                    verify: bool = False) -> PatchRun:
     """Apply's plan: the modules (default: the ``--spec`` files' own), their channel rules probed first (hand-written
     specs only), the probe's notes added; with ``verify`` the probe model, built before anything is written."""
