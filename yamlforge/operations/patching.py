@@ -1,4 +1,8 @@
-"""apply and revert as the CLI and the demo run them: plan (with apply's checks), then validate or write."""
+"""apply and revert as the CLI and the demo run them: plan (with apply's checks), then validate or write.
+
+The planner, the writer and the probes are imported inside the functions, as the CLI does: a command that needs
+none of them (list, --help) does not load libcst, and each call reads them from their own modules.
+"""
 
 from __future__ import annotations
 
