@@ -265,7 +265,8 @@ def test_internal_error_exits_3_with_its_report_hint(repo, monkeypatch):
 
 def test_demo_applies_generates_and_verifies_the_written_model(tmp_path, monkeypatch):
     verified = []
-    monkeypatch.setattr("yamlforge.cli._verify_written",  # the only step that needs torch; e2e tests run it for real
+    # the only step that needs torch; e2e tests run it for real
+    monkeypatch.setattr("yamlforge.cli.demo.verify_written",
                         lambda model, target, **options: verified.append((model, target.root, options)))
     result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path), "--imgsz", "128"])
     assert result.exit_code == 0, result.output
@@ -277,3 +278,26 @@ def test_demo_applies_generates_and_verifies_the_written_model(tmp_path, monkeyp
     assert f"patch    {TASKS}" in result.stderr.splitlines()
     assert "SHSA" in (repo / TASKS).read_text()
     assert model.read_text() in result.stdout
+
+
+@pytest.mark.parametrize("command", ["apply", "demo"])
+def test_apply_and_demo_both_run_the_channel_rule_probe(tmp_path, pristine, monkeypatch, command):
+    """demo plans its apply through apply's own library call, so the probe's notes reach the user in both."""
+    probed = []
+
+    def probe(specs, python):  # the real probe skips bundled specs; this one answers for them
+        probed.append([spec.name for spec in specs])
+        return [f"probed the channel rule of {', '.join(spec.name for spec in specs)}"]
+
+    monkeypatch.setattr("yamlforge.adopt.rulecheck.check_channel_rules", probe)
+    monkeypatch.setattr("yamlforge.cli.demo.verify_written", lambda model, target, **options: None)
+    if command == "apply":
+        repo = tmp_path / "repo"
+        shutil.copytree(pristine("ultralytics", VERSION), repo)
+        args = ["apply", "--repo", str(repo), "--module", "SHSA"]
+    else:
+        args = ["demo", "--dir", str(tmp_path), "--imgsz", "128"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert probed == [["SHSA"]]
+    assert "note: probed the channel rule of SHSA" in result.stderr.splitlines()

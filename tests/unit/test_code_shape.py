@@ -1,5 +1,6 @@
 """The package reads at once: functions grade C or better and at most 60 lines, classes at most 300, runner files
-at most 400, and imports that run one way (no cycles; runners import only their siblings)."""
+at most 400, CLI modules at most 300, and imports that run one way (no cycles; runners import only their siblings;
+the CLI reaches no library internals)."""
 
 from __future__ import annotations
 
@@ -145,8 +146,56 @@ def test_runner_siblings_cannot_clash_with_a_checkouts_top_level_packages():
 
 
 def test_every_class_is_at_most_300_lines():
-    offenders = [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} {node.end_lineno - node.lineno + 1} lines"
+    offenders = [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+                 f"{node.end_lineno - node.lineno + 1} lines"
                  for path in sorted(PACKAGE.rglob("*.py"))
                  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                  if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]
     assert not offenders, f"classes longer than {MAX_CLASS_LINES} lines:\n" + "\n".join(offenders)
+
+
+# --- the CLI: a thin shell, one small module per command family, calling the library's entry functions ---
+
+CLI = "yamlforge.cli"
+MAX_CLI_LINES = 300
+# The steps a command must not string together itself: the patch engine's (plan, changeset, writer, manifest, lock,
+# journal, rebase, codemods), the compiler's (load, graph, layout, strides, widths, layermap), apply's own checks
+# (the channel-rule probe, the verify probe model) and the runner transport. A command calls the one function that
+# strings them (yamlforge.operations, or a subsystem's entry: verify, compile_yaml, load_weights, adopt, ...) and
+# renders what it returns. A deny-list, not an allow-list: a new library module is open to the CLI until it is
+# one of these steps.
+CLI_DENIED = (
+    "yamlforge.patch.plan", "yamlforge.patch.changeset", "yamlforge.patch.writer", "yamlforge.patch.manifest",
+    "yamlforge.patch.lock", "yamlforge.patch.journal", "yamlforge.patch.rebase", "yamlforge.patch.codemods",
+    "yamlforge.modelyaml.load", "yamlforge.modelyaml.graph", "yamlforge.modelyaml.layout",
+    "yamlforge.modelyaml.strides", "yamlforge.modelyaml.widths", "yamlforge.modelyaml.layermap",
+    "yamlforge.adopt.rulecheck", "yamlforge.check.probe", "yamlforge.target_python", "yamlforge.runners",
+)
+
+
+def internals_imported_by_the_cli(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """``{cli module: [denied modules it imports]}`` for the CLI modules that import any."""
+    found = {name: sorted(other for other in targets if any(other == denied or other.startswith(f"{denied}.")
+                                                            for denied in CLI_DENIED))
+             for name, targets in graph.items() if name == CLI or name.startswith(f"{CLI}.")}
+    return {name: denied for name, denied in found.items() if denied}
+
+
+def test_cli_modules_import_no_library_internals():
+    assert internals_imported_by_the_cli(import_graph()) == {}
+    assert "yamlforge.operations.patching" in import_graph()["yamlforge.cli.patching"]  # the walk sees the CLI
+
+
+def test_the_cli_import_check_finds_an_internal():
+    graph = {"yamlforge.cli.patching": {"yamlforge.patch.writer", "yamlforge.errors"},
+             "yamlforge.cli": {"yamlforge.cli.patching"},
+             "yamlforge.operations.patching": {"yamlforge.patch.writer"},  # the library may
+             "yamlforge.cli.checks": {"yamlforge.runners.yf_facts", "yamlforge.check.verify"}}
+    assert internals_imported_by_the_cli(graph) == {"yamlforge.cli.patching": ["yamlforge.patch.writer"],
+                                                    "yamlforge.cli.checks": ["yamlforge.runners.yf_facts"]}
+
+
+def test_cli_modules_are_at_most_300_lines():
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in (PACKAGE / "cli").glob("*.py")}
+    assert len(sizes) >= 5
+    assert not {name: n for name, n in sizes.items() if n > MAX_CLI_LINES}, sizes

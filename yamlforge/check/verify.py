@@ -213,12 +213,14 @@ def render_report(report: VerifyReport, console=None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    from ..tables import fit_table
+
     console = console or Console(soft_wrap=True, highlight=False)
     target = report.target
     label = f"{target['kind']} {target.get('version') or ''}".strip()
     _render_failures(report, console)
     if report.layers:
-        console.print(_layer_table(report, label))
+        console.print(fit_table(_layer_table(report, label), console.width))  # module names never cut
     if report.totals:
         console.print(_totals_line(report))
     if report.imported:

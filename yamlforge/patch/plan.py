@@ -18,13 +18,14 @@ from ..resources import render, render_string
 from ..specs import ModuleSpec, SpecRegistry, load_spec
 from ..targets import Target, parse_python
 from . import codemods
-from .changeset import Changeset
+from .changeset import Changeset, FileChange
 from .fusion import Fusion, render_fusion, resolve_fusions
 from .lock import CheckoutLock, hold_checkout
 from .manifest import (
     APPLIED,
     MANIFEST,
     ORIGINALS,
+    STATE_DIR,
     AppliedFusion,
     AppliedModule,
     FileRecord,
@@ -45,6 +46,15 @@ class Plan:
     modules: list[str]
     notes: list[str] = field(default_factory=list)
     lock: CheckoutLock | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def news(self) -> list[FileChange]:
+        """The changes a user is told about: the code and the manifest, not the pristine copies kept beside it."""
+        return [c for c in self.changeset.effective if not c.path.startswith(f"{STATE_DIR}/") or c.path == MANIFEST]
+
+    def code_diff(self) -> str:
+        """The diff of the checkout's own files (nothing under the state folder)."""
+        return "".join(c.diff() for c in self.changeset.effective if not c.path.startswith(f"{STATE_DIR}/"))
 
 
 def _under_lock(planner: Callable[..., Plan]) -> Callable[..., Plan]:
@@ -70,7 +80,8 @@ def registrations(specs: Iterable[ModuleSpec]) -> list[codemods.Registration]:
             if spec.role == "backbone":
                 regs.append(codemods.backbone_registration(name))
             elif spec.channels == "custom":
-                regs.append(codemods.Registration(name, "custom", body=render_string(spec.branch, spec=spec, name=name)))
+                body = render_string(spec.branch, spec=spec, name=name)
+                regs.append(codemods.Registration(name, "custom", body=body))
             else:
                 regs.append(codemods.Registration(name, spec.channels, repeats=spec.repeats == "fold"))
     return regs
@@ -319,7 +330,8 @@ def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fu
 
 
 def _state_paths(files: dict[str, FileRecord]) -> list[str]:
-    return [f"{folder}/{rel}" for rel, rec in files.items() if rec.before is not None for folder in (ORIGINALS, APPLIED)]
+    return [f"{folder}/{rel}" for rel, rec in files.items() if rec.before is not None
+            for folder in (ORIGINALS, APPLIED)]
 
 
 @_under_lock
@@ -391,7 +403,8 @@ def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None 
                                  where="--module")
         return Plan(Changeset(target.root), [], ["nothing to revert: no yamlforge manifest in this checkout"])
     if names is None:
-        return Plan(_plan(target, manifest, [], []), sorted(manifest.modules) + sorted(manifest.fusions) + manifest.fixes)
+        applied = sorted(manifest.modules) + sorted(manifest.fusions) + manifest.fixes
+        return Plan(_plan(target, manifest, [], []), applied)
     unknown = [n for n in names if n not in manifest.modules and n not in manifest.fusions]
     if unknown:
         applied = ", ".join(sorted(manifest.modules) + sorted(manifest.fusions)) or "none"
