@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import YamlforgeError
-from .user_settings import LOG_ENV, private_settings
+from .runners.yf_facts import LOG_ENV  # the runners read it: "1" keeps the user's settings as they are
+from .user_settings import private_settings
 
 if TYPE_CHECKING:
     from .targets import Target
@@ -82,7 +83,7 @@ def run_runner(script: Path, args: list[str], *, python: str, timeout: float, ta
     """
     facts = target.runner_facts() if target is not None else None
     if facts is not None:
-        args = ["--target", json.dumps(facts), *args]
+        args = [*args, "--target", json.dumps(facts)]
     with tempfile.TemporaryDirectory(prefix="yamlforge-run-") as tmp:
         env = runner_env(Path(tmp), log=log)
         if facts is not None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from yamlforge.check.compare import RUNNER, Row, compare, differences, render
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import ULTRALYTICS, Target
 
 BASE = Row(model="rtdetr-l", yaml="/m/rtdetr-l.yaml", layers=29, parameters=32_970_476, gflops=108.0,
@@ -39,10 +40,10 @@ def models(tmp_path) -> list[Path]:
 def fake_runner(monkeypatch, answers: dict) -> list:
     calls = []
 
-    def run(python, args, **kwargs):
+    def run(script, args, **kwargs):
         yaml = args[args.index("--yaml") + 1]
-        calls.append((Path(yaml).stem, args, kwargs))
-        return answers[Path(yaml).stem]
+        calls.append((Path(yaml).stem, args, {**kwargs, "script": script}))
+        return RunnerAnswer(*answers[Path(yaml).stem])
 
     monkeypatch.setattr("yamlforge.check.compare.run_runner", run)
     return calls

@@ -17,6 +17,7 @@ from yamlforge.check.verify import VerifyReport
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
 from yamlforge.scratch import EXTRA_RELEASES, ULTRALYTICS_RELEASES
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import ULTRALYTICS, YOLOV9, Target
 
 FACTS_84 = Target(root=Path("/r"), kind=ULTRALYTICS, version="8.4.190")
@@ -51,9 +52,9 @@ NOT_EXPORTABLE = {"status": "fail", "message": "layer 16 (SvdGate) does not expo
 def export_report(monkeypatch, answer, stderr="") -> tuple[VerifyReport, list]:
     calls = []
 
-    def fake_run(python, args, **kwargs):
-        calls.append((args, kwargs))
-        return answer, stderr
+    def fake_run(script, args, **kwargs):
+        calls.append((args, {**kwargs, "script": script}))
+        return RunnerAnswer(answer, stderr)
 
     monkeypatch.setattr("yamlforge.check.export.run_runner", fake_run)
     report = VerifyReport.from_runner(runner_output())

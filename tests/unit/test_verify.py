@@ -17,6 +17,7 @@ from yamlforge.check.verify import RUNNER, Check, VerifyReport, format_shape, re
 from yamlforge.cli import app
 from yamlforge.runners import verify_runner as runner
 from yamlforge.runners import yf_checks, yf_facts, yf_train
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import KINDS, YOLOV9, Runtime, Target
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "verify-schema.json").read_text())
@@ -235,7 +236,7 @@ def test_verify_reports_a_refusal_as_a_runner_failure(monkeypatch, tmp_path):
     model = tmp_path / "m.yaml"
     model.write_text("nc: 1\n")
     monkeypatch.setattr("yamlforge.check.verify.run_runner",
-                        lambda *a, **k: ({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, ""))
+                        lambda *a, **k: RunnerAnswer({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, ""))
     report = verify(model, Target(root=tmp_path, kind=YOLOV9, version=None), imgsz=64)
     assert report.failed_checks == ["runner"]
     assert report.check("runner").message == "the verify subprocess refused to run: --target lacks trainer"

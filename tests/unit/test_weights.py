@@ -17,6 +17,7 @@ from yamlforge.resources import SPECS_DIR
 from yamlforge.runners import weights_runner
 from yamlforge.runners.yf_weightmap import MappingError, WeightMap
 from yamlforge.specs import SpecRegistry, load_spec
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.weights.load import parse_load, parse_official, unwrap_checkpoint
 
 
@@ -326,7 +327,7 @@ def test_weights_command_exits_by_what_the_runner_found(genyaml_repo, tmp_path, 
     (tmp_path / "shsa.pt").write_bytes(b"")
     (tmp_path / "m.yaml").write_text("nc: 1\n")
     calls = []
-    monkeypatch.setattr(yamlforge.weights.load, "run_runner", lambda *a, **k: (calls.append(k) or raw, ""))
+    monkeypatch.setattr(yamlforge.weights.load, "run_runner", lambda script, args, **k: RunnerAnswer(calls.append({**k, "script": script}) or raw, ""))
     result = CliRunner().invoke(app, ["weights", str(tmp_path / "m.yaml"), "--repo", str(genyaml_repo),
                                       "--load", f"SHSA={tmp_path / 'shsa.pt'}", "-o", str(tmp_path / "out.pt")])
     assert result.exit_code == code, result.output

@@ -355,8 +355,7 @@ def mode_export(args, facts: dict) -> dict:
 
 
 def main() -> int:
-    vr.MODES["export"] = mode_export
-    return vr.main()
+    return vr.main(modes={"export": mode_export})
 
 
 if __name__ == "__main__":

@@ -160,13 +160,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        facts = runner.read_facts(args.target)
-    except yf_facts.FactsError as exc:
-        print(json.dumps({"schema": SCHEMA, "error": str(exc)}), flush=True)
-        return 2
-    yf_facts.print_one_json(lambda: mode_weights(args, facts), SCHEMA)
-    return 0
+    return runner.serve(args.target, lambda facts: mode_weights(args, facts), SCHEMA)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared by the adopt probes (runs in the target's Python): the one-line error, feeding a module in each layout."""
+"""Shared by the adopt probes (runs in the target's Python): feeding a module in each layout, reading its output."""
 
 from __future__ import annotations
 
@@ -12,11 +12,6 @@ SIZE_NAMES = ("x_size", "hw_shape", "hw", "size", "shape")
 
 class ProbeError(Exception):
     """A one-line reason the class cannot be adopted."""
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "(no message)"
-    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def progress(*parts) -> None:
