@@ -12,7 +12,7 @@ import pytest
 from test_verify import SCHEMA, runner_output
 from typer.testing import CliRunner
 
-from yamlforge.check.export import RUNNER, add_export_check, check_format
+from yamlforge.check.export import RUNNER, add_export_check, check_export_format
 from yamlforge.check.verify import VerifyReport
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
@@ -109,10 +109,10 @@ def test_export_is_skipped_after_a_failed_check(monkeypatch):
 
 
 def test_unknown_export_format_is_bad_input():
-    check_format("onnx")
-    check_format(None)
+    check_export_format("onnx")
+    check_export_format(None)
     with pytest.raises(YamlforgeError, match="--export tflite is not a format"):
-        check_format("tflite")
+        check_export_format("tflite")
     result = CliRunner().invoke(app, ["verify", "m.yaml", "--repo", ".", "--export", "tflite"])
     assert result.exit_code == 2 and "--export tflite" in result.output
 

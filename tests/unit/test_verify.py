@@ -75,7 +75,7 @@ def render(report: VerifyReport) -> str:
 
 def parse_model(layers):
     """Stands in for a target's parse_model frame: failing_layer reads its ``i`` and ``m`` locals."""
-    for i, (f, n, m, args) in enumerate(layers):
+    for i, (f, n, m, args) in enumerate(layers):  # noqa: B007 - the names parse_model's frame has
         if m == "SHSA":
             raise KeyError(m)
 
@@ -235,8 +235,8 @@ def test_runner_refuses_facts_it_does_not_understand_in_one_line(tmp_path, text,
 def test_verify_reports_a_refusal_as_a_runner_failure(monkeypatch, tmp_path):
     model = tmp_path / "m.yaml"
     model.write_text("nc: 1\n")
-    monkeypatch.setattr("yamlforge.check.verify.run_runner",
-                        lambda *a, **k: RunnerAnswer({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, ""))
+    refusal = RunnerAnswer({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, "")
+    monkeypatch.setattr("yamlforge.check.verify.run_runner", lambda *a, **k: refusal)
     report = verify(model, Target(root=tmp_path, kind=YOLOV9, version=None), imgsz=64)
     assert report.failed_checks == ["runner"]
     assert report.check("runner").message == "the verify subprocess refused to run: --target lacks trainer"

@@ -38,8 +38,8 @@ def run(module, layout: str, channels: int, size: int):
     import torch
 
     progress(type(module).__name__, layout, size)
-    shape = {"nchw": (1, channels, size, size), "nhwc": (1, size, size, channels)}.get(layout, (1, size * size, channels))
-    x = torch.randn(shape)
+    shapes = {"nchw": (1, channels, size, size), "nhwc": (1, size, size, channels)}
+    x = torch.randn(shapes.get(layout, (1, size * size, channels)))
     args = {"tokens_hw": (size, size), "tokens_size": ((size, size),)}.get(layout, ())
     with torch.no_grad():
         out = module(x, *args)
