@@ -138,6 +138,27 @@ def test_the_trainers_last_transferred_line_is_the_count():
     assert yf_train.transferred(text, None) is None and yf_train.transferred("no such line", "OUT.pt") is None
 
 
+TRAINER_LOG_WITHOUT_TRANSFER = Path(__file__).resolve().parents[1] / "fixtures" / "trainer_logs" / \
+    "ultralytics-8.4.190-yolov8n-from-yaml.txt"  # LogLines("ultralytics") around YOLO("yolov8n.yaml").train(...)
+
+
+def test_a_start_from_a_checkpoint_the_trainer_does_not_count_is_a_warning():
+    """verify --train --weights OUT.pt: a trainer whose output has no "Transferred N/M items" line still trains,
+    but the start from OUT.pt cannot be shown, so the train check warns (the report stays ok)."""
+    output = TRAINER_LOG_WITHOUT_TRANSFER.read_text(encoding="utf-8")
+    status, moved, start = yf_train.start_from_checkpoint(output, "/w/OUT.pt")
+    assert (status, moved) == ("warn", None)
+    assert start == '; the trainer printed no "Transferred N/M items" line, so the start from OUT.pt could not be shown'
+    counted = output + "Transferred 352/353 items from /w/OUT.pt\n"
+    assert yf_train.start_from_checkpoint(counted, "/w/OUT.pt") == (
+        "pass", {"items": 352, "of": 353, "from": "/w/OUT.pt"}, "; from OUT.pt it transferred 352/353 items")
+    assert yf_train.start_from_checkpoint(output, None) == ("pass", None, "")
+    train = {"name": "train", "status": status, "message": "1 epoch" + start, "hint": None}
+    report = VerifyReport.from_runner(runner_output(checks=[*runner_output()["checks"], train]))
+    assert report.ok and report.check("train").status == "warn"
+    jsonschema.validate(json.loads(report.to_json()), SCHEMA)
+
+
 def test_log_lines_collect_a_loggers_messages_while_attached():
     import logging
 
