@@ -89,7 +89,7 @@ class RunnerAnswer:
         """The runner's own error, else the last ``lines`` lines of its stderr: one short why, never empty."""
         return self.error or self.tail(lines, empty="no output")
 
-    def traceback(self, lines: int = 15) -> str:
+    def diagnostic(self, lines: int = 15) -> str:
         """What to show under a failure: the runner's traceback when it crashed, else the end of its stderr."""
         return (self.data or {}).get("internal_error") or self.tail(lines)
 

@@ -385,3 +385,25 @@ def test_parent_never_imports_torch():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ultralytics')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("data", "stderr", "failure", "reason", "diagnostic"), [
+    (None, "loading\nKilled\n", "the verify subprocess printed no result", "Killed", "loading\nKilled"),
+    (None, "", "the verify subprocess printed no result", "no output", ""),
+    ({"error": "ValueError: x", "internal_error": "Traceback ..."}, "tb",
+     "the verify subprocess crashed: ValueError: x", "ValueError: x", "Traceback ..."),
+    ({"error": "--target lacks trainer"}, "verify_runner: --target lacks trainer",
+     "the verify subprocess refused to run: --target lacks trainer", "--target lacks trainer",
+     "verify_runner: --target lacks trainer"),
+], ids=["silent", "silent-empty", "crash", "refusal"])
+def test_a_runner_answer_says_why_it_is_unusable(data, stderr, failure, reason, diagnostic):
+    answer = RunnerAnswer(data, stderr)
+    assert not answer.ok
+    assert (answer.failure("verify"), answer.reason(1), answer.diagnostic(15)) == (failure, reason, diagnostic)
+
+
+def test_a_runner_answers_first_failed_check_is_the_one_reported():
+    checks = [{"name": "import", "status": "pass"}, {"name": "build", "status": "fail"},
+              {"name": "forward", "status": "fail"}]
+    assert RunnerAnswer({"checks": checks}, "").failed_check["name"] == "build"
+    assert RunnerAnswer({"checks": checks[:1]}, "").failed_check is None and RunnerAnswer(None, "").failed_check is None

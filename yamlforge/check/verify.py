@@ -178,7 +178,7 @@ def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, 
         args.append("--train")
     answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT[bool(train)], target=target, log=log)
     if not answer.ok:  # no answer, a crash (with its traceback), or target facts the runner does not understand
-        return _runner_failure(target, yaml, imgsz, batch, python, answer.failure("verify"), answer.traceback(15))
+        return _runner_failure(target, yaml, imgsz, batch, python, answer.failure("verify"), answer.diagnostic(15))
     return VerifyReport.from_runner(answer.data)
 
 
