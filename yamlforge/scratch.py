@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import YamlforgeError
 from .resources import cache_dir, data_dir
+from .target_python import last_lines
 
 OFFLINE_ENV = "YAMLFORGE_OFFLINE"
 PREFETCH = "python -m yamlforge.scratch --prefetch"
@@ -76,7 +77,7 @@ def _download(requirement: str, dest: Path, *, sdist: bool) -> Path:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     found = sorted(dest.glob(pattern))
     if result.returncode or not found:
-        last = (result.stderr.strip().splitlines() or ["no file was downloaded"])[-1]
+        last = last_lines(result.stderr, 1, empty="no file was downloaded")
         raise YamlforgeError(f"could not download {requirement} from PyPI: {last}")
     return found[0]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import YamlforgeError
-from .user_settings import LOG_ENV, private_settings
+from .runners.yf_facts import LOG_ENV  # the runners read it: "1" keeps the user's settings as they are
+from .user_settings import private_settings
 
 if TYPE_CHECKING:
     from .targets import Target
@@ -67,10 +68,40 @@ class RunnerAnswer:
         """The runner's own one-line error, or None (no answer at all: see ``tail``)."""
         return None if self.data is None else self.data.get("error")
 
+    @property
+    def crashed(self) -> bool:
+        """The runner caught an exception (its own or the target's): its answer carries the traceback."""
+        return self.data is not None and "internal_error" in self.data
+
+    @property
+    def failed_check(self) -> dict | None:
+        """The first check the runner reports as failed (the one the user reads first), or None."""
+        return next((c for c in (self.data or {}).get("checks", []) if c["status"] == "fail"), None)
+
+    def failure(self, runner: str) -> str:
+        """Why the ``runner`` subprocess gave no usable answer, in one line (when not ``ok``): it printed no result,
+        crashed, or refused the target facts."""
+        if self.data is None:
+            return f"the {runner} subprocess printed no result"
+        return f"the {runner} subprocess {'crashed' if self.crashed else 'refused to run'}: {self.error}"
+
+    def reason(self, lines: int) -> str:
+        """The runner's own error, else the last ``lines`` lines of its stderr: one short why, never empty."""
+        return self.error or self.tail(lines, empty="no output")
+
+    def diagnostic(self, lines: int = 15) -> str:
+        """What to show under a failure: the runner's traceback when it crashed, else the end of its stderr."""
+        return (self.data or {}).get("internal_error") or self.tail(lines)
+
     def tail(self, lines: int, *, sep: str = "\n", empty: str = "") -> str:
         """The last ``lines`` non-empty lines of stderr: what a runner that printed no answer said before it ended."""
-        said = [line for line in self.stderr.strip().splitlines() if line.strip()]
-        return sep.join(said[-lines:]) or empty
+        return last_lines(self.stderr, lines, sep=sep, empty=empty)
+
+
+def last_lines(text: str, lines: int, *, sep: str = "\n", empty: str = "") -> str:
+    """The last ``lines`` non-empty lines of a subprocess's output, joined by ``sep`` (``empty`` if there are none)."""
+    said = [line for line in text.strip().splitlines() if line.strip()]
+    return sep.join(said[-lines:]) or empty
 
 
 def run_runner(script: Path, args: list[str], *, python: str, timeout: float, target: Target | None = None,

@@ -20,8 +20,6 @@ from ruamel.yaml.error import YAMLError
 
 from .runners.yf_facts import release
 
-# The runner reads it (yf_settings.py): "1" keeps the copied settings as the user has them.
-LOG_ENV = "YAMLFORGE_LOG"
 CONFIG_SUBDIR = "Ultralytics"  # what Ultralytics appends to the OS config home
 
 

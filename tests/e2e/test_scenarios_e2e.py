@@ -14,7 +14,7 @@ from rich.console import Console
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from yamlforge.check.graph import graph_document, render, report_facts
+from yamlforge.check.draw import graph_document, render, report_facts
 from yamlforge.check.verify import VerifyReport, render_report, verify
 from yamlforge.cli import app
 from yamlforge.modelyaml.compile import GenRequest, compile_yaml

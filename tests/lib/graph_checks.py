@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from yamlforge.check.graph import STATUS_COLORS, layout, render
+from yamlforge.check.draw import STATUS_COLORS, layout, render
 
 SLOTS = {"revcol_small": 4, "revcol_tiny": 4}  # RevCol's four outputs take four index slots
 SVG = "{http://www.w3.org/2000/svg}"

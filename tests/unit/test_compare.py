@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from yamlforge.check.compare import RUNNER, Row, compare, differences, render
+from yamlforge.check.compare import RUNNER, Measurement, compare, differences, render
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import ULTRALYTICS, Target
 
-BASE = Row(model="rtdetr-l", yaml="/m/rtdetr-l.yaml", layers=29, parameters=32_970_476, gflops=108.0,
+BASE = Measurement(model="rtdetr-l", yaml="/m/rtdetr-l.yaml", layers=29, parameters=32_970_476, gflops=108.0,
            latency_ms=200.0, latency_runs=10, peak_mib=300.0, memory_method="peak RSS delta")
-SHSA = Row(model="rtdetr-l-SHSA", yaml="/m/rtdetr-l-SHSA.yaml", layers=30, parameters=33_000_000, gflops=110.0,
+SHSA = Measurement(model="rtdetr-l-SHSA", yaml="/m/rtdetr-l-SHSA.yaml", layers=30, parameters=33_000_000, gflops=110.0,
            latency_ms=210.0, latency_runs=10, peak_mib=330.0, memory_method="peak RSS delta")
-BROKEN = Row(model="broken", yaml="/m/broken.yaml", error="build: layer 16: module X is not known")
+BROKEN = Measurement(model="broken", yaml="/m/broken.yaml", error="build: layer 16: module X is not known")
 
 
 def measured(parameters: int) -> dict:
@@ -39,10 +40,10 @@ def models(tmp_path) -> list[Path]:
 def fake_runner(monkeypatch, answers: dict) -> list:
     calls = []
 
-    def run(python, args, **kwargs):
+    def run(script, args, **kwargs):
         yaml = args[args.index("--yaml") + 1]
-        calls.append((Path(yaml).stem, args, kwargs))
-        return answers[Path(yaml).stem]
+        calls.append((Path(yaml).stem, args, {**kwargs, "script": script}))
+        return RunnerAnswer(*answers[Path(yaml).stem])
 
     monkeypatch.setattr("yamlforge.check.compare.run_runner", run)
     return calls
@@ -70,7 +71,8 @@ def test_one_subprocess_per_model_in_order_and_a_broken_yaml_is_one_failed_row(m
 
 @pytest.mark.parametrize(("answer", "error"), [
     ((None, "Killed"), "the compare subprocess printed no result (Killed)"),
-    (({"error": "ValueError: x"}, "tb\nlast"), "the compare subprocess crashed: ValueError: x (last)"),
+    (({"error": "ValueError: x", "internal_error": "tb"}, "tb\nlast"),
+     "the compare subprocess crashed: ValueError: x (last)"),
 ], ids=["silent", "crash"])
 def test_a_dead_subprocess_is_a_failed_row(monkeypatch, models, tmp_path, answer, error):
     fake_runner(monkeypatch, {**ANSWERS, "broken": answer})

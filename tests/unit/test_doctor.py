@@ -12,6 +12,7 @@ from yamlforge.check import doctor as doctor_module
 from yamlforge.check.doctor import doctor, file_status
 from yamlforge.cli import app
 from yamlforge.patch.journal import plan_journal
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import detect_target
 
 cli = CliRunner()
@@ -51,7 +52,8 @@ def runner_answer(root, *traps: dict):
     """What verify_runner's environment mode prints: the checkout imported from itself, and ``traps``."""
     imported = {"package": "ultralytics", "file": f"{root}/ultralytics/__init__.py", "version": "8.3.40",
                 "inside_checkout": True}
-    return lambda python, args, timeout, script: ({"imported": imported, "traps": list(traps), "missing": []}, "")
+    return lambda script, args, python, timeout, target: RunnerAnswer(
+        {"imported": imported, "traps": list(traps), "missing": []}, "")
 
 
 def test_doctor_rolls_back_an_interrupted_run_and_says_so(tmp_path, monkeypatch):

@@ -12,11 +12,12 @@ import pytest
 from test_verify import SCHEMA, runner_output
 from typer.testing import CliRunner
 
-from yamlforge.check.export import RUNNER, add_export_check, check_format
+from yamlforge.check.export import RUNNER, add_export_check, check_export_format
 from yamlforge.check.verify import VerifyReport
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
 from yamlforge.scratch import EXTRA_RELEASES, ULTRALYTICS_RELEASES
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import ULTRALYTICS, YOLOV9, Target
 
 FACTS_84 = Target(root=Path("/r"), kind=ULTRALYTICS, version="8.4.190")
@@ -51,9 +52,9 @@ NOT_EXPORTABLE = {"status": "fail", "message": "layer 16 (SvdGate) does not expo
 def export_report(monkeypatch, answer, stderr="") -> tuple[VerifyReport, list]:
     calls = []
 
-    def fake_run(python, args, **kwargs):
-        calls.append((args, kwargs))
-        return answer, stderr
+    def fake_run(script, args, **kwargs):
+        calls.append((args, {**kwargs, "script": script}))
+        return RunnerAnswer(answer, stderr)
 
     monkeypatch.setattr("yamlforge.check.export.run_runner", fake_run)
     report = VerifyReport.from_runner(runner_output())
@@ -108,10 +109,10 @@ def test_export_is_skipped_after_a_failed_check(monkeypatch):
 
 
 def test_unknown_export_format_is_bad_input():
-    check_format("onnx")
-    check_format(None)
+    check_export_format("onnx")
+    check_export_format(None)
     with pytest.raises(YamlforgeError, match="--export tflite is not a format"):
-        check_format("tflite")
+        check_export_format("tflite")
     result = CliRunner().invoke(app, ["verify", "m.yaml", "--repo", ".", "--export", "tflite"])
     assert result.exit_code == 2 and "--export tflite" in result.output
 

@@ -26,7 +26,7 @@ from graph_checks import (
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from yamlforge.check.graph import STATUS_COLORS, graph_document, layout, output_labels, render, report_facts
+from yamlforge.check.draw import STATUS_COLORS, graph_document, layout, output_labels, render, report_facts
 from yamlforge.check.verify import VerifyReport
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
@@ -133,7 +133,7 @@ def test_output_labels(row, outputs, expected):
 
 
 def test_dot_is_written_without_graphviz_and_svg_needs_it(monkeypatch, tmp_path):
-    monkeypatch.setattr("yamlforge.check.graph.find_renderer", lambda: None)
+    monkeypatch.setattr("yamlforge.check.draw.find_renderer", lambda: None)
     assert render("digraph { a }", tmp_path / "g.dot").read_text() == "digraph { a }"
     with pytest.raises(YamlforgeError, match="no Graphviz") as info:
         render("digraph { a }", tmp_path / "g.svg")
@@ -141,7 +141,7 @@ def test_dot_is_written_without_graphviz_and_svg_needs_it(monkeypatch, tmp_path)
 
 
 def test_pdf_from_graphviz_pure_and_unknown_suffix_are_one_error(monkeypatch, tmp_path):
-    monkeypatch.setattr("yamlforge.check.graph.find_renderer", lambda: (Path("/venv/bin/graphviz-pure"), ("svg", "png")))
+    monkeypatch.setattr("yamlforge.check.draw.find_renderer", lambda: (Path("/venv/bin/graphviz-pure"), ("svg", "png")))
     with pytest.raises(YamlforgeError, match=r"graphviz-pure draws \.svg, \.png, not \.pdf"):
         render("digraph { a }", tmp_path / "g.pdf")
     with pytest.raises(YamlforgeError, match="the picture is .svg, .png, .pdf or .dot"):
@@ -171,7 +171,7 @@ def test_dot_that_fails_is_one_line_error_and_path_is_restored(no_system_dot, tm
 
 
 def test_dot_that_cannot_run_and_missing_graphviz_package_are_one_error(no_system_dot, monkeypatch):
-    monkeypatch.setattr("yamlforge.check.graph.find_renderer", lambda: (Path("/gone/bin/dot"), ("svg", "png", "pdf")))
+    monkeypatch.setattr("yamlforge.check.draw.find_renderer", lambda: (Path("/gone/bin/dot"), ("svg", "png", "pdf")))
     with pytest.raises(YamlforgeError, match=r"/gone/bin/dot could not be run to draw g\.svg") as info:
         layout("digraph { a }", "svg", name="g.svg")
     assert "pip install graphviz-pure" in info.value.hint and os.environ["PATH"] == no_system_dot
@@ -193,7 +193,7 @@ def test_report_facts_give_a_multi_output_row_a_stride_per_output():
 
 def test_graph_command_draws_the_model_with_its_build_facts(repo, tmp_path, monkeypatch):
     model, _ = generate(repo, "rtdetr-l-SHSA.yaml", tmp_path)
-    monkeypatch.setattr("yamlforge.check.graph.build_facts", lambda path, target, python=None: synthetic_facts(
+    monkeypatch.setattr("yamlforge.check.draw.build_facts", lambda path, target, python=None: synthetic_facts(
         model_rows(path)))
     result = CliRunner().invoke(app, ["graph", str(model), "--repo", str(repo), "--base", "rtdetr-l"])
     assert result.exit_code == 0, result.output
@@ -204,7 +204,7 @@ def test_graph_command_draws_the_model_with_its_build_facts(repo, tmp_path, monk
 
 
 def test_gen_yaml_graph_draws_the_yaml_it_wrote(repo, tmp_path, monkeypatch):
-    monkeypatch.setattr("yamlforge.check.graph.build_facts", lambda path, target, python=None: synthetic_facts(
+    monkeypatch.setattr("yamlforge.check.draw.build_facts", lambda path, target, python=None: synthetic_facts(
         model_rows(path)))
     out = tmp_path / "model.yaml"
     result = CliRunner().invoke(app, ["gen-yaml", "rtdetr-l", "--insert-after", "3=SHSA", "--repo", str(repo),

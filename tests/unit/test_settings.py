@@ -105,8 +105,9 @@ def test_every_runner_starts_from_the_copy(tmp_path, monkeypatch, log):
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "user"))
     script = tmp_path / "show_config.py"
     script.write_text(SHOW_CONFIG)
-    args = ["--mode", "verify", "--target", json.dumps(facts("8.4.190"))]
-    answer, stderr = run_runner(sys.executable, args, timeout=60, script=script, log=log)
+    target = Target(root=Path("/r"), kind=ULTRALYTICS, version="8.4.190")
+    ran = run_runner(script, ["--mode", "verify"], python=sys.executable, timeout=60, target=target, log=log)
+    answer, stderr = ran.data, ran.stderr
     assert answer is not None, stderr
     assert json.loads(answer["files"]["Ultralytics/settings.json"])["sync"] is log
     assert answer["log"] == ("1" if log else "0")

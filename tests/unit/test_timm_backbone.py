@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 from typer.testing import CliRunner
 
-from yamlforge.check.graph import _slots
+from yamlforge.check.draw import _slots
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
 from yamlforge.modelyaml.edits import parse_backbone, yaml_text

@@ -17,6 +17,7 @@ from yamlforge.check.verify import RUNNER, Check, VerifyReport, format_shape, re
 from yamlforge.cli import app
 from yamlforge.runners import verify_runner as runner
 from yamlforge.runners import yf_checks, yf_facts, yf_train
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import KINDS, YOLOV9, Runtime, Target
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "verify-schema.json").read_text())
@@ -74,7 +75,7 @@ def render(report: VerifyReport) -> str:
 
 def parse_model(layers):
     """Stands in for a target's parse_model frame: failing_layer reads its ``i`` and ``m`` locals."""
-    for i, (f, n, m, args) in enumerate(layers):
+    for i, (f, n, m, args) in enumerate(layers):  # noqa: B007 - the names parse_model's frame has
         if m == "SHSA":
             raise KeyError(m)
 
@@ -135,6 +136,27 @@ def test_the_trainers_last_transferred_line_is_the_count():
     text = "Transferred 10/359 items from pretrained weights\nx\nTransferred 352/353 items from OUT.pt\n"
     assert yf_train.transferred(text, "/w/OUT.pt") == {"items": 352, "of": 353, "from": "/w/OUT.pt"}
     assert yf_train.transferred(text, None) is None and yf_train.transferred("no such line", "OUT.pt") is None
+
+
+TRAINER_LOG_WITHOUT_TRANSFER = Path(__file__).resolve().parents[1] / "fixtures" / "trainer_logs" / \
+    "ultralytics-8.4.190-yolov8n-from-yaml.txt"  # LogLines("ultralytics") around YOLO("yolov8n.yaml").train(...)
+
+
+def test_a_start_from_a_checkpoint_the_trainer_does_not_count_is_a_warning():
+    """verify --train --weights OUT.pt: a trainer whose output has no "Transferred N/M items" line still trains,
+    but the start from OUT.pt cannot be shown, so the train check warns (the report stays ok)."""
+    output = TRAINER_LOG_WITHOUT_TRANSFER.read_text(encoding="utf-8")
+    status, moved, start = yf_train.start_from_checkpoint(output, "/w/OUT.pt")
+    assert (status, moved) == ("warn", None)
+    assert start == '; the trainer printed no "Transferred N/M items" line, so the start from OUT.pt could not be shown'
+    counted = output + "Transferred 352/353 items from /w/OUT.pt\n"
+    assert yf_train.start_from_checkpoint(counted, "/w/OUT.pt") == (
+        "pass", {"items": 352, "of": 353, "from": "/w/OUT.pt"}, "; from OUT.pt it transferred 352/353 items")
+    assert yf_train.start_from_checkpoint(output, None) == ("pass", None, "")
+    train = {"name": "train", "status": status, "message": "1 epoch" + start, "hint": None}
+    report = VerifyReport.from_runner(runner_output(checks=[*runner_output()["checks"], train]))
+    assert report.ok and report.check("train").status == "warn"
+    jsonschema.validate(json.loads(report.to_json()), SCHEMA)
 
 
 def test_log_lines_collect_a_loggers_messages_while_attached():
@@ -234,8 +256,8 @@ def test_runner_refuses_facts_it_does_not_understand_in_one_line(tmp_path, text,
 def test_verify_reports_a_refusal_as_a_runner_failure(monkeypatch, tmp_path):
     model = tmp_path / "m.yaml"
     model.write_text("nc: 1\n")
-    monkeypatch.setattr("yamlforge.check.verify.run_runner",
-                        lambda *a, **k: ({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, ""))
+    refusal = RunnerAnswer({"schema": "yamlforge.verify/1", "error": "--target lacks trainer"}, "")
+    monkeypatch.setattr("yamlforge.check.verify.run_runner", lambda *a, **k: refusal)
     report = verify(model, Target(root=tmp_path, kind=YOLOV9, version=None), imgsz=64)
     assert report.failed_checks == ["runner"]
     assert report.check("runner").message == "the verify subprocess refused to run: --target lacks trainer"
@@ -363,3 +385,25 @@ def test_parent_never_imports_torch():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ultralytics')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("data", "stderr", "failure", "reason", "diagnostic"), [
+    (None, "loading\nKilled\n", "the verify subprocess printed no result", "Killed", "loading\nKilled"),
+    (None, "", "the verify subprocess printed no result", "no output", ""),
+    ({"error": "ValueError: x", "internal_error": "Traceback ..."}, "tb",
+     "the verify subprocess crashed: ValueError: x", "ValueError: x", "Traceback ..."),
+    ({"error": "--target lacks trainer"}, "verify_runner: --target lacks trainer",
+     "the verify subprocess refused to run: --target lacks trainer", "--target lacks trainer",
+     "verify_runner: --target lacks trainer"),
+], ids=["silent", "silent-empty", "crash", "refusal"])
+def test_a_runner_answer_says_why_it_is_unusable(data, stderr, failure, reason, diagnostic):
+    answer = RunnerAnswer(data, stderr)
+    assert not answer.ok
+    assert (answer.failure("verify"), answer.reason(1), answer.diagnostic(15)) == (failure, reason, diagnostic)
+
+
+def test_a_runner_answers_first_failed_check_is_the_one_reported():
+    checks = [{"name": "import", "status": "pass"}, {"name": "build", "status": "fail"},
+              {"name": "forward", "status": "fail"}]
+    assert RunnerAnswer({"checks": checks}, "").failed_check["name"] == "build"
+    assert RunnerAnswer({"checks": checks[:1]}, "").failed_check is None and RunnerAnswer(None, "").failed_check is None

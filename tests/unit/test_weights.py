@@ -17,6 +17,7 @@ from yamlforge.resources import SPECS_DIR
 from yamlforge.runners import weights_runner
 from yamlforge.runners.yf_weightmap import MappingError, WeightMap
 from yamlforge.specs import SpecRegistry, load_spec
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.weights.load import parse_load, parse_official, unwrap_checkpoint
 
 
@@ -300,7 +301,8 @@ def layer_report(**problems):
 
 
 RUNS = [
-    ("filled", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "layers": [layer_report()]}], written="OUT"), 0, "create"),
+    ("filled", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "layers": [layer_report()]}],
+                      written="OUT"), 0, "create"),
     ("refused", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None,
                          "layers": [layer_report(missing=["conv.weight"])]}]), 1, (
      r"missing: conv.weight\n.*error: shsa.pt fills 1 of the 2 tensors of SHSA at layer 5; 1 tensor\(s\) missing\n"
@@ -311,9 +313,11 @@ RUNS = [
     ("wrong-width", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None,
                              "layers": [layer_report(mismatched={"b": [[4], [2]]})]}]), 1,
      r"1 tensor\(s\) of another shape: another width"),
-    ("no-layer", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "hint": None, "layers": []}]), 2, "has no layer of SHSA"),
-    ("bad-checkpoint", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": "the checkpoint holds no state_dict", "hint": "h",
-                                "layers": []}]), 2, "holds no state_dict; nothing was written"),
+    ("no-layer", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "hint": None, "layers": []}]), 2,
+     "has no layer of SHSA"),
+    ("bad-checkpoint", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "hint": "h", "layers": [],
+                                "error": "the checkpoint holds no state_dict"}]), 2,
+     "holds no state_dict; nothing was written"),
     ("no-build", answer([], checks=[{"name": "build", "status": "fail", "message": "layer 3: boom"}]), 2,
      "layer 3: boom"),
 ]
@@ -326,7 +330,8 @@ def test_weights_command_exits_by_what_the_runner_found(genyaml_repo, tmp_path, 
     (tmp_path / "shsa.pt").write_bytes(b"")
     (tmp_path / "m.yaml").write_text("nc: 1\n")
     calls = []
-    monkeypatch.setattr(yamlforge.weights.load, "run_runner", lambda *a, **k: (calls.append(k) or raw, ""))
+    monkeypatch.setattr(yamlforge.weights.load, "run_runner",
+                        lambda script, args, **k: RunnerAnswer(calls.append({**k, "script": script}) or raw, ""))
     result = CliRunner().invoke(app, ["weights", str(tmp_path / "m.yaml"), "--repo", str(genyaml_repo),
                                       "--load", f"SHSA={tmp_path / 'shsa.pt'}", "-o", str(tmp_path / "out.pt")])
     assert result.exit_code == code, result.output

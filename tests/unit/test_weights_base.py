@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from yamlforge.cli import app
 from yamlforge.runners.yf_basecarry import carry_row, row_of
 from yamlforge.runners.yf_layermap import LayerMap
+from yamlforge.target_python import RunnerAnswer
 from yamlforge.targets import ULTRALYTICS, YOLOV5
 from yamlforge.weights.basereport import freeze_text
 
@@ -103,7 +104,8 @@ def test_weights_base_exits_and_reports_by_what_the_runner_carried(genyaml_repo,
     (tmp_path / "best.pt").write_bytes(b"")
     (tmp_path / "m.yaml").write_text("nc: 1\n")
     calls = []
-    monkeypatch.setattr(yamlforge.weights.load, "run_runner", lambda *a, **k: (calls.append(a[1]) or raw, ""))
+    monkeypatch.setattr(yamlforge.weights.load, "run_runner",
+                        lambda *a, **k: RunnerAnswer(calls.append(a[1]) or raw, ""))
     result = CliRunner().invoke(app, ["weights", str(tmp_path / "m.yaml"), "--repo", str(genyaml_repo),
                                       "--base", str(tmp_path / "best.pt"), "-o", str(tmp_path / "out.pt")])
     assert result.exit_code == code, result.output

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import YamlforgeError
 from ..target_python import RUNNERS, resolve_python, run_runner
 from ..targets import Target
-from .verify import Check, check_options, resolve_yaml
+from .verify import check_options, resolve_yaml
 
 RUNNER = RUNNERS / "compare_runner.py"
 TIMEOUT = 900  # seconds per model
@@ -27,7 +27,7 @@ MEMORY_BATCH = 2  # the issue's "peak memory of one forward+backward at batch 2"
 
 
 @dataclass
-class Row:
+class Measurement:
     """One model: its measurements, or the error that stopped them."""
 
     model: str
@@ -46,13 +46,14 @@ class Row:
         return self.error is None
 
 
-def check_format(fmt: str) -> None:
+def check_output_format(fmt: str) -> None:
+    """``--format``: how the comparison is printed (``FORMATS``)."""
     if fmt not in FORMATS:
         raise YamlforgeError(f"--format {fmt} is not one of {', '.join(FORMATS)}", where="--format")
 
 
 def compare(yamls: list[Path], target: Target, *, imgsz: int = 640, batch: int = MEMORY_BATCH, runs: int = 10,
-            python: str | None = None, progress: Callable[[str], None] = lambda line: None) -> list[Row]:
+            python: str | None = None, progress: Callable[[str], None] = lambda line: None) -> list[Measurement]:
     """Measure each YAML in its own subprocess; bad input (a missing file, --imgsz) raises before any runs."""
     check_options(imgsz=imgsz, batch=batch)
     if runs < 1:
@@ -69,27 +70,25 @@ def compare(yamls: list[Path], target: Target, *, imgsz: int = 640, batch: int =
     return rows
 
 
-def measure_one(given: str, yaml: str, target: Target, *, imgsz: int, batch: int, runs: int, python: str) -> Row:
+def measure_one(given: str, yaml: str, target: Target, *, imgsz: int, batch: int, runs: int,
+                python: str) -> Measurement:
     args = ["--mode", "compare", "--yaml", yaml,
             "--imgsz", str(imgsz), "--batch", str(batch), "--runs", str(runs)]
     answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT, target=target)
-    raw = answer.data
-    row = Row(model=Path(given).stem, yaml=yaml)
+    row = Measurement(model=Path(given).stem, yaml=yaml)
     if not answer.ok:
-        what = f"crashed: {answer.error}" if raw else "printed no result"
-        row.error = f"the compare subprocess {what} ({answer.tail(1, empty='no output')})"
+        row.error = f"{answer.failure('compare')} ({answer.tail(1, empty='no output')})"
         return row
-    failed = next((Check.from_dict(c) for c in raw.get("checks", []) if c["status"] == "fail"), None)
-    if failed is not None:
-        row.error = f"{failed.name}: {failed.message}"
+    if answer.failed_check is not None:
+        row.error = f"{answer.failed_check['name']}: {answer.failed_check['message']}"
         return row
-    totals = raw.get("totals") or {}
+    totals = answer.data.get("totals") or {}
     for name in ("layers", "parameters", "gflops", "latency_ms", "latency_runs", "peak_mib", "memory_method"):
         setattr(row, name, totals.get(name))
     return row
 
 
-def summary(row: Row) -> str:
+def summary(row: Measurement) -> str:
     if not row.ok:
         return f"failed: {row.error}"
     return (f"{row.parameters:,} parameters, {row.gflops:.2f} GFLOPs, {row.latency_ms:.1f} ms, "
@@ -99,7 +98,7 @@ def summary(row: Row) -> str:
 # ------------------------------------------------------------------ rendering
 
 
-def differences(rows: list[Row]) -> list[dict[str, float | None]]:
+def differences(rows: list[Measurement]) -> list[dict[str, float | None]]:
     """Per row, each metric minus the first measured row's (None for the first row and failed rows)."""
     base = next((r for r in rows if r.ok), None)
     out = []
@@ -130,7 +129,7 @@ def _cell(value, delta, digits: str) -> str:
 COLUMNS = (("layers", "0"), ("parameters", "0"), ("gflops", "2"), ("latency_ms", "1"), ("peak_mib", "0"))
 
 
-def table_cells(rows: list[Row], imgsz: int, batch: int) -> tuple[list[str], list[list[str]]]:
+def table_cells(rows: list[Measurement], imgsz: int, batch: int) -> tuple[list[str], list[list[str]]]:
     runs = next((r.latency_runs for r in rows if r.ok), None)
     header = ["model", "layers", "parameters", f"GFLOPs@{imgsz}", f"latency ms (b1, median of {runs})",
               f"peak MiB (fwd+bwd, b{batch})"]
@@ -143,7 +142,7 @@ def table_cells(rows: list[Row], imgsz: int, batch: int) -> tuple[list[str], lis
     return header, body
 
 
-def render(rows: list[Row], fmt: str, *, imgsz: int, batch: int) -> str:
+def render(rows: list[Measurement], fmt: str, *, imgsz: int, batch: int) -> str:
     """The rows as ``table`` (plain, aligned), ``markdown`` (a GitHub table), ``csv`` or ``json``."""
     if fmt == "json":
         return json.dumps({"schema": SCHEMA_ID, "imgsz": imgsz, "batch": batch,
@@ -171,7 +170,7 @@ def _aligned(header: list[str], body: list[list[str]]) -> list[str]:
             for line in lines]
 
 
-def _csv(rows: list[Row]) -> str:
+def _csv(rows: list[Measurement]) -> str:
     out = io.StringIO()
     names = ["model", "yaml", *METRICS, "latency_runs", "memory_method", "error", *(f"d_{m}" for m in METRICS)]
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")

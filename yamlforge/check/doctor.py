@@ -61,13 +61,11 @@ def doctor(target: Target, *, python: str | None = None) -> DoctorReport:
     if requires:
         args += ["--requires", *requires]
     answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT, target=target)
-    raw = answer.data
     if not answer.ok:
-        last = answer.error or answer.tail(1, empty="no output")
-        report.problems.append(Problem(f"{python} cannot run yamlforge's probe: {last}",
+        report.problems.append(Problem(f"{python} cannot run yamlforge's probe: {answer.reason(1)}",
                                        f"check that {python} is the Python you train with"))
         return report
-    _check_environment(report, raw)
+    _check_environment(report, answer.data)
     return report
 
 

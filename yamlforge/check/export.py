@@ -12,7 +12,8 @@ FORMATS = ("onnx",)
 TIMEOUT = 900  # seconds: a build, an export and an onnxruntime run of one model on CPU
 
 
-def check_format(fmt: str | None) -> None:
+def check_export_format(fmt: str | None) -> None:
+    """``--export``: the format the model is exported to (None: no export)."""
     if fmt is not None and fmt not in FORMATS:
         raise YamlforgeError(f"--export {fmt} is not a format yamlforge exports to ({', '.join(FORMATS)})",
                              where="--export", hint="--export onnx")
@@ -37,13 +38,10 @@ def add_export_check(report: VerifyReport, target: Target, *, imgsz: int, log: b
 
 def _export_check(answer: RunnerAnswer) -> Check:
     """The runner's ``export`` check, or its first failed check (import, build) renamed, or why it said nothing."""
-    raw = answer.data
     if not answer.ok:
-        what = "printed no result" if raw is None else f"crashed: {answer.error}"
-        return Check("export", "fail", f"the export subprocess {what}", details={"stderr": answer.tail(15)})
-    checks = [Check.from_dict(c) for c in raw.get("checks", [])]
-    found = next((c for c in checks if c.name == "export"), None)
+        return Check("export", "fail", answer.failure("export"), details={"stderr": answer.tail(15)})
+    found = next((c for c in answer.data.get("checks", []) if c["name"] == "export"), None)
     if found is not None:
-        return found
-    failed = next(c for c in checks if c.status == "fail")
+        return Check.from_dict(found)
+    failed = Check.from_dict(answer.failed_check)
     return Check("export", "fail", f"{failed.name}: {failed.message}", hint=failed.hint, where=failed.where)

@@ -177,15 +177,9 @@ def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, 
     if train:
         args.append("--train")
     answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT[bool(train)], target=target, log=log)
-    raw = answer.data
-    if raw is None:
-        return _runner_failure(target, yaml, imgsz, batch, python, "the verify subprocess printed no result",
-                               answer.tail(15))
-    if "error" in raw:  # a crash (with its traceback), or target facts the runner does not understand
-        what = "crashed" if "internal_error" in raw else "refused to run"
-        return _runner_failure(target, yaml, imgsz, batch, python, f"the verify subprocess {what}: {raw['error']}",
-                               raw.get("internal_error") or answer.tail(15))
-    return VerifyReport.from_runner(raw)
+    if not answer.ok:  # no answer, a crash (with its traceback), or target facts the runner does not understand
+        return _runner_failure(target, yaml, imgsz, batch, python, answer.failure("verify"), answer.diagnostic(15))
+    return VerifyReport.from_runner(answer.data)
 
 
 # ------------------------------------------------------------------ rendering

@@ -23,11 +23,11 @@ def verify_command(
                                       "compare onnxruntime with PyTorch."),
 ):
     """Build the model in the checkout's own code: imports, layer table, GFLOPs, gradients, optional smoke training."""
-    from ..check.export import add_export_check, check_format
+    from ..check.export import add_export_check, check_export_format
     from ..check.verify import render_report, verify
     from ..targets import detect_target
 
-    check_format(export)
+    check_export_format(export)
     target = detect_target(repo)
     report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python, log=log, weights=weights)
     if export:
@@ -50,10 +50,10 @@ def compare_command(
     python: str | None = typer.Option(None, "--python", help="Python to run the models in (your training venv)."),
 ):
     """Layers, parameters, GFLOPs, CPU latency and peak memory of each model, and the difference to the first."""
-    from ..check.compare import MEMORY_BATCH, check_format, compare, render
+    from ..check.compare import MEMORY_BATCH, check_output_format, compare, render
     from ..targets import detect_target
 
-    check_format(fmt)
+    check_output_format(fmt)
     rows = compare(models, detect_target(repo), imgsz=imgsz, runs=runs, python=python, progress=stderr)
     typer.echo(render(rows, fmt, imgsz=imgsz, batch=MEMORY_BATCH))
     if not all(row.ok for row in rows):
@@ -85,7 +85,7 @@ def graph_command(
     python: str | None = typer.Option(None, "--python", help="Python to build the model in (your training venv)."),
 ):
     """Draw the model: a node per row with the channels and stride of a real build, edited rows highlighted."""
-    from ..check.graph import draw
+    from ..check.draw import draw
     from ..targets import detect_target
 
     drawn = draw(model, detect_target(repo), output or model.with_suffix(".svg"), base=base, python=python)

@@ -130,7 +130,7 @@ def _after_writing(result, *, graph: Path | None, run_verify: bool, imgsz: int, 
     from ..targets import detect_target
 
     if graph is not None:
-        from ..check.graph import draw
+        from ..check.draw import draw
 
         stderr(f"create   {draw(result.output_path, detect_target(result.root), graph, python=python)}")
     if run_verify:

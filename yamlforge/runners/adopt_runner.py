@@ -28,20 +28,21 @@ import contextlib
 import inspect
 import json
 import math
-import os
 import sys
 import traceback
 from fractions import Fraction
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.adopt_runner (the tests)
+    from . import yf_facts
     from . import yf_probe as yp
     from . import yf_widths as widths
 else:  # a script in the target's Python: its own folder is sys.path[0]
+    import yf_facts
     import yf_probe as yp
     import yf_widths as widths
 
-ProbeError, one_line, run = yp.ProbeError, yp.one_line, yp.run
+ProbeError, run, one_line = yp.ProbeError, yp.run, yf_facts.one_line
 C_IN, C_OUT = widths.C_IN, widths.C_OUT
 
 IN_NAMES = ("dim", "channels", "in_channels", "c1", "inp", "in_chans", "in_dim", "dim_in", "in_ch", "in_planes",
@@ -351,10 +352,7 @@ def main(argv=None) -> int:
     parser.add_argument("request", help="JSON file: {root, file, probes: [{class, module, sets}]}")
     args = parser.parse_args(argv)
     request = json.loads(Path(args.request).read_text(encoding="utf-8"))
-    json_out = os.fdopen(os.dup(1), "w")
-    sys.stdout.flush()
-    os.dup2(2, 1)  # the user's prints (even from C code) go to stderr
-    sys.stdout = sys.stderr
+    json_out = yf_facts.json_stdout()  # the user's prints (even from C code) go to stderr
     import torch
 
     torch.set_num_threads(1)  # tiny tensors: thread start-up would cost more than it saves

@@ -107,8 +107,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--runs", type=int, default=10)  # timed forwards; the rest is verify_runner's command line
     own, rest = parser.parse_known_args()
-    vr.MODES["compare"] = functools.partial(mode_compare, runs=own.runs)
-    return vr.main(rest)
+    return vr.main(rest, {"compare": functools.partial(mode_compare, runs=own.runs)})
 
 
 if __name__ == "__main__":

@@ -309,9 +309,9 @@ def report_export_failure(report, exc: BaseException, model, imgsz: int, exporte
                             where=where_in_checkout(exc, root), layer=None, opset=opset)
     return report.check(
         "export", "fail", f"layer {layer['index']} ({layer['module']}) does not export to ONNX: "
-        f"{yf_facts.one_line(layer_exc)}", where=layer.pop("where") or yf_facts.where_in_traceback(layer_exc), layer=layer,
-        opset=opset, hint="replace the op with one ONNX has (see torch.onnx's supported operators), or register a "
-                          "symbolic for it with torch.onnx.register_custom_op_symbolic")
+        f"{yf_facts.one_line(layer_exc)}", where=layer.pop("where") or yf_facts.where_in_traceback(layer_exc),
+        layer=layer, opset=opset, hint="replace the op with one ONNX has (see torch.onnx's supported operators), or "
+                                       "register a symbolic for it with torch.onnx.register_custom_op_symbolic")
 
 
 def check_export(report, facts: dict, cfg: str, cfg_dict: dict, model, imgsz: int) -> bool:
@@ -355,8 +355,7 @@ def mode_export(args, facts: dict) -> dict:
 
 
 def main() -> int:
-    vr.MODES["export"] = mode_export
-    return vr.main()
+    return vr.main(modes={"export": mode_export})
 
 
 if __name__ == "__main__":

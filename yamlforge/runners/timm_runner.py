@@ -5,7 +5,7 @@
 and reads one JSON object from its last stdout line. Models are built on torch's meta device: timm runs its
 constructor (so ``feature_info`` is the real one) but no tensor is allocated and no weight is read, which takes
 milliseconds per model. Only a ``pretrained_file`` is loaded for real, to refuse a file of another model before
-gen-yaml writes anything. Like its siblings, this file imports nothing from yamlforge.
+gen-yaml writes anything. Like its siblings, this file imports nothing from yamlforge (only ``yf_facts``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ import json
 import sys
 import warnings
 from pathlib import Path
+
+if __package__:  # imported as yamlforge.runners.timm_runner (the tests)
+    from . import yf_facts
+else:  # a script in the target's Python: its own folder is sys.path[0]
+    import yf_facts
 
 SCHEMA = "yamlforge.timm/1"
 # Tried in this order when a model refuses sizes other than its own: timm's switches to a dynamic input size.
@@ -176,7 +181,7 @@ def _survey_row(timm, torch, name: str) -> dict:
         model = _meta_model(timm, torch, name, {})
         row.update(channels=list(model.feature_info.channels()), reductions=list(model.feature_info.reduction()))
     except Exception as exc:  # listed with its reason instead
-        row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]
+        row["error"] = yf_facts.one_line(exc)[:160]
     return row
 
 

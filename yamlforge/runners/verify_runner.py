@@ -106,9 +106,9 @@ def mode_environment(args, facts: dict) -> dict:
 MODES = {"verify": mode_verify, "predict": mode_predict, "environment": mode_environment}
 
 
-def parse_args(argv):
+def parse_args(argv, modes=MODES):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=tuple(MODES), default="verify")
+    parser.add_argument("--mode", choices=tuple(modes), default=next(iter(modes)))
     parser.add_argument("--target", required=True, help="the facts JSON of yamlforge's Target.runner_facts")
     parser.add_argument("--yaml")
     parser.add_argument("--imgsz", type=int, default=640)
@@ -122,16 +122,23 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def serve(target: str, compute, schema: str) -> int:
+    """Every facts-driven runner's main: ``compute(facts)`` printed as the one JSON answer; ``--target`` facts this
+    file does not understand are that answer's ``error`` (and one line on stderr), with exit status 2."""
     try:
-        facts = read_facts(args.target)
+        facts = read_facts(target)
     except yf_facts.FactsError as exc:  # yamlforge and this file disagree: one line, the same as the JSON answer
-        print(f"verify_runner: {exc}", file=sys.stderr)
-        print(json.dumps({"schema": yf_facts.VERIFY_SCHEMA, "error": str(exc)}), flush=True)
+        print(f"{Path(sys.argv[0]).stem}: {exc}", file=sys.stderr)
+        print(json.dumps({"schema": schema, "error": str(exc)}), flush=True)
         return 2
-    yf_facts.print_one_json(lambda: MODES[args.mode](args, facts), yf_facts.VERIFY_SCHEMA)
+    yf_facts.print_one_json(lambda: compute(facts), schema)
     return 0
+
+
+def main(argv=None, modes=MODES) -> int:
+    """``modes``: the ``--mode`` values this run offers (verify's own, or those of a runner built on it)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, modes)
+    return serve(args.target, lambda facts: modes[args.mode](args, facts), yf_facts.VERIFY_SCHEMA)
 
 
 if __name__ == "__main__":

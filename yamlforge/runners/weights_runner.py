@@ -1,6 +1,7 @@
 """Runs inside the target's Python: loads official checkpoints into a model's layers, saves a checkpoint, prints JSON.
 
-``yamlforge.weights.load`` runs it as ``python weights_runner.py --target FACTS --yaml MODEL --load LOADS --output OUT``.
+``yamlforge.weights.load`` runs it as
+``python weights_runner.py --target FACTS --yaml MODEL --load LOADS --output OUT``.
 ``LOADS`` is a JSON list of ``{"name", "checkpoint", "classes", "map"}``: a module's name, the official
 checkpoint, the class names its layers have, and its spec's ``official:`` fields. The model is built by the
 target's own code through verify_runner.py's facts-driven build; every layer whose class is one of ``classes``
@@ -160,13 +161,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        facts = runner.read_facts(args.target)
-    except yf_facts.FactsError as exc:
-        print(json.dumps({"schema": SCHEMA, "error": str(exc)}), flush=True)
-        return 2
-    yf_facts.print_one_json(lambda: mode_weights(args, facts), SCHEMA)
-    return 0
+    return runner.serve(args.target, lambda facts: mode_weights(args, facts), SCHEMA)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -21,8 +22,11 @@ FACT_KEYS = frozenset({
     "train_hyp", "legacy_numpy", "export_script", "export_opset_fix",
     "settings_files", "quiet_settings", "settings_object", "analytics_clients", "checkpoint_models", "freeze_syntax",
 })
-# yamlforge.user_settings sets it: "1" when the user passed --log (the run keeps the settings the user has)
+# yamlforge.target_python sets it: "1" when the user passed --log (the run keeps the settings the user has)
 LOG_ENV = "YAMLFORGE_LOG"
+# Import name -> pip distribution, shared with adopt's requirement check (yamlforge.adopt.source): read by path, since
+# a runner imports nothing from yamlforge.
+PIP_NAMES_FILE = Path(__file__).resolve().parent.parent / "data" / "pip_names.json"
 # Checkout loaders that predate torch 2.6's weights_only=True default (YOLOv9, Ultralytics before 8.1.x) need this.
 LEGACY_LOAD_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
@@ -159,13 +163,24 @@ def settings_state(facts: dict, started: dict | None) -> dict | None:
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """``Type: first line of the message``, spaces collapsed and cut at 300 characters (``Type`` alone without one)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    text = " ".join(lines[0].split())[:300] if lines else ""
+    return f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
-PIP_NAMES = {"cpuinfo": "py-cpuinfo", "cv2": "opencv-python", "yaml": "PyYAML", "PIL": "pillow",
-             "thop": "ultralytics-thop", "sklearn": "scikit-learn",
-             "huggingface_hub": "'huggingface_hub<0.25'"}  # yolov5 7.0's train.py imports a module 0.25 removed
+@functools.lru_cache(maxsize=1)
+def pip_table() -> dict:
+    """The shared table: ``pip_names`` (import name -> distribution) and ``pinned`` (distribution -> requirement)."""
+    return json.loads(PIP_NAMES_FILE.read_text(encoding="utf-8"))
+
+
+def install_name(module: str) -> str:
+    """What ``pip install`` needs for the top-level ``module`` (shell-quoted when it carries a version bound)."""
+    table = pip_table()
+    name = table["pip_names"].get(module, module)
+    pinned = table["pinned"].get(name)
+    return f"'{pinned}'" if pinned else name
 
 
 def hint_for(exc: BaseException, package: str) -> str | None:
@@ -174,7 +189,7 @@ def hint_for(exc: BaseException, package: str) -> str | None:
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.split(".")[0]
         if top != package:
-            return f"{sys.executable} -m pip install {PIP_NAMES.get(top, top)}"
+            return f"{sys.executable} -m pip install {install_name(top)}"
     if isinstance(exc, RuntimeError) and "torchvision::" in str(exc):  # "operator torchvision::nms does not exist"
         import torch
 
@@ -274,11 +289,7 @@ def import_torch(report: Report) -> bool:
 
 def print_one_json(compute, schema: str) -> None:
     """Print ``compute()``'s answer (or the crash) as the one JSON line on stdout; everything else goes to stderr."""
-    # Targets print tables and progress bars on stdout; stdout must carry only our JSON.
-    json_out = os.fdopen(os.dup(1), "w")
-    sys.stdout.flush()
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    json_out = json_stdout()
     try:
         answer = compute()
     except BaseException as exc:  # a bug here or in the target: still one JSON object, with the traceback
@@ -287,3 +298,13 @@ def print_one_json(compute, schema: str) -> None:
                   "error": one_line(exc)}
     json_out.write(json.dumps(answer, default=str) + "\n")
     json_out.flush()
+
+
+def json_stdout():
+    """Every runner's first step: stdout's file descriptor kept for our JSON (returned as a stream), and whatever else
+    is printed (tables, progress bars, the user's prints, even from C code) sent to stderr."""
+    json_out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return json_out

@@ -1,4 +1,4 @@
-"""Shared by the adopt probes (runs in the target's Python): the one-line error, feeding a module in each layout."""
+"""Shared by the adopt probes (runs in the target's Python): feeding a module in each layout, reading its output."""
 
 from __future__ import annotations
 
@@ -12,11 +12,6 @@ SIZE_NAMES = ("x_size", "hw_shape", "hw", "size", "shape")
 
 class ProbeError(Exception):
     """A one-line reason the class cannot be adopted."""
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "(no message)"
-    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def progress(*parts) -> None:
@@ -43,8 +38,8 @@ def run(module, layout: str, channels: int, size: int):
     import torch
 
     progress(type(module).__name__, layout, size)
-    shape = {"nchw": (1, channels, size, size), "nhwc": (1, size, size, channels)}.get(layout, (1, size * size, channels))
-    x = torch.randn(shape)
+    shapes = {"nchw": (1, channels, size, size), "nhwc": (1, size, size, channels)}
+    x = torch.randn(shapes.get(layout, (1, size * size, channels)))
     args = {"tokens_hw": (size, size), "tokens_size": ((size, size),)}.get(layout, ())
     with torch.no_grad():
         out = module(x, *args)

@@ -12,8 +12,10 @@ import math
 from fractions import Fraction
 
 if __package__:  # imported as yamlforge.runners.yf_widths (the tests)
+    from . import yf_facts
     from . import yf_probe as probe
 else:  # a script in the target's Python: its own folder is sys.path[0]
+    import yf_facts
     import yf_probe as probe
 
 C_IN, C_OUT = 32, 48  # distinct from every probed map size, so NCHW and NHWC cannot be confused
@@ -49,7 +51,7 @@ class Builder:
             return self.cls(**kwargs).eval()
         except Exception as exc:
             shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-            raise probe.ProbeError(f"{self.cls.__name__}({shown}) failed: {probe.one_line(exc)}") from None
+            raise probe.ProbeError(f"{self.cls.__name__}({shown}) failed: {yf_facts.one_line(exc)}") from None
 
     def output(self, layout: str, size: int, c_in: int, c_out: int):
         """The output of a build at (c_in, c_out) fed at ``size``; None when it does not build or run."""

@@ -1,8 +1,8 @@
 """``yamlforge weights``: the paper's official weights into every layer of a module, as a checkpoint the trainer
 starts from.
 
-The matching itself (``official:`` rules, reports, checkpoint unwrapping) is :mod:`yamlforge.runners.yf_weightmap`, which
-``weights_runner.py`` runs in the target's Python next to the built model; this side parses ``--load``, runs
+The matching itself (``official:`` rules, reports, checkpoint unwrapping) is :mod:`yamlforge.runners.yf_weightmap`,
+which ``weights_runner.py`` runs in the target's Python next to the built model; this side parses ``--load``, runs
 it (subprocess, timeout, one JSON object out) and renders what it found.
 """
 
@@ -109,26 +109,23 @@ def load_weights(model: Path, target: Target, loads: list[Load], output: Path, *
         args += ["--base", str(Path(base).resolve())]
     answer = run_runner(RUNNER, args, python=resolve_python(python), timeout=TIMEOUT, target=target)
     _raise_for_answer(answer, Path(yaml).name)
-    raw = answer.data
-    summary = raw.get("base")
-    if summary is not None:
-        summary = base_summary(summary, target)
-    return WeightsResult(yaml, raw["loads"], raw["written"], raw["notes"], summary)
+    found = answer.data
+    summary = None if found.get("base") is None else base_summary(found["base"], target)
+    return WeightsResult(yaml, found["loads"], found["written"], found["notes"], summary)
 
 
 def _raise_for_answer(answer: RunnerAnswer, model: str) -> None:
     """The runner's crash, a failed build, an unreadable checkpoint or a module no layer uses, as one error."""
-    raw = answer.data
     if not answer.ok:
-        raise InternalError(f"the weights subprocess gave no result: {answer.error or answer.tail(5)}")
-    failed = next((c for c in raw["checks"] if c["status"] == "fail"), None)
+        raise InternalError(f"the weights subprocess gave no result: {answer.reason(5)}")
+    failed, found = answer.failed_check, answer.data
     if failed:  # a model the target cannot build (or import) is bad input to this command: nothing to load into
         error = YamlforgeError if failed["name"] == "build" else CheckFailed
         raise error(f"{failed['message']}; nothing was written", where=failed.get("where") or model,
                     hint=failed.get("hint"))
-    if raw.get("base") is not None:
-        raise_for_base(raw["base"], model)
-    for load in raw["loads"]:
+    if found.get("base") is not None:
+        raise_for_base(found["base"], model)
+    for load in found["loads"]:
         where = f"--load {load['name']}"
         if load["error"]:
             raise YamlforgeError(f"{load['error']}; nothing was written", where=where, hint=load["hint"])

@@ -21,6 +21,7 @@ from ..modelyaml.graph import INPUT, SECTIONS, Layer, ModelGraph, from_values, s
 from ..modelyaml.layout import ModelLayout
 from ..modelyaml.strides import stride_label
 from ..resources import render as render_template
+from ..target_python import last_lines
 
 TEMPLATE = "graph/model.dot.j2"
 FORMATS = ("svg", "png", "pdf")
@@ -308,8 +309,8 @@ def layout(dot: str, fmt: str, *, name: str = "the graph") -> bytes:
                              hint=f"{sys.executable} -m pip install graphviz-pure  # or -o {Path(name).stem}.dot"
                              ) from None
     except graphviz.CalledProcessError as exc:
-        message = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        raise YamlforgeError(f"{binary} could not draw {name}: {message[0]}", where="-o",
+        message = last_lines((exc.stderr or b"").decode(errors="replace"), 1, empty="no message")
+        raise YamlforgeError(f"{binary} could not draw {name}: {message}", where="-o",
                              hint=f"-o {Path(name).stem}.dot writes the graph without Graphviz") from None
 
 
