@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import YamlforgeError
+from .patch.textfile import read_text
 
 
 def parse_python(text: str, filename: str) -> ast.Module:
@@ -308,7 +309,7 @@ class Target:
     @cached_property
     def known_layers(self) -> frozenset[str]:
         """Names parse_model can resolve without yamlforge: everything tasks.py imports or defines."""
-        tree = parse_python(self.tasks_path.read_text(encoding="utf-8"), self.kind.tasks_file)
+        tree = parse_python(read_text(self.tasks_path), self.kind.tasks_file)
         names: set[str] = set()
         star_modules: list[str] = []
         for node in tree.body:
@@ -323,7 +324,7 @@ class Target:
         for module in star_modules:  # YOLOv9: from models.common import *
             path = self.root / (module.removeprefix(self.package_prefix).replace(".", "/") + ".py")
             if path.is_file():
-                sub = parse_python(path.read_text(encoding="utf-8"), str(path.relative_to(self.root)))
+                sub = parse_python(read_text(path), str(path.relative_to(self.root)))
                 names.update(n.name for n in sub.body if isinstance(n, ast.ClassDef))
         return frozenset(names)
 
@@ -331,7 +332,7 @@ class Target:
     def scale_pattern(self) -> str | None:
         """The regex the checkout's ``guess_model_scale`` reads a scale from a file name with (the string passed to
         ``re.search`` in it); None when the target guesses no scale from names (YOLOv9)."""
-        source = self.tasks_path.read_text(encoding="utf-8")
+        source = read_text(self.tasks_path)
         # Only the function (up to the next top-level line) is parsed: all of tasks.py would cost gen-yaml ~40 ms.
         start = source.find("\ndef guess_model_scale(") + 1
         if not start:
@@ -363,7 +364,7 @@ def _package_prefix(root: Path, kind: TargetKind) -> str:
     """``"yolov5."`` when the tasks file imports its blocks as ``yolov5.models.common`` (a pip-packaged root)."""
     if kind.package_init is None:  # Ultralytics: the root holds the package folder itself
         return ""
-    source = (root / kind.tasks_file).read_text(encoding="utf-8")
+    source = read_text(root / kind.tasks_file)
     match = re.search(rf"^from\s+((?:\w+\.)*){re.escape(kind.blocks_module)}\s+import\b", source, re.MULTILINE)
     prefix = match.group(1) if match else ""
     if prefix and prefix != f"{root.name}.":

@@ -21,6 +21,7 @@ from ..errors import YamlforgeError
 from ..resources import render
 from ..specs import ModuleSpec
 from ..targets import Target
+from .textfile import read_text
 
 ALL = "all"
 FILE_TEMPLATE = "fuse/file.py.j2"
@@ -293,7 +294,7 @@ def disk_reader(target: Target) -> Callable[[str], str | None]:
 
     def read(rel: str) -> str | None:
         path = target.root / rel
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_text(path) if path.is_file() else None
 
     return read
 
