@@ -30,6 +30,8 @@ from .manifest import (
     FileRecord,
     Manifest,
     read_manifest,
+    recorded_file,
+    recorded_path,
     sha256,
 )
 from .rebase import rebase_all
@@ -225,9 +227,9 @@ def _placement_error(target: Target, spec: ModuleSpec, rel: str, verb: str) -> Y
 # ----------------------------------------------------------------------------- planning
 
 
-def _spec_for(name: str, record: AppliedModule, registry: SpecRegistry) -> ModuleSpec:
+def _spec_for(target: Target, name: str, record: AppliedModule, registry: SpecRegistry) -> ModuleSpec:
     if record.spec_path:
-        return load_spec(record.spec_path)
+        return load_spec(recorded_file(record.spec_path, target.root))
     spec = registry.find(name)
     if spec is None:
         raise YamlforgeError(f"module '{name}' is recorded in the manifest but no spec for it exists any more",
@@ -300,7 +302,7 @@ def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fu
         new.modules[spec.name] = AppliedModule(
             spec_digest=spec.digest(), exports=list(spec.exports), role=spec.role, channels=spec.channels,
             file=_package_folder(target, spec) + "/" if spec.is_package else target.module_path(spec.file_stem),
-            spec_path=None if spec.bundled else str(spec.spec_path),
+            spec_path=None if spec.bundled else recorded_path(spec.spec_path, target.root.resolve()),
             requires=list(spec.requires),
         )
     for fusion in fusions:
@@ -343,7 +345,7 @@ def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, 
     wanted: dict[str, ModuleSpec] = {}
     if manifest:
         for name, record in manifest.modules.items():
-            wanted[name] = _spec_for(name, record, registry)
+            wanted[name] = _spec_for(target, name, record, registry)
     for spec in specs:
         wanted[spec.name] = spec
     all_specs = sorted(wanted.values(), key=lambda s: s.name)
@@ -401,7 +403,7 @@ def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None 
     if unknown:
         applied = ", ".join(sorted(manifest.modules) + sorted(manifest.fusions)) or "none"
         raise YamlforgeError(f"module '{unknown[0]}' is not applied (applied: {applied})", where="--module")
-    keep = [_spec_for(n, r, registry) for n, r in sorted(manifest.modules.items()) if n not in names]
+    keep = [_spec_for(target, n, r, registry) for n, r in sorted(manifest.modules.items()) if n not in names]
     kept = {s.name for s in keep}
     fusions = [_fusion(r) for n, r in sorted(manifest.fusions.items()) if n not in names]
     dropped = [f.name for f in fusions if f.spec not in kept]  # a fusion goes with the module it embeds

@@ -1,0 +1,96 @@
+"""Newline style and BOM: read as normalised text, written back byte for byte (yamlforge/patch/textfile.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from yamlforge.patch.changeset import Changeset
+from yamlforge.patch.textfile import BOM, TextStyle, decode, normalise
+from yamlforge.patch.writer import write_changeset
+
+LF = "import torch\n\nclass A:\n    pass\n"
+CRLF = LF.replace("\n", "\r\n")
+
+# (raw text of a file, its normalised text, its dominant line ending, BOM)
+FILES = [
+    pytest.param(LF, LF, "\n", False, id="lf"),
+    pytest.param(CRLF, LF, "\r\n", False, id="crlf"),
+    pytest.param("a\r\nb\nc\r\nd\r\n", "a\nb\nc\nd\n", "\r\n", False, id="mixed-crlf-mostly"),
+    pytest.param("a\nb\r\nc\n", "a\nb\nc\n", "\n", False, id="mixed-lf-mostly"),
+    pytest.param("a\rb\rc\r", "a\nb\nc\n", "\r", False, id="old-mac-cr"),
+    pytest.param(BOM + CRLF, LF, "\r\n", True, id="bom-crlf"),
+    pytest.param(BOM + LF, LF, "\n", True, id="bom-lf"),
+    pytest.param("a\r\nb", "a\nb", "\r\n", False, id="crlf-no-trailing-newline"),
+    pytest.param("x = 1", "x = 1", "\n", False, id="one-line-no-newline"),
+    pytest.param("", "", "\n", False, id="empty"),
+    pytest.param("a\x0cb\r\n", "a\x0cb\n", "\r\n", False, id="form-feed-is-not-a-line-end"),
+]
+
+
+def edit(text: str) -> str:
+    """A codemod's kind of edit: a line inserted after the first, one appended (idempotent)."""
+    lines = text.split("\n")
+    if "# added" in lines:
+        return text
+    edited = "\n".join(lines[:1] + ["# added"] + lines[1:])
+    return edited + ("" if edited.endswith("\n") else "\n") + "# appended\n"
+
+
+@pytest.mark.parametrize(("raw", "text", "newline", "bom"), FILES)
+def test_decode_normalises_and_encode_gives_the_same_bytes_back(raw, text, newline, bom):
+    data = raw.encode("utf-8")
+    normalised, style = decode(data)
+    assert normalised == text == normalise(raw)
+    assert (style.newline, style.bom) == (newline, bom)
+    assert style.encode(normalised) == data
+
+
+@pytest.mark.parametrize(("raw", "text", "newline", "bom"), FILES)
+def test_an_edit_keeps_untouched_lines_and_ends_new_ones_like_the_file(raw, text, newline, bom):
+    data = raw.encode("utf-8")
+    normalised, style = decode(data)
+    edited = style.encode(edit(normalised))
+    again, again_style = decode(edited)
+    assert again == edit(normalised)
+    assert decode(style.encode(edit(again)))[0] == again  # apply(apply(x)) == apply(x)
+    assert again_style.bom == bom
+    raw_edited = edited.decode("utf-8")
+    assert f"# added{newline}" in raw_edited and raw_edited.endswith(f"# appended{newline}")
+    # every line of the original survives with its own ending
+    original_lines = raw.removeprefix(BOM).splitlines(keepends=True)
+    assert all(line in raw_edited for line in original_lines if line.endswith(("\n", "\r")))
+
+
+@pytest.mark.parametrize(("raw", "text", "newline", "bom"), FILES)
+def test_writing_the_original_text_back_in_its_style_reverts_byte_for_byte(raw, text, newline, bom):
+    data = raw.encode("utf-8")
+    normalised, style = decode(data)
+    edited = style.encode(edit(normalised))
+    edited_text, edited_style = decode(edited)
+    assert style.encode(normalised) == data  # revert(apply(x)) == x, with the pristine copy's style
+    if style.raw is None:  # a uniform file needs not even that: its own edited bytes give the style back
+        assert edited_style.encode(normalised) == data
+
+
+def test_a_mixed_file_keeps_the_ending_of_every_untouched_line():
+    raw = "a\r\nb\nc\r\nd\r\n"
+    _, style = decode(raw.encode())
+    assert style.encode("a\nb\nnew\nc\nd\n") == b"a\r\nb\nnew\r\nc\r\nd\r\n"
+    assert style.encode("a\nc\nd\n") == b"a\r\nc\r\nd\r\n"
+
+
+def test_files_created_next_to_a_file_take_its_line_ending_but_not_its_bom():
+    _, style = decode((BOM + CRLF).encode())
+    assert style.for_new_files == TextStyle("\r\n")
+    assert style.for_new_files.encode("x\n") == b"x\r\n"
+
+
+def test_the_writer_writes_a_patched_file_in_its_style_and_a_created_one_like_its_neighbour(tmp_path):
+    (tmp_path / "tasks.py").write_bytes((BOM + CRLF).encode())
+    changeset = Changeset.styled_like(tmp_path, tmp_path / "tasks.py")
+    assert changeset.read("tasks.py") == LF
+    changeset.set("tasks.py", edit(LF))
+    changeset.set("block.py", "class B:\n    pass\n")
+    write_changeset(changeset)
+    assert (tmp_path / "tasks.py").read_bytes() == (BOM + edit(LF).replace("\n", "\r\n")).encode()
+    assert (tmp_path / "block.py").read_bytes() == b"class B:\r\n    pass\r\n"
