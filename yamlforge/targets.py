@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 
-from .errors import YamlforgeError
+from .errors import YamlforgeError, command_line
 from .patch.textfile import read_text
 
 
@@ -370,7 +371,8 @@ def _package_prefix(root: Path, kind: TargetKind) -> str:
     if prefix and prefix != f"{root.name}.":
         raise YamlforgeError(f"'{root}' imports its own code as '{prefix}models', so its folder must be named "
                              f"'{prefix.rstrip('.')}', not '{root.name}'", where="--repo",
-                             hint=f"mv {root} {root.with_name(prefix.rstrip('.'))}")
+                             hint=command_line("move" if os.name == "nt" else "mv", root,
+                                               root.with_name(prefix.rstrip("."))))
     return prefix
 
 

@@ -142,4 +142,4 @@ def test_a_recorded_relative_path_is_found_from_the_checkout(tmp_path):
 def test_the_read_only_hint_is_a_command_of_the_users_shell(monkeypatch):
     assert writable_hint(Path("/repo/my tasks.py")) == "chmod u+w '/repo/my tasks.py'"
     monkeypatch.setattr(os, "name", "nt")
-    assert writable_hint(PureWindowsPath(r"C:\repo\tasks.py")) == r'attrib -r "C:\repo\tasks.py"'
+    assert writable_hint(PureWindowsPath(r"C:\my repo\tasks.py")) == r'attrib -r "C:\my repo\tasks.py"'

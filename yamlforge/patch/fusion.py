@@ -17,7 +17,7 @@ import ast
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..errors import YamlforgeError
+from ..errors import YamlforgeError, command_line
 from ..resources import render
 from ..specs import ModuleSpec
 from ..targets import Target
@@ -241,7 +241,8 @@ def resolve_fusions(target: Target, specs: Iterable[ModuleSpec], hosts: Iterable
         return []
     if not specs:
         raise YamlforgeError("--fuse needs the module to fuse", where="--module",
-                             hint=f"yamlforge apply --repo {target.root} --module SHSA --fuse {hosts[0]}")
+                             hint=command_line("yamlforge", "apply", "--repo", target.root, "--module", "SHSA",
+                                               "--fuse", hosts[0]))
     kind = target.kind.name
     if ALL in hosts:
         chosen = _every_host(target, read)

@@ -9,12 +9,11 @@ A failure before it rolls everything back in-process; a killed process is rolled
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import stat
 from pathlib import Path
 
-from ..errors import YamlforgeError
+from ..errors import YamlforgeError, command_line
 from .changeset import Changeset
 from .journal import BACKUPS, JOURNAL, Journal, checkpoint, clean_up, plan_journal, remove_empty, roll_back
 from .lock import hold_checkout
@@ -23,7 +22,7 @@ from .textfile import decode
 
 def writable_hint(path: Path) -> str:
     """The command that makes ``path`` writable again, in the user's shell."""
-    return f'attrib -r "{path}"' if os.name == "nt" else f"chmod u+w {shlex.quote(str(path))}"
+    return command_line("attrib", "-r", path) if os.name == "nt" else command_line("chmod", "u+w", path)
 
 
 def _preflight(changeset: Changeset) -> None:
