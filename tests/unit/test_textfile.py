@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+
 import pytest
+from checkout_tools import tree_hashes
 
 from yamlforge.patch.changeset import Changeset
+from yamlforge.patch.plan import plan_apply, plan_revert
 from yamlforge.patch.textfile import BOM, TextStyle, decode, normalise
 from yamlforge.patch.writer import write_changeset
+from yamlforge.specs import SpecRegistry
+from yamlforge.targets import detect_target
 
 LF = "import torch\n\nclass A:\n    pass\n"
 CRLF = LF.replace("\n", "\r\n")
@@ -96,3 +102,25 @@ def test_the_writer_writes_a_patched_file_in_its_style_and_a_created_one_like_it
     write_changeset(changeset)
     assert (tmp_path / "tasks.py").read_bytes() == (BOM + edit(LF).replace("\n", "\r\n")).encode()
     assert (tmp_path / "block.py").read_bytes() == b"class B:\r\n    pass\r\n"
+
+
+
+def changed_lines(old: list, new: list) -> int:
+    opcodes = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in opcodes if tag != "equal")
+
+
+def test_a_tasks_file_with_mixed_endings_changes_only_edited_lines_and_reverts_byte_for_byte(genyaml_repo):
+    repo = genyaml_repo  # tasks.py and what detects the target: all a plan of SHSA reads
+    tasks = repo / "ultralytics/nn/tasks.py"
+    lines = tasks.read_bytes().splitlines(keepends=True)  # every 7th line stays LF, as after a hand edit on Linux
+    tasks.write_bytes(b"".join(line if i % 7 == 0 else line.replace(b"\n", b"\r\n") for i, line in enumerate(lines)))
+    original, before = tasks.read_bytes(), tree_hashes(repo)
+    registry = SpecRegistry([])
+    write_changeset(plan_apply(detect_target(repo), [registry.get("SHSA")], registry).changeset)
+    patched = tasks.read_bytes()
+    raw = changed_lines(original.splitlines(keepends=True), patched.splitlines(keepends=True))
+    text = changed_lines(normalise(original.decode()).split("\n"), normalise(patched.decode()).split("\n"))
+    assert 0 < raw == text  # no line changed by its ending alone
+    write_changeset(plan_revert(detect_target(repo), registry).changeset)
+    assert tree_hashes(repo) == before
