@@ -7,10 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
+from yamlforge.errors import YamlforgeError
+from yamlforge.patch.lock import hold_checkout
 from yamlforge.patch.manifest import recorded_file, recorded_path
 from yamlforge.patch.writer import writable_hint
 from yamlforge.target_python import interpreter_in, resolve_python
@@ -94,6 +97,27 @@ def test_the_lock_works_without_fcntl_is_exclusive_and_dies_with_its_holder(tmp_
         holder.communicate()
     assert list(checkout.iterdir()) == []  # nothing in the checkout: the lock file is in the cache
     assert [p.suffix for p in (cache / "locks").iterdir()] == [".lock"]
+
+
+def test_on_windows_the_lock_is_msvcrt_locking_of_the_first_byte(monkeypatch, tmp_path):
+    """The Windows branch, run on Linux through a stand-in ``msvcrt`` that records its calls and can refuse."""
+    calls, refuse = [], []
+
+    def locking(fd: int, mode: int, nbytes: int) -> None:
+        calls.append((os.lseek(fd, 0, os.SEEK_CUR), mode, nbytes))
+        if refuse:
+            raise OSError(36, "Resource deadlock avoided")  # what msvcrt raises for a byte another process holds
+
+    monkeypatch.setitem(sys.modules, "msvcrt", types.SimpleNamespace(LK_NBLCK=2, locking=locking))
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("YAMLFORGE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "checkout").mkdir()
+    hold_checkout(tmp_path / "checkout").release()
+    assert calls == [(0, 2, 1)]
+    refuse.append(True)
+    with pytest.raises(YamlforgeError, match="another yamlforge run is still changing this checkout"):
+        hold_checkout(tmp_path / "checkout", timeout=0)
+    assert list((tmp_path / "checkout").iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- Windows paths
