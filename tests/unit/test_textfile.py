@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import subprocess
 
 import pytest
 from checkout_tools import tree_hashes
@@ -124,3 +125,14 @@ def test_a_tasks_file_with_mixed_endings_changes_only_edited_lines_and_reverts_b
     assert 0 < raw == text  # no line changed by its ending alone
     write_changeset(plan_revert(detect_target(repo), registry).changeset)
     assert tree_hashes(repo) == before
+
+
+def test_the_diff_of_a_crlf_file_is_what_git_diff_prints_and_git_apply_takes(tmp_path):
+    (tmp_path / "tasks.py").write_bytes(CRLF.encode())
+    changeset = Changeset(tmp_path)
+    changeset.set("tasks.py", edit(LF))
+    diff = changeset.diff()
+    assert "+# added\r\n" in diff and " import torch\r\n" in diff
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=diff.encode(), check=True)
+    assert (tmp_path / "tasks.py").read_bytes() == edit(LF).replace("\n", "\r\n").encode()

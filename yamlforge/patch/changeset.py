@@ -13,11 +13,13 @@ from .textfile import TextStyle, decode, read_style
 
 @dataclass(frozen=True)
 class FileChange:
-    """One file's old and new text (``None``: the file does not exist on that side)."""
+    """One file's old and new text (``None``: the file does not exist on that side), and how each is written."""
 
     path: str  # relative to the checkout root, posix separators
     old: str | None
     new: str | None
+    style: TextStyle = field(default_factory=TextStyle, compare=False)  # how ``new`` is written
+    old_style: TextStyle = field(default_factory=TextStyle, compare=False)  # how ``old`` is on disk
 
     @property
     def status(self) -> str:
@@ -30,8 +32,11 @@ class FileChange:
         return "patch"
 
     def diff(self) -> str:
-        """Unified diff with ``a/``/``b/`` headers (``/dev/null`` for a created or deleted file)."""
-        return unified_diff(self.old, self.new, "/dev/null" if self.old is None else f"a/{self.path}",
+        """Unified diff with ``a/``/``b/`` headers (``/dev/null`` for a created or deleted file), of the text as it
+        is on disk: a CRLF file's diff has CRLF lines, as ``git diff`` prints them and ``git apply`` needs them."""
+        old = None if self.old is None else self.old_style.encode(self.old).decode("utf-8")
+        new = None if self.new is None else self.style.encode(self.new).decode("utf-8")
+        return unified_diff(old, new, "/dev/null" if self.old is None else f"a/{self.path}",
                             "/dev/null" if self.new is None else f"b/{self.path}")
 
 
@@ -73,9 +78,10 @@ class Changeset:
     def set(self, relpath: str, new: str | None, *, style: TextStyle | None = None) -> None:
         """Change ``relpath`` to ``new``, written in ``style`` (default: the file's own, else ``new_style``)."""
         old = self.changes[relpath].old if relpath in self.changes else self._disk(relpath)
-        self.changes[relpath] = FileChange(relpath, old, new)
         if style is not None:
             self._styles[relpath] = style
+        self.changes[relpath] = FileChange(relpath, old, new, self.style_of(relpath),
+                                           self._on_disk.get(relpath, TextStyle()))
 
     def _disk(self, relpath: str) -> str | None:
         path = self.root / relpath
@@ -92,9 +98,10 @@ class Changeset:
         """The style of ``relpath`` when this changeset read it (None: it did not exist)."""
         return self._on_disk.get(relpath)
 
-    def encode(self, change: FileChange) -> bytes | None:
+    @staticmethod
+    def encode(change: FileChange) -> bytes | None:
         """The bytes the writer writes for ``change`` (None: delete the file)."""
-        return None if change.new is None else self.style_of(change.path).encode(change.new)
+        return None if change.new is None else change.style.encode(change.new)
 
     @property
     def effective(self) -> list[FileChange]:
