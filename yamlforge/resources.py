@@ -1,7 +1,8 @@
-"""Locates the data that ships with yamlforge (templates, module specs) and renders templates."""
+"""Locates the data that ships with yamlforge (templates, module specs) and its cache, and renders templates."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +13,11 @@ def data_dir(name: str) -> Path:
     """``templates``, ``module_specs`` or ``examples``: inside the package in a wheel, at the repo top in a checkout."""
     packaged = _PACKAGE / name
     return packaged if packaged.is_dir() else _PACKAGE.parent / name
+
+
+def cache_dir() -> Path:
+    """Where yamlforge keeps what it downloads, its pristine checkouts and its lock files (outside any repo)."""
+    return Path(os.environ.get("YAMLFORGE_CACHE", Path.home() / ".cache" / "yamlforge"))
 
 
 TEMPLATES_DIR = data_dir("templates")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import YamlforgeError
-from .resources import data_dir
+from .resources import cache_dir, data_dir
 
 OFFLINE_ENV = "YAMLFORGE_OFFLINE"
 PREFETCH = "python -m yamlforge.scratch --prefetch"
@@ -57,11 +57,6 @@ ULTRALYTICS_RELEASES = FAMILIES["ultralytics"].versions
 YOLOV9_RELEASE = FAMILIES["yolov9"].versions[0]
 YOLOV5_RELEASE = FAMILIES["yolov5"].versions[0]
 YOLOV7_RELEASE = FAMILIES["yolov7"].versions[0]
-
-
-def cache_dir() -> Path:
-    """Where downloaded releases and pristine checkouts are kept (outside any repo)."""
-    return Path(os.environ.get("YAMLFORGE_CACHE", Path.home() / ".cache" / "yamlforge"))
 
 
 def _download(requirement: str, dest: Path, *, sdist: bool) -> Path:

@@ -23,7 +23,7 @@ import weakref
 from pathlib import Path
 
 from ..errors import YamlforgeError
-from ..scratch import cache_dir
+from ..resources import cache_dir
 from .journal import interrupted, recover
 
 TIMEOUT = 120.0  # seconds a second run waits for the first one before giving up
