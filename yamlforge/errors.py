@@ -7,6 +7,20 @@ BAD_INPUT = 2
 INTERNAL = 3
 
 
+def command_line(*args: object) -> str:
+    """A hint's command, quoted for the user's shell (POSIX sh, or Windows' cmd and PowerShell)."""
+    import os  # not at the top: only a hint needs it
+
+    words = [str(a) for a in args]
+    if os.name == "nt":
+        import subprocess
+
+        return subprocess.list2cmdline(words)
+    import shlex
+
+    return shlex.join(words)
+
+
 class YamlforgeError(Exception):
     """A problem the user can fix: printed as one line, never as a traceback.
 

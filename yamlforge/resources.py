@@ -16,7 +16,8 @@ def data_dir(name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """Where downloaded releases, pristine checkouts and what is worth not recomputing are kept (outside any repo)."""
+    """Where yamlforge keeps what it downloads, its pristine checkouts, its lock files and what is worth not
+    recomputing (outside any repo)."""
     return Path(os.environ.get("YAMLFORGE_CACHE", Path.home() / ".cache" / "yamlforge"))
 
 

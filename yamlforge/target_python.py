@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from .errors import YamlforgeError
@@ -27,13 +28,32 @@ RUNNERS = Path(__file__).resolve().parent / "runners"  # the scripts, run by pat
 
 
 def resolve_python(python: str | None) -> str:
+    """The interpreter ``--python`` names: a command on PATH, an interpreter's path, or an environment's folder
+    (a venv's ``bin/python`` or ``Scripts\\python.exe``, a conda env's ``python.exe``); default: this Python."""
     if python is None:
         return sys.executable
     found = shutil.which(python) or (python if Path(python).is_file() else None)
+    if not found and Path(python).is_dir():
+        inside = interpreter_in(Path(python), lambda path: Path(path).is_file())
+        found = str(inside) if inside is not None else None
     if not found:
         raise YamlforgeError(f"Python interpreter '{python}' not found", where="--python",
-                             hint="give the path of your training venv's python, e.g. --python ~/venv/bin/python")
+                             hint=f"give the path of your training environment's python, e.g. --python {_example()}")
     return found
+
+
+def interpreter_in(env: PurePath, is_file: Callable[[PurePath], bool]) -> PurePath | None:
+    """The interpreter of the environment folder ``env``, laid out as on its OS (the path's flavour says which):
+    a venv's ``Scripts\\python.exe`` or a conda env's ``python.exe`` on Windows, ``bin/python`` elsewhere."""
+    if isinstance(env, PureWindowsPath):
+        candidates = [env / "Scripts" / "python.exe", env / "python.exe"]
+    else:
+        candidates = [env / "bin" / "python", env / "bin" / "python3"]
+    return next((path for path in candidates if is_file(path)), None)
+
+
+def _example() -> str:
+    return r"C:\path\to\venv\Scripts\python.exe" if os.name == "nt" else "~/venv/bin/python"
 
 
 def runner_env(workdir: Path, *, log: bool = False) -> dict[str, str]:

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 
-from .errors import YamlforgeError
+from .errors import YamlforgeError, command_line
 from .resources import cache_dir
+from .textfile import read_text
 
 
 def parse_python(text: str, filename: str) -> ast.Module:
@@ -326,7 +327,7 @@ class Target:
 
     def _parse_known_layers(self) -> tuple[frozenset[str], list[Path]]:
         """(the names tasks.py imports or defines, the files read for them: tasks.py and its star imports)."""
-        tree = parse_python(self.tasks_path.read_text(encoding="utf-8"), self.kind.tasks_file)
+        tree = parse_python(read_text(self.tasks_path), self.kind.tasks_file)
         names: set[str] = set()
         star_modules: list[str] = []
         for node in tree.body:
@@ -342,7 +343,7 @@ class Target:
         for module in star_modules:  # YOLOv9: from models.common import *
             path = self.root / (module.removeprefix(self.package_prefix).replace(".", "/") + ".py")
             if path.is_file():
-                sub = parse_python(path.read_text(encoding="utf-8"), str(path.relative_to(self.root)))
+                sub = parse_python(read_text(path), str(path.relative_to(self.root)))
                 names.update(n.name for n in sub.body if isinstance(n, ast.ClassDef))
                 read.append(path)
         return frozenset(names), read
@@ -351,7 +352,7 @@ class Target:
     def scale_pattern(self) -> str | None:
         """The regex the checkout's ``guess_model_scale`` reads a scale from a file name with (the string passed to
         ``re.search`` in it); None when the target guesses no scale from names (YOLOv9)."""
-        source = self.tasks_path.read_text(encoding="utf-8")
+        source = read_text(self.tasks_path)
         # Only the function (up to the next top-level line) is parsed: all of tasks.py would cost gen-yaml ~40 ms.
         start = source.find("\ndef guess_model_scale(") + 1
         if not start:
@@ -421,13 +422,14 @@ def _package_prefix(root: Path, kind: TargetKind) -> str:
     """``"yolov5."`` when the tasks file imports its blocks as ``yolov5.models.common`` (a pip-packaged root)."""
     if kind.package_init is None:  # Ultralytics: the root holds the package folder itself
         return ""
-    source = (root / kind.tasks_file).read_text(encoding="utf-8")
+    source = read_text(root / kind.tasks_file)
     match = re.search(rf"^from\s+((?:\w+\.)*){re.escape(kind.blocks_module)}\s+import\b", source, re.MULTILINE)
     prefix = match.group(1) if match else ""
     if prefix and prefix != f"{root.name}.":
         raise YamlforgeError(f"'{root}' imports its own code as '{prefix}models', so its folder must be named "
                              f"'{prefix.rstrip('.')}', not '{root.name}'", where="--repo",
-                             hint=f"mv {root} {root.with_name(prefix.rstrip('.'))}")
+                             hint=command_line("move" if os.name == "nt" else "mv", root,
+                                               root.with_name(prefix.rstrip("."))))
     return prefix
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..patch.lock import recover_interrupted
-from ..patch.manifest import MANIFEST, read_manifest, sha256
+from ..patch.manifest import MANIFEST, file_digest, read_manifest
 from ..target_python import resolve_python, run_runner
 from ..targets import Target
 from .verify import RUNNER
@@ -44,7 +44,7 @@ def file_status(root: Path, relpath: str, after: str | None) -> str:
     path = root / relpath
     if not path.is_file():
         return "missing" if after is not None else "ok"
-    return "ok" if sha256(path.read_bytes()) == after else "modified"
+    return "ok" if file_digest(path) == after else "modified"
 
 
 def doctor(target: Target, *, python: str | None = None) -> DoctorReport:

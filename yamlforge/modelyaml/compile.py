@@ -241,6 +241,6 @@ def write_result(result: GenResult) -> None:
     path = result.output_path
     inside = result.root is not None and path.is_relative_to(result.root)
     root = result.root if inside else next(folder for folder in path.parents if folder.is_dir())
-    changeset = Changeset(root)
+    changeset = Changeset.styled_like(root, result.base_path)  # the output takes the base's line endings
     changeset.set(path.relative_to(root).as_posix(), result.new_text)
     write_changeset(changeset)

@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InternalError
+from ..textfile import TextStyle, decode, read_style
 
 
 @dataclass(frozen=True)
 class FileChange:
-    """One file's old and new text (``None``: the file does not exist on that side)."""
+    """One file's old and new text (``None``: the file does not exist on that side), and how each is written."""
 
     path: str  # relative to the checkout root, posix separators
     old: str | None
     new: str | None
+    style: TextStyle = field(default_factory=TextStyle, compare=False)  # how ``new`` is written
+    old_style: TextStyle = field(default_factory=TextStyle, compare=False)  # how ``old`` is on disk
 
     @property
     def status(self) -> str:
@@ -29,8 +32,11 @@ class FileChange:
         return "patch"
 
     def diff(self) -> str:
-        """Unified diff with ``a/``/``b/`` headers (``/dev/null`` for a created or deleted file)."""
-        return unified_diff(self.old, self.new, "/dev/null" if self.old is None else f"a/{self.path}",
+        """Unified diff with ``a/``/``b/`` headers (``/dev/null`` for a created or deleted file), of the text as it
+        is on disk: a CRLF file's diff has CRLF lines, as ``git diff`` prints them and ``git apply`` needs them."""
+        old = None if self.old is None else self.old_style.encode(self.old).decode("utf-8")
+        new = None if self.new is None else self.style.encode(self.new).decode("utf-8")
+        return unified_diff(old, new, "/dev/null" if self.old is None else f"a/{self.path}",
                             "/dev/null" if self.new is None else f"b/{self.path}")
 
 
@@ -45,25 +51,57 @@ def unified_diff(old: str | None, new: str | None, fromfile: str, tofile: str) -
 
 @dataclass
 class Changeset:
-    """``{relpath: FileChange}`` for one checkout; only the writer turns it into bytes on disk."""
+    """``{relpath: FileChange}`` for one checkout; only the writer turns it into bytes on disk.
+
+    The text is normalised (:mod:`yamlforge.textfile`); each file is written back in the style it had on disk,
+    or the one given to :meth:`set`; a created file takes ``new_style`` (the checkout's line ending).
+    """
 
     root: Path
     changes: dict[str, FileChange] = field(default_factory=dict)
+    new_style: TextStyle = field(default_factory=TextStyle)
+    _styles: dict[str, TextStyle] = field(default_factory=dict, repr=False)  # given to set()
+    _on_disk: dict[str, TextStyle] = field(default_factory=dict, repr=False)  # as read
+
+    @classmethod
+    def styled_like(cls, root: Path, path: Path) -> Changeset:
+        """A changeset whose created files take the line ending of the file at ``path`` (a base YAML, a tasks file)."""
+        style = read_style(path)
+        return cls(root, new_style=style.for_new_files if style else TextStyle())
 
     def read(self, relpath: str) -> str | None:
         """Current text of a file: as already changed in this changeset, else as on disk."""
         if relpath in self.changes:
             return self.changes[relpath].new
-        path = self.root / relpath
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return self._disk(relpath)
 
-    def set(self, relpath: str, new: str | None) -> None:
+    def set(self, relpath: str, new: str | None, *, style: TextStyle | None = None) -> None:
+        """Change ``relpath`` to ``new``, written in ``style`` (default: the file's own, else ``new_style``)."""
         old = self.changes[relpath].old if relpath in self.changes else self._disk(relpath)
-        self.changes[relpath] = FileChange(relpath, old, new)
+        if style is not None:
+            self._styles[relpath] = style
+        self.changes[relpath] = FileChange(relpath, old, new, self.style_of(relpath),
+                                           self._on_disk.get(relpath, TextStyle()))
 
     def _disk(self, relpath: str) -> str | None:
         path = self.root / relpath
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        if not path.is_file():
+            return None
+        text, self._on_disk[relpath] = decode(path.read_bytes())
+        return text
+
+    def style_of(self, relpath: str) -> TextStyle:
+        """The style ``relpath`` is written in."""
+        return self._styles.get(relpath) or self._on_disk.get(relpath) or self.new_style
+
+    def disk_style(self, relpath: str) -> TextStyle | None:
+        """The style of ``relpath`` when this changeset read it (None: it did not exist)."""
+        return self._on_disk.get(relpath)
+
+    @staticmethod
+    def encode(change: FileChange) -> bytes | None:
+        """The bytes the writer writes for ``change`` (None: delete the file)."""
+        return None if change.new is None else change.style.encode(change.new)
 
     @property
     def effective(self) -> list[FileChange]:

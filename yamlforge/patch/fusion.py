@@ -17,10 +17,11 @@ import ast
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..errors import YamlforgeError
+from ..errors import YamlforgeError, command_line
 from ..resources import render
 from ..specs import ModuleSpec
 from ..targets import Target
+from ..textfile import read_text
 
 ALL = "all"
 FILE_TEMPLATE = "fuse/file.py.j2"
@@ -240,7 +241,8 @@ def resolve_fusions(target: Target, specs: Iterable[ModuleSpec], hosts: Iterable
         return []
     if not specs:
         raise YamlforgeError("--fuse needs the module to fuse", where="--module",
-                             hint=f"yamlforge apply --repo {target.root} --module SHSA --fuse {hosts[0]}")
+                             hint=command_line("yamlforge", "apply", "--repo", target.root, "--module", "SHSA",
+                                               "--fuse", hosts[0]))
     kind = target.kind.name
     if ALL in hosts:
         chosen = _every_host(target, read)
@@ -293,7 +295,7 @@ def disk_reader(target: Target) -> Callable[[str], str | None]:
 
     def read(rel: str) -> str | None:
         path = target.root / rel
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_text(path) if path.is_file() else None
 
     return read
 

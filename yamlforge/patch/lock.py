@@ -1,17 +1,21 @@
-"""One writer at a time per checkout: an exclusive ``flock`` on the checkout's root folder.
+"""One writer at a time per checkout: an exclusive OS lock on a lock file kept outside the checkout.
 
-The lock is taken on the folder itself, not on a lock file: nothing is created (dry runs leave no trace, a full
-revert can remove ``.yamlforge/``), and the kernel drops it when the process dies, so a killed run never leaves a
-stale lock behind. Whoever takes the lock first rolls back a run that was killed half-way (:mod:`yamlforge.patch.journal`).
+The lock file lives in yamlforge's cache (``locks/<hash of the checkout's resolved path>.lock``), never in the
+checkout: nothing is created there (dry runs leave no trace, a full revert can remove ``.yamlforge/``). The OS drops
+the lock when the process dies, so a killed run never leaves a stale lock behind (a lock file left in the cache is
+empty and locks nothing). POSIX systems lock it with ``os.lockf`` (``fcntl`` is not needed), Windows with
+``msvcrt.locking``, imported only there. Whoever takes the lock first rolls back a run that was killed half-way
+(:mod:`yamlforge.patch.journal`).
 
 Within one process the lock is shared: a plan takes it before reading the checkout and keeps it until the writer
 has written that plan (or the plan is dropped); the writer called for that plan reuses it, so nothing waits on
-itself.
+itself. (POSIX record locks belong to the process, so the lock file is opened once per process and key.)
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
+import hashlib
 import os
 import sys
 import time
@@ -19,6 +23,7 @@ import weakref
 from pathlib import Path
 
 from ..errors import YamlforgeError
+from ..resources import cache_dir
 from .journal import interrupted, recover
 
 TIMEOUT = 120.0  # seconds a second run waits for the first one before giving up
@@ -49,10 +54,15 @@ def hold_checkout(root: Path, timeout: float = TIMEOUT) -> CheckoutLock:
     lock = _held.get(key)
     if lock is not None and lock.held:
         return lock
+    if not os.path.isdir(key):
+        raise YamlforgeError("cannot open the checkout (not a folder)", where=key)
+    path = lock_file(key)
     try:
-        fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise YamlforgeError(f"cannot open the checkout ({exc.strerror})", where=key) from None
+        raise YamlforgeError(f"cannot create the checkout's lock file ({exc.strerror})", where=str(path),
+                             hint="make the folder writable, or set YAMLFORGE_CACHE to a writable folder") from None
     try:
         _wait(fd, key, timeout)
     except BaseException:
@@ -63,6 +73,12 @@ def hold_checkout(root: Path, timeout: float = TIMEOUT) -> CheckoutLock:
     if lock.recovered:
         _say(lock.recovered)
     return lock
+
+
+def lock_file(key: str) -> Path:
+    """The lock file of the checkout at the resolved path ``key``: in the cache, one per checkout."""
+    digest = hashlib.sha256(os.path.normcase(key).encode("utf-8")).hexdigest()[:32]
+    return cache_dir() / "locks" / f"{digest}.lock"
 
 
 def recover_interrupted(root: Path) -> str | None:
@@ -78,19 +94,34 @@ def recover_interrupted(root: Path) -> str | None:
 def _wait(fd: int, root: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     waiting = False
-    while True:
+    while not _try_lock(fd):
+        if time.monotonic() > deadline:
+            raise YamlforgeError(f"another yamlforge run is still changing this checkout after {timeout:g} s; "
+                                 "nothing was changed", where=root,
+                                 hint="wait for it to finish (or stop it), then run the command again")
+        if not waiting:
+            _say(f"waiting for another yamlforge run to finish in {root}")
+            waiting = True
+        time.sleep(POLL)
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock the first byte of the lock file without waiting; False when another process holds it."""
+    if sys.platform == "win32":
+        import msvcrt  # Windows only
+
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise YamlforgeError(f"another yamlforge run is still changing this checkout after {timeout:g} s; "
-                                     "nothing was changed", where=root,
-                                     hint="wait for it to finish (or stop it), then run the command again") from None
-            if not waiting:
-                _say(f"waiting for another yamlforge run to finish in {root}")
-                waiting = True
-            time.sleep(POLL)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        os.lockf(fd, os.F_TLOCK, 0)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN):
+            return False
+        raise
+    return True
 
 
 def _say(message: str) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ..errors import YamlforgeError
+from ..textfile import read_text
 
 STATE_DIR = ".yamlforge"
 MANIFEST = f"{STATE_DIR}/manifest.json"
@@ -19,6 +20,25 @@ def sha256(data: bytes | None) -> str | None:
     import hashlib  # not at the top: it loads OpenSSL (ms), and gen-yaml reads the manifest without hashing
 
     return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """What a :class:`FileRecord` holds for the file at ``path``: the hash of its text, whatever its line endings."""
+    return sha256(read_text(path).encode("utf-8"))
+
+
+def recorded_path(path: PurePath, root: PurePath) -> str:
+    """How the manifest records a file of the user's (a ``--spec``): relative to the checkout when it is inside,
+    with ``/`` as separator either way, so a manifest reads the same on every OS."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def recorded_file(recorded: str, root: Path) -> Path:
+    """The file a :func:`recorded_path` names (an absolute one as it is)."""
+    return Path(root) / recorded
 
 
 @dataclass

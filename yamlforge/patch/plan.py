@@ -31,9 +31,12 @@ from .manifest import (
     FileRecord,
     Manifest,
     read_manifest,
+    recorded_file,
+    recorded_path,
     sha256,
 )
 from .rebase import rebase_all
+from ..textfile import TextStyle, decode, read_text
 
 FIXES = ("flops",)
 
@@ -160,7 +163,7 @@ def _resolve_class(target: Target, module: str, name: str, depth: int = 0) -> as
     path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
     if not path.is_file():
         return None
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = ast.parse(read_text(path))
     found = _class_node(tree, name)
     if found:
         return found
@@ -220,7 +223,7 @@ def _check_placement(target: Target, specs: list[ModuleSpec]) -> None:
             raise _placement_error(target, spec, rival.relative_to(target.root).as_posix(), "shadow")
         for rel, text in placed_files(target, spec).items():
             path = target.root / rel
-            if path.exists() and (not path.is_file() or path.read_text(encoding="utf-8") != text):
+            if path.exists() and (not path.is_file() or read_text(path) != text):
                 raise _placement_error(target, spec, rel, "replace")
 
 
@@ -235,9 +238,9 @@ def _placement_error(target: Target, spec: ModuleSpec, rel: str, verb: str) -> Y
 # ----------------------------------------------------------------------------- planning
 
 
-def _spec_for(name: str, record: AppliedModule, registry: SpecRegistry) -> ModuleSpec:
+def _spec_for(target: Target, name: str, record: AppliedModule, registry: SpecRegistry) -> ModuleSpec:
     if record.spec_path:
-        return load_spec(record.spec_path)
+        return load_spec(recorded_file(record.spec_path, target.root))
     spec = registry.find(name)
     if spec is None:
         raise YamlforgeError(f"module '{name}' is recorded in the manifest but no spec for it exists any more",
@@ -249,16 +252,19 @@ def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fi
           fusions: list[Fusion] = ()) -> Changeset:
     """Changeset turning the checkout into ``original + specs + fusions + fixes``, rebased onto what is on disk."""
     root = target.root
-    cs = Changeset(root)
+    cs = Changeset.styled_like(root, target.tasks_path)  # created files take the tasks file's line ending
     recorded = manifest.files if manifest else {}
+    styles: dict[str, TextStyle] = {}  # how each original was written, to write it back byte for byte
 
+    @functools.cache
     def original(rel: str) -> str | None:
-        if rel in recorded:
-            if recorded[rel].before is None:
-                return None
-            return (root / ORIGINALS / rel).read_text(encoding="utf-8")
-        path = root / rel
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        if rel in recorded and recorded[rel].before is None:
+            return None
+        path = root / ORIGINALS / rel if rel in recorded else root / rel
+        if not path.is_file():
+            return None
+        text, styles[rel] = decode(path.read_bytes())
+        return text
 
     desired = desired_files(target, original, specs, fixes, fusions)
     for rel in recorded:  # files yamlforge touched that are no longer wanted go back to their original
@@ -275,17 +281,17 @@ def _plan(target: Target, manifest: Manifest | None, specs: list[ModuleSpec], fi
             continue
         rec = recorded[rel]
         if sha256(current.encode() if current is not None else None) == rec.after:
-            cs.set(rel, want)
+            cs.set(rel, want, style=styles.get(rel) if want == original(rel) else None)  # a revert: the old bytes
         elif current is None or want is None or rec.before is None:
             raise YamlforgeError(f"'{rel}' was changed by hand since yamlforge wrote it; nothing was changed",
                                  where=str(root / rel), hint="restore it (git checkout), or delete it and run again")
         else:
-            applied = (root / APPLIED / rel).read_text(encoding="utf-8")
+            applied = read_text(root / APPLIED / rel)
             rebases[rel] = (applied, current, want)
     for rel, text in rebase_all(rebases).items():
         cs.set(rel, text)
 
-    _record(target, cs, manifest, specs, fixes, original, desired, fusions)
+    _record(target, cs, manifest, specs, fixes, original, desired, fusions, styles)
     return cs
 
 
@@ -293,7 +299,7 @@ def _stem(rel: str) -> str:
     return rel.rsplit("/", 1)[-1].removesuffix(".py")
 
 
-def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fusions=()) -> None:
+def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fusions, styles) -> None:
     """Add the manifest and the original/applied copies to the changeset (or remove them all on a full revert)."""
     old_files = manifest.files if manifest else {}
     state_files = {p for p in _state_paths(old_files)}
@@ -307,7 +313,7 @@ def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fu
         new.modules[spec.name] = AppliedModule(
             spec_digest=spec.digest(), exports=list(spec.exports), role=spec.role, channels=spec.channels,
             file=_package_folder(target, spec) + "/" if spec.is_package else target.module_path(spec.file_stem),
-            spec_path=None if spec.bundled else str(spec.spec_path),
+            spec_path=None if spec.bundled else recorded_path(spec.spec_path, target.root.resolve()),
             requires=list(spec.requires),
         )
     for fusion in fusions:
@@ -320,10 +326,11 @@ def _record(target, cs: Changeset, manifest, specs, fixes, original, desired, fu
             continue  # back to (or still) original: nothing to record
         new.files[rel] = FileRecord(before=sha256(before.encode()) if before is not None else None,
                                     after=sha256(want.encode()))
-        if before is not None:
-            for folder, text in ((ORIGINALS, before), (APPLIED, cs.read(rel))):
+        if before is not None:  # the pristine copy is the original's bytes; the applied one, what rel gets
+            copies = ((ORIGINALS, before, styles.get(rel)), (APPLIED, cs.read(rel), cs.style_of(rel)))
+            for folder, text, style in copies:
                 keep_state.add(f"{folder}/{rel}")
-                cs.set(f"{folder}/{rel}", text)
+                cs.set(f"{folder}/{rel}", text, style=style)
     for rel in state_files - keep_state:
         cs.set(rel, None)
     cs.set(MANIFEST, new.to_text())
@@ -350,7 +357,7 @@ def plan_apply(target: Target, specs: list[ModuleSpec], registry: SpecRegistry, 
     wanted: dict[str, ModuleSpec] = {}
     if manifest:
         for name, record in manifest.modules.items():
-            wanted[name] = _spec_for(name, record, registry)
+            wanted[name] = _spec_for(target, name, record, registry)
     for spec in specs:
         wanted[spec.name] = spec
     all_specs = sorted(wanted.values(), key=lambda s: s.name)
@@ -386,9 +393,9 @@ def _original_reader(target: Target, manifest: Manifest | None) -> Callable[[str
 
     def read(rel: str) -> str | None:
         if manifest and rel in manifest.files and manifest.files[rel].before is not None:
-            return (target.root / ORIGINALS / rel).read_text(encoding="utf-8")
+            return read_text(target.root / ORIGINALS / rel)
         path = target.root / rel
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_text(path) if path.is_file() else None
 
     return read
 
@@ -409,7 +416,7 @@ def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None 
     if unknown:
         applied = ", ".join(sorted(manifest.modules) + sorted(manifest.fusions)) or "none"
         raise YamlforgeError(f"module '{unknown[0]}' is not applied (applied: {applied})", where="--module")
-    keep = [_spec_for(n, r, registry) for n, r in sorted(manifest.modules.items()) if n not in names]
+    keep = [_spec_for(target, n, r, registry) for n, r in sorted(manifest.modules.items()) if n not in names]
     kept = {s.name for s in keep}
     fusions = [_fusion(r) for n, r in sorted(manifest.fusions.items()) if n not in names]
     dropped = [f.name for f in fusions if f.spec not in kept]  # a fusion goes with the module it embeds
@@ -420,8 +427,8 @@ def plan_revert(target: Target, registry: SpecRegistry, names: list[str] | None 
 
 def _original_text(target: Target, manifest: Manifest | None, rel: str) -> str:
     if manifest and rel in manifest.files and manifest.files[rel].before is not None:
-        return (target.root / ORIGINALS / rel).read_text(encoding="utf-8")
-    return (target.root / rel).read_text(encoding="utf-8")
+        return read_text(target.root / ORIGINALS / rel)
+    return read_text(target.root / rel)
 
 
 __all__ = ["FIXES", "Plan", "desired_files", "plan_apply", "plan_revert"]

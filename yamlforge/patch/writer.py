@@ -13,10 +13,16 @@ import shutil
 import stat
 from pathlib import Path
 
-from ..errors import YamlforgeError
+from ..errors import YamlforgeError, command_line
 from .changeset import Changeset
 from .journal import BACKUPS, JOURNAL, Journal, checkpoint, clean_up, plan_journal, remove_empty, roll_back
 from .lock import hold_checkout
+from ..textfile import decode
+
+
+def writable_hint(path: Path) -> str:
+    """The command that makes ``path`` writable again, in the user's shell."""
+    return command_line("attrib", "-r", path) if os.name == "nt" else command_line("chmod", "u+w", path)
 
 
 def _preflight(changeset: Changeset) -> None:
@@ -28,8 +34,8 @@ def _preflight(changeset: Changeset) -> None:
             # root can write through 0444, so the permission bits, not os.access, say what the user meant.
             if not mode & stat.S_IWUSR:
                 raise YamlforgeError(f"'{change.path}' is read-only; nothing was written", where=str(path),
-                                     hint=f"chmod u+w {path}")
-            if path.read_text(encoding="utf-8") != change.old:
+                                     hint=writable_hint(path))
+            if decode(path.read_bytes()) != (change.old, changeset.disk_style(change.path)):
                 raise YamlforgeError(f"'{change.path}' changed while yamlforge was working; nothing was written",
                                      where=str(path), hint="run the command again")
         elif path.exists():
@@ -43,16 +49,16 @@ def write_changeset(changeset: Changeset) -> None:
     lock = hold_checkout(changeset.root)
     try:
         _preflight(changeset)  # the last line of defence: a plan made without the lock may be stale
-        _write(changeset.root, {c.path: c.new for c in changeset.effective})
+        _write(changeset.root, {c.path: changeset.encode(c) for c in changeset.effective})
     finally:
         lock.release()
 
 
-def _write(root: Path, files: dict[str, str | None]) -> None:
+def _write(root: Path, files: dict[str, bytes | None]) -> None:
     """Journal, stage, swap, commit; undo on any failure before the commit."""
     if not files:
         return
-    journal = plan_journal(root, [(rel, None if new is None else new.encode("utf-8")) for rel, new in files.items()])
+    journal = plan_journal(root, list(files.items()))
     written = False
     try:
         journal.save(root)
@@ -70,7 +76,7 @@ def _write(root: Path, files: dict[str, str | None]) -> None:
     clean_up(root)
 
 
-def _stage(root: Path, journal: Journal, files: dict[str, str | None]) -> None:
+def _stage(root: Path, journal: Journal, files: dict[str, bytes | None]) -> None:
     """Create the missing folders and write every new file under its staged name."""
     for rel in journal.made_dirs:
         (root / rel).mkdir(exist_ok=True)
@@ -79,7 +85,7 @@ def _stage(root: Path, journal: Journal, files: dict[str, str | None]) -> None:
         if op.staged is None:
             continue
         dest, staged = root / op.path, root / op.staged
-        staged.write_bytes(files[op.path].encode("utf-8"))
+        staged.write_bytes(files[op.path])
         os.chmod(staged, stat.S_IMODE(dest.stat().st_mode) if op.old is not None else 0o644)
         checkpoint()
     (root / BACKUPS).mkdir(exist_ok=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import resource
 import statistics
 import sys
 import time
@@ -53,6 +52,8 @@ def reset_peak_rss() -> bool:
 
 def peak_memory(facts: dict, model, imgsz: int, batch: int) -> dict:
     """MiB the process's peak RSS grows by during one forward + backward of the target's training loss."""
+    import resource  # POSIX only: imported here so the runner still loads on Windows
+
     model.train()
     x = yf_facts.random_images(batch, imgsz)
     gc.collect()
