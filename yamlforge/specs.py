@@ -33,12 +33,14 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "channels": (False, (str,), "keep | in_out | none | custom (layers only)"),
     "repeats": (False, (str,), "none | fold (in_out only: insert n into args like C2f)"),
     "branch": (False, (str,), "jinja2 parse_model branch body (channels: custom)"),
-    "stride": (False, (int, str, list), "reduction, 1/2 for a 2x upsampler (layer); output strides or their arg (backbone)"),
+    "stride": (False, (int, str, list),
+               "reduction, 1/2 for a 2x upsampler (layer); output strides or their arg (backbone)"),
     "args": (False, (list,), "YAML args after those the channel rule fills in"),
     "export_args": (False, (dict,), "more args for some exports, after 'args': {export: [arg, ...]}"),
     "requires": (False, (list,), "extra pip requirements"),
     "constraints": (False, (dict,), "channel widths: multiple: N, power_of_two: true, relations: [text] (layers)"),
-    "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge/runners/yf_weightmap.py)"),
+    "official": (False, (dict,),
+                 "the authors' implementation and how its weights map to ours (yamlforge/runners/yf_weightmap.py)"),
 }
 
 REQUIRED = object()
@@ -306,7 +308,8 @@ def _args(items: list, fail: _Where, key: str = "args", what: str = "'args'") ->
     """``args`` (or one export's list in ``export_args``): mappings of name, optional default and doc."""
     args = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "default", "doc"}:
+        named = isinstance(item, dict) and isinstance(item.get("name"), str)
+        if not named or set(item) - {"name", "default", "doc"}:
             raise fail(key, f"each entry of {what} is a mapping with 'name' and optional 'default' and 'doc'")
         args.append(Arg(item["name"], item.get("default", REQUIRED), item.get("doc", "")))
     return tuple(args)

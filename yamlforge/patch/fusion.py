@@ -191,7 +191,8 @@ class Parameter:
 
     name: str
     default: str | None = None
-    calls: bool = False  # the default calls something (8.0's ``act=nn.ReLU()``): the same object is shared, as in the host
+    # the default calls something (8.0's ``act=nn.ReLU()``): the same object is shared, as in the host
+    calls: bool = False
 
 
 def host_parameters(target: Target, host: Host, read: Callable[[str], str | None]) -> list[Parameter]:

@@ -140,7 +140,8 @@ def recover(root: Path) -> str | None:
         clean_up(root)
     except OSError as exc:
         raise YamlforgeError(f"cannot roll back an interrupted yamlforge run ({exc.strerror})",
-                             where=str(exc.filename or root / JOURNAL), hint="fix that, then run the command again") from None
+                             where=str(exc.filename or root / JOURNAL),
+                             hint="fix that, then run the command again") from None
     if journal is None:
         return None
     return (f"a yamlforge run (pid {journal.pid}) was interrupted while writing this checkout; rolled it back "

@@ -17,6 +17,7 @@ from ..errors import YamlforgeError
 from ..resources import render, render_string
 from ..specs import ModuleSpec, SpecRegistry, load_spec
 from ..targets import Target, parse_python
+from ..textfile import TextStyle, decode, read_text
 from . import codemods
 from .changeset import Changeset, FileChange
 from .fusion import Fusion, render_fusion, resolve_fusions
@@ -36,7 +37,6 @@ from .manifest import (
     sha256,
 )
 from .rebase import rebase_all
-from ..textfile import TextStyle, decode, read_text
 
 FIXES = ("flops",)
 

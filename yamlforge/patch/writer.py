@@ -14,10 +14,10 @@ import stat
 from pathlib import Path
 
 from ..errors import YamlforgeError, command_line
+from ..textfile import decode
 from .changeset import Changeset
 from .journal import BACKUPS, JOURNAL, Journal, checkpoint, clean_up, plan_journal, remove_empty, roll_back
 from .lock import hold_checkout
-from ..textfile import decode
 
 
 def writable_hint(path: Path) -> str:

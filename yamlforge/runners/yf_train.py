@@ -205,7 +205,8 @@ def run_train_script(facts: dict, script: str, cfg: str, workdir: Path, imgsz: i
     hyp = workdir / "hyp.yaml"
     hyp.write_text(Path(facts["train_hyp"]).read_text() if facts["train_hyp"] else json.dumps(SCRIPT_HYP))
     cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
-           "--hyp", str(hyp), "--weights", pretrained or "", "--epochs", "1", "--batch-size", str(batch), "--img", str(imgsz),
+           "--hyp", str(hyp), "--weights", pretrained or "", "--epochs", "1", "--batch-size", str(batch),
+           "--img", str(imgsz),
            "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train",
            "--exist-ok", *facts["train_flags"]]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=script_env(facts, workdir),

@@ -87,7 +87,8 @@ def thop_owners(origin: Path) -> list[str]:
     digest = base64.urlsafe_b64encode(hashlib.sha256(origin.read_bytes()).digest()).rstrip(b"=").decode()
     owners = []
     for name in dict.fromkeys(metadata.packages_distributions().get("thop", [])):
-        record = next((f for f in metadata.distribution(name).files or () if f.parts == ("thop", "__init__.py")), None)
+        files = metadata.distribution(name).files or ()
+        record = next((f for f in files if f.parts == ("thop", "__init__.py")), None)
         if record and Path(record.locate()).resolve() == origin and (record.hash is None or record.hash.value == digest):
             owners.append(name)
     return owners
