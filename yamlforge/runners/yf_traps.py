@@ -87,9 +87,9 @@ def thop_owners(origin: Path) -> list[str]:
     digest = base64.urlsafe_b64encode(hashlib.sha256(origin.read_bytes()).digest()).rstrip(b"=").decode()
     owners = []
     for name in dict.fromkeys(metadata.packages_distributions().get("thop", [])):
-        files = metadata.distribution(name).files or ()
-        record = next((f for f in files if f.parts == ("thop", "__init__.py")), None)
-        if record and Path(record.locate()).resolve() == origin and (record.hash is None or record.hash.value == digest):
+        record = next((f for f in metadata.distribution(name).files or () if f.parts == ("thop", "__init__.py")), None)
+        same_hash = record is not None and (record.hash is None or record.hash.value == digest)
+        if same_hash and Path(record.locate()).resolve() == origin:
             owners.append(name)
     return owners
 

@@ -75,9 +75,9 @@ def render_base(base: dict, yaml: str, console) -> None:
     for row in base["rows"]:
         if row["mismatched"]:
             key, (was, now) = next(iter(row["mismatched"].items()))
-            count = len(row["mismatched"])
-            console.print(f"[yellow]warning:[/] layer {row['index']}: {count} tensor(s) of another "
-                          f"shape, e.g. {escape(key)} base {tuple(was)} ours {tuple(now)} ({_mismatch_cause(row, last)})"
+            console.print(f"[yellow]warning:[/] layer {row['index']}: {len(row['mismatched'])} tensor(s) of another "
+                          f"shape, e.g. {escape(key)} base {tuple(was)} ours {tuple(now)} "
+                          f"({_mismatch_cause(row, last)})"
                           "; they start fresh")
     if base["map_note"]:
         console.print(f"note: {escape(base['map_note'])}")
