@@ -15,6 +15,7 @@ from .errors import YamlforgeError
 from .modelyaml.load import line_of, load_nodes
 from .resources import SPECS_DIR
 from .runners.yf_weightmap import WeightMap, parse_official
+from .source_files import read_folder
 
 ROLES = ("layer", "backbone")
 CHANNEL_RULES = ("keep", "in_out", "none", "custom")
@@ -33,12 +34,14 @@ FIELDS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "channels": (False, (str,), "keep | in_out | none | custom (layers only)"),
     "repeats": (False, (str,), "none | fold (in_out only: insert n into args like C2f)"),
     "branch": (False, (str,), "jinja2 parse_model branch body (channels: custom)"),
-    "stride": (False, (int, str, list), "reduction, 1/2 for a 2x upsampler (layer); output strides or their arg (backbone)"),
+    "stride": (False, (int, str, list),
+               "reduction, 1/2 for a 2x upsampler (layer); output strides or their arg (backbone)"),
     "args": (False, (list,), "YAML args after those the channel rule fills in"),
     "export_args": (False, (dict,), "more args for some exports, after 'args': {export: [arg, ...]}"),
     "requires": (False, (list,), "extra pip requirements"),
     "constraints": (False, (dict,), "channel widths: multiple: N, power_of_two: true, relations: [text] (layers)"),
-    "official": (False, (dict,), "the authors' implementation and how its weights map to ours (yamlforge/runners/yf_weightmap.py)"),
+    "official": (False, (dict,),
+                 "the authors' implementation and how its weights map to ours (yamlforge/runners/yf_weightmap.py)"),
 }
 
 REQUIRED = object()
@@ -132,9 +135,7 @@ class ModuleSpec:
         """Every ``.py`` of a package source by path relative to its folder (one file: ``{name: text}``)."""
         if self.entry is None:
             return {self.source.name: self.source_text()}
-        from .adopt.source import load_source  # not at the top: libcst, and only package specs need it
-
-        return load_source(self.source).files
+        return read_folder(self.source.resolve())
 
     def digest(self) -> str:
         """sha256 of the spec and its implementation: what the manifest records."""
@@ -306,7 +307,8 @@ def _args(items: list, fail: _Where, key: str = "args", what: str = "'args'") ->
     """``args`` (or one export's list in ``export_args``): mappings of name, optional default and doc."""
     args = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "default", "doc"}:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
+                or set(item) - {"name", "default", "doc"}:
             raise fail(key, f"each entry of {what} is a mapping with 'name' and optional 'default' and 'doc'")
         args.append(Arg(item["name"], item.get("default", REQUIRED), item.get("doc", "")))
     return tuple(args)
