@@ -9,6 +9,8 @@ from ..resources import render
 from .decision import Decision, relation
 
 YAML_OUT_WIDTH = 256  # the output width shown in an in_out module's YAML row
+CHANNEL_PARAMS = {"keep": ("c1",), "ratio": ("c1",), "in_out": ("c1", "c2"), "equal": ("c1",), "none": (),
+                  "backbone": ("c1=3",)}  # the adapter's channel parameters, by channel rule
 
 
 def summary(decision: Decision) -> str:
@@ -21,10 +23,6 @@ def summary(decision: Decision) -> str:
     width = f", widths multiples of {width}" if width else \
         (", widths powers of two" if decision.constraints.get("power_of_two") else "")
     return f"{rule}, {decision.layout}, stride {decision.stride}{pad}{width}"
-
-
-CHANNEL_PARAMS = {"keep": ("c1",), "ratio": ("c1",), "in_out": ("c1", "c2"), "equal": ("c1",), "none": (),
-                  "backbone": ("c1=3",)}
 
 
 def _adapter_signature(d: Decision) -> tuple[str, str]:
