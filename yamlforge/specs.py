@@ -15,6 +15,7 @@ from .errors import YamlforgeError
 from .modelyaml.load import line_of, load_nodes
 from .resources import SPECS_DIR
 from .runners.yf_weightmap import WeightMap, parse_official
+from .source_files import read_folder
 
 ROLES = ("layer", "backbone")
 CHANNEL_RULES = ("keep", "in_out", "none", "custom")
@@ -134,9 +135,7 @@ class ModuleSpec:
         """Every ``.py`` of a package source by path relative to its folder (one file: ``{name: text}``)."""
         if self.entry is None:
             return {self.source.name: self.source_text()}
-        from .adopt.source import load_source  # not at the top: libcst, and only package specs need it
-
-        return load_source(self.source).files
+        return read_folder(self.source.resolve())
 
     def digest(self) -> str:
         """sha256 of the spec and its implementation: what the manifest records."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
@@ -157,3 +159,59 @@ def _last_json(stdout: str) -> dict | None:
     except (IndexError, ValueError):
         return None
     return answer if isinstance(answer, dict) else None
+
+
+@dataclass(frozen=True)
+class RunnerStream(RunnerAnswer):
+    """What a streaming runner said: every JSON object it printed, one a line, in order (``data`` is the last)."""
+
+    answers: tuple[dict, ...] = ()
+
+
+def stream_runner(script: Path, args: list[str], *, python: str, timeout: float, first_timeout: float,
+                  workdir: Path) -> RunnerStream:
+    """Run the runner ``script``, which prints one JSON object a line; never raises for what the runner does.
+
+    Each line must come within ``timeout`` seconds of the one before, the first within ``first_timeout`` (the
+    target's Python importing torch); a runner silent for longer is killed (``timed_out``, with the answers so far).
+    """
+    with tempfile.TemporaryDirectory(prefix="yamlforge-run-") as tmp, \
+            open(Path(tmp) / "stderr.txt", "w+", encoding="utf-8", errors="replace") as err:
+        try:  # stderr goes to a file: a chatty user module cannot fill a pipe nobody reads while we wait for stdout
+            proc = subprocess.Popen([python, str(script), *args], cwd=workdir, env=runner_env(Path(tmp)),
+                                    stdout=subprocess.PIPE, stderr=err, text=True)
+        except OSError as exc:
+            raise YamlforgeError(f"cannot run '{python}': {exc.strerror}", where="--python") from None
+        answers, timed_out = _json_lines(proc, timeout, first_timeout)
+        proc.wait()
+        err.seek(0)
+        stderr = err.read()
+    return RunnerStream(answers[-1] if answers else None, stderr, timed_out, answers=tuple(answers))
+
+
+def _json_lines(proc: subprocess.Popen, timeout: float, first_timeout: float) -> tuple[list[dict], bool]:
+    """(the JSON objects ``proc`` printed, whether it was killed for going silent): a thread reads its stdout, so a
+    wait for the next line can time out."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    answers: list[dict] = []
+    wait = first_timeout
+    while True:
+        try:
+            line = lines.get(timeout=wait)
+        except queue.Empty:
+            proc.kill()
+            return answers, True
+        if line is None:
+            return answers, False
+        answer = _last_json(line)
+        if answer is not None:
+            answers.append(answer)
+        wait = timeout
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        if line.strip():
+            lines.put(line)
+    lines.put(None)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from yamlforge.adopt import decision, planning, probing, rendering
 from yamlforge.adopt import engine as adopt
 from yamlforge.adopt.source import load_source, module_classes
 from yamlforge.errors import YamlforgeError
@@ -53,7 +54,7 @@ def test_probe_infers_rule_layout_stride_and_multiple(surveyed, name, rule, layo
 
 def test_a_width_multiple_becomes_a_custom_branch(surveyed):
     d = surveyed["SpaceToDepthDown"].decision
-    text = adopt.render_spec(d, name="Down", export="DownAdapted", origin="x.py::SpaceToDepthDown",
+    text = rendering.render_spec(d, name="Down", export="DownAdapted", origin="x.py::SpaceToDepthDown",
                              source="down.py", entry=None, requires=[])
     spec, _ = load_nodes(text, where="spec", what="spec")
     assert (spec["channels"], spec["stride"]) == ("custom", 2)
@@ -119,19 +120,20 @@ def test_generated_adapters_probe_as_plain_nchw_layers(surveyed, tmp_path):
     for name in ("ChannelsLastMLP", "TokenConvMixer", "WindowAttention"):
         report = surveyed[name]
         original = (FIXTURES / "layouts.py").read_text()
-        text = adopt.render_adapter(report.decision, name + "Adapted", original=original)
+        text = rendering.render_adapter(report.decision, name + "Adapted", original=original)
         (folder / f"{name.lower()}.py").parent.mkdir(exist_ok=True)
         (folder / f"{name.lower()}.py").write_text(text)
     source = load_source(folder)
     wanted = [c for c in module_classes(source) if c.name.endswith("Adapted")]
-    found = adopt.probe(source, wanted, {}, PYTHON)
+    found = probing.probe(source, wanted, {}, PYTHON)
     assert {n: (r["layout"], r["rule"], r["multiple"], r["stride"]) for n, r in found.items()} == {
         f"{n}Adapted": ("nchw", "keep", 1, "1") for n in ("ChannelsLastMLP", "TokenConvMixer", "WindowAttention")}
 
 
 def test_failing_and_hanging_forward_are_one_line_each():
     reports = {r.name: r for r in adopt.survey(FIXTURES / "bad.py", PYTHON, timeout=8)}
-    assert reports["Broken"].error.startswith("forward failed in every layout: nchw: RuntimeError: this block is broken")
+    assert reports["Broken"].error.startswith(
+        "forward failed in every layout: nchw: RuntimeError: this block is broken")
     assert reports["Hangs"].error.startswith("Hangs did not finish within 8 s (forward, nchw input at 40x40)")
 
 
@@ -173,35 +175,35 @@ def raw(**changes) -> dict:
 
 
 def test_args_stop_at_a_default_the_yaml_cannot_write():
-    d = adopt.decide(raw(), {})
+    d = decision.decide(raw(), {})
     assert [a.name for a in d.args] == ["heads"]
     assert not d.needs_adapter
 
 
 def test_a_set_value_the_yaml_row_cannot_pass_needs_an_adapter():
-    d = adopt.decide(raw(), {"eps": 1e-5})
+    d = decision.decide(raw(), {"eps": 1e-5})
     assert d.adapter_reasons == ("the YAML row cannot pass eps: the adapter fixes it",)
     assert d.fixed == {"eps": 1e-5}
-    params, call = adopt._adapter_signature(d)
+    params, call = rendering._adapter_signature(d)
     assert (params, call) == (", c1, heads=4", "dim=c1, heads=heads, eps=1e-05")
 
 
 def test_channel_argument_not_first_needs_an_adapter():
     params = raw()["params"]
-    d = adopt.decide(raw(params=[params[1], params[0], *params[2:]]), {})
+    d = decision.decide(raw(params=[params[1], params[0], *params[2:]]), {})
     assert "dim must be the first constructor argument(s) for parse_model" in d.adapter_reasons
 
 
 def test_adapter_name_must_differ_from_the_class():
-    d = adopt.decide(raw(layout="nhwc"), {})
+    d = decision.decide(raw(layout="nhwc"), {})
     with pytest.raises(YamlforgeError, match="--name Block is the adopted class's own name"):
-        adopt._export_name(d, "Block")
+        planning.export_name(d, "Block")
 
 
 @pytest.mark.parametrize(("stride", "side"), [(Fraction(1), "h"), (Fraction(2), "-(-h // 2)"),
                                                (Fraction(1, 2), "h * 2")])
 def test_output_side_for_stride(stride, side):
-    assert adopt._crop(stride)("h") == side
+    assert rendering._crop(stride)("h") == side
 
 
 @pytest.mark.parametrize(("changes", "row"), [
@@ -209,14 +211,14 @@ def test_output_side_for_stride(stride, side):
     ({"rule": "in_out", "out_arg": "heads"}, "- [-1, 1, Block, [256]]"),
 ], ids=["keep", "in_out"])
 def test_yaml_row(changes, row):
-    assert adopt.yaml_row(adopt.decide(raw(**changes), {}), "Block") == row
+    assert rendering.yaml_row(decision.decide(raw(**changes), {}), "Block") == row
 
 
 def test_spec_of_an_upsampler_writes_stride_one_half():
-    d = adopt.decide(raw(stride="1/2"), {"heads": 2})
-    text = adopt.render_spec(d, name="Block", export="Block", origin="up.py::Block", source="block.py", entry=None,
+    d = decision.decide(raw(stride="1/2"), {"heads": 2})
+    text = rendering.render_spec(d, name="Block", export="Block", origin="up.py::Block", source="block.py", entry=None,
                              requires=[])
     spec, _ = load_nodes(text, where="spec", what="spec")
     assert (spec["channels"], spec["stride"], spec["args"]) == ("keep", "1/2", [
         {"name": "heads", "default": 2, "doc": "set by --set heads"}])  # the --set value is the default (issue 20, 9)
-    assert adopt.yaml_row(d, "Block") == "- [-1, 1, Block, [2]]"
+    assert rendering.yaml_row(d, "Block") == "- [-1, 1, Block, [2]]"

@@ -1,4 +1,4 @@
-"""`yamlforge adopt` through the CLI: the survey table, a written spec, and bad input as one line with nothing written."""
+"""`yamlforge adopt` through the CLI: the survey table, a written spec, bad input as one line with nothing written."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from checkout_tools import tree_hashes
 from typer.testing import CliRunner
 
-from yamlforge.adopt.engine import TIMEOUT_ENV
+from yamlforge.adopt.probing import TIMEOUT_ENV
 from yamlforge.cli import app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "adopt"

@@ -16,7 +16,7 @@ import pytest
 from test_genyaml import mark_applied, write_spec
 
 from yamlforge.adopt import engine as adopt
-from yamlforge.adopt import gitsource
+from yamlforge.adopt import gitsource, rendering
 from yamlforge.adopt import source as adopt_source
 from yamlforge.check.probe import probe_yaml
 from yamlforge.errors import YamlforgeError
@@ -50,12 +50,12 @@ def test_hidden_twice_the_input_is_derived_and_written_as_a_relation(constrained
     d = constrained["ExpandedMixer"].decision
     assert d.derived == {"hidden_dim": Fraction(2)}
     assert d.constraints == {"relations": ["hidden_dim = 2 * inp"]}
-    assert adopt._adapter_signature(d) == (", c1", "inp=c1, hidden_dim=2 * c1")
+    assert rendering._adapter_signature(d) == (", c1", "inp=c1, hidden_dim=2 * c1")
 
 
 def test_an_inp_oup_gate_is_kept_passing_the_width_twice(constrained, tmp_path):
     d = constrained["InputGate"].decision
-    assert (d.rule, d.needs_adapter, adopt.yaml_row(d, "InputGate")) == ("equal", False, "- [-1, 1, InputGate, []]")
+    assert (d.rule, d.needs_adapter, rendering.yaml_row(d, "InputGate")) == ("equal", False, "- [-1, 1, InputGate, []]")
     spec = adopt.adopt(PAPER / "constrained.py", "InputGate", out_dir=tmp_path).spec_path
     loaded = load_spec(spec)
     assert loaded.channels == "custom"
@@ -107,7 +107,7 @@ def test_required_values_are_proposed_from_the_network_class(tmp_path):
     result = adopt.adopt(PAPER / "network_literals.py", "PartialMixer", out_dir=tmp_path)
     d = result.decision
     assert d.fixed == {"qk_dim": 16} and d.derived == {"pdim": Fraction(1, 4)}
-    assert adopt._adapter_signature(d)[1] == "dim=c1, pdim=c1 // 4, qk_dim=16"
+    assert rendering._adapter_signature(d)[1] == "dim=c1, pdim=c1 // 4, qk_dim=16"
     text = result.spec_path.read_text()
     assert "qk_dim = 16 (network_literals.py:29)" in text and "pdim = dim // 4 (network_literals.py:29)" in text
 
@@ -196,7 +196,8 @@ def test_git_source_is_checked_out_at_its_revision_into_the_cache(tmp_path, monk
     git("init", "-q", cwd=repo)
     git("add", ".", cwd=repo)
     git("commit", "-qm", "blocks", cwd=repo)
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                         check=True).stdout.strip()
     (repo / "models" / "blocks.py").write_text("broken(")  # a later edit: the pinned revision is what is read
     git("commit", "-qam", "break", cwd=repo)
     source = f"git+file://{repo}@{rev}#models/blocks.py"
@@ -267,7 +268,8 @@ def test_gen_yaml_checks_an_in_out_module_output_width_too(genyaml_repo, tmp_pat
 def test_apply_verify_probe_refuses_a_constraint_its_width_breaks(tmp_path):
     spec = grouped_spec(tmp_path, "constraints: {multiple: 256}\n")
     registry = SpecRegistry([spec])
-    with pytest.raises(YamlforgeError, match="Grouped would get 128 channels in the probe model, not a multiple of 256"):
+    with pytest.raises(YamlforgeError,
+                       match="Grouped would get 128 channels in the probe model, not a multiple of 256"):
         probe_yaml(_ultralytics(), [("Grouped", registry.get("Grouped"))])
     assert "Grouped" in probe_yaml(_ultralytics(), [("Grouped", SpecRegistry([grouped_spec(tmp_path / "ok")]).get(
         "Grouped"))])
@@ -281,7 +283,7 @@ def _ultralytics():
 
 def test_generated_spec_with_relations_loads(tmp_path, constrained):
     d = constrained["ExpandedMixer"].decision
-    text = adopt.render_spec(d, name="M", export="M", origin="m.py::M", source="m.py", entry=None, requires=[])
+    text = rendering.render_spec(d, name="M", export="M", origin="m.py::M", source="m.py", entry=None, requires=[])
     data, _ = load_nodes(text, where="spec", what="spec")
     assert data["constraints"] == {"relations": ["hidden_dim = 2 * inp"]}
 

@@ -199,3 +199,46 @@ def test_cli_modules_are_at_most_300_lines():
     sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in (PACKAGE / "cli").glob("*.py")}
     assert len(sizes) >= 5
     assert not {name: n for name, n in sizes.items() if n > MAX_CLI_LINES}, sizes
+
+
+# --- layers: what everything stands on imports nothing from the subsystems standing on it ---
+
+LOWER = ("yamlforge.errors", "yamlforge.resources", "yamlforge.specs", "yamlforge.targets")
+UPPER = ("yamlforge.adopt", "yamlforge.check", "yamlforge.cli", "yamlforge.modelyaml", "yamlforge.patch",
+         "yamlforge.weights")
+# Subsystem modules the lower ones may use: each imports nothing above itself (the walk goes on through it).
+BELOW_ITS_FOLDER = {"yamlforge.modelyaml.load"}  # YAML nodes with line numbers; it imports only errors
+
+
+def upward_imports(graph: dict[str, set[str]], lower=LOWER, upper=UPPER, allowed=BELOW_ITS_FOLDER) -> list[str]:
+    """``lower -> upper`` for each subsystem module a lower module reaches through its imports, directly or not."""
+    found = []
+    for start in lower:
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            for other in sorted(graph.get(stack.pop(), ())):
+                if other in seen:
+                    continue
+                seen.add(other)
+                stack.append(other)
+                if other not in allowed and any(other == u or other.startswith(f"{u}.") for u in upper):
+                    found.append(f"{start} -> {other}")
+    return sorted(found)
+
+
+def test_no_upward_import_between_subpackages():
+    """specs, targets, errors and resources sit below adopt/, check/, modelyaml/, patch/, weights/ and the CLI."""
+    assert all(name in import_graph() for name in LOWER)
+    found = upward_imports(import_graph())
+    assert not found, "upward imports (function-level imports count too):\n" + "\n".join(found)
+
+
+def test_the_upward_import_check_finds_one():
+    """As specs.py once imported adopt/source.py inside a function, and through a module in between."""
+    direct = {"yamlforge.specs": {"yamlforge.adopt.source"}}
+    assert upward_imports(direct) == ["yamlforge.specs -> yamlforge.adopt.source"]
+    graph = {"yamlforge.targets": {"yamlforge.helper"}, "yamlforge.helper": {"yamlforge.check.verify"},
+             "yamlforge.errors": {"yamlforge.modelyaml.load"}, "yamlforge.modelyaml.load": {"yamlforge.patch.plan"}}
+    assert upward_imports(graph) == ["yamlforge.errors -> yamlforge.patch.plan",
+                                     "yamlforge.targets -> yamlforge.check.verify"]

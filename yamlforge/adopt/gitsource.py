@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import YamlforgeError
 from ..scratch import cache_dir
+from ..target_python import RunnerAnswer
 
 PREFIX = "git+"
 GIT_TIMEOUT = 300  # seconds for a clone: a large repository over a slow network
@@ -62,6 +63,6 @@ def _git(args: list[str], what: str) -> None:
                              hint="install git, or clone the repository yourself and pass the path") from None
     except subprocess.TimeoutExpired:
         raise YamlforgeError(f"git did not finish fetching {what} within {GIT_TIMEOUT} s", where="SOURCE") from None
-    if result.returncode:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+    if result.returncode:  # git's last stderr line says why, as a runner's would
+        last = RunnerAnswer(None, result.stderr).tail(1, empty="no output")
         raise YamlforgeError(f"git could not fetch {what}: {last}", where="SOURCE")

@@ -19,7 +19,6 @@ FOUND = {  # what probing found, in words, by the rule the runner reports
     "ratio": "the output width is a fixed multiple of its first argument (channels: custom)",
     "equal": "it runs only with its output width equal to its input width (channels: custom, the width passed twice)",
 }
-NO_TORCH = "No module named 'torch'"
 
 
 def check_channel_rules(specs: list[ModuleSpec], python: str | None) -> list[str]:
@@ -28,22 +27,22 @@ def check_channel_rules(specs: list[ModuleSpec], python: str | None) -> list[str
     if not specs:
         return []
     from ..target_python import resolve_python
-    from . import engine as adopt
     from . import source as adopt_source  # not at the top: only hand-written specs need them (libcst, subprocess)
+    from .probing import probe
 
     python = resolve_python(python)
     notes = []
     for spec in specs:
         source = adopt_source.load_source(spec.source)
         classes = [c for c in adopt_source.module_classes(source) if c.name in spec.exports]
-        found = adopt.probe(source, list({c.name: c for c in reversed(classes)}.values()), {}, python)
+        found = probe(source, list({c.name: c for c in reversed(classes)}.values()), {}, python)
         for name, raw in sorted(found.items()):
             if raw["ok"]:
                 _compare(spec, raw)
                 if raw.get("constraints") and spec.constraints is None:
                     notes.append(f"{name} builds only at some widths ({raw['constraints']}): add 'constraints: "
                                  f"{raw['constraints']}' to {spec.spec_path.name} so gen-yaml checks them")
-            elif NO_TORCH in raw["error"]:
+            elif raw.get("no_torch"):
                 raise YamlforgeError(f"{python} cannot import torch, so the channel rule of {spec.name} cannot be "
                                      "checked", where="--python", hint="--python PATH  # your training venv's python")
             else:

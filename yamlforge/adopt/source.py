@@ -1,43 +1,31 @@
 """Static analysis of a paper's module source for ``adopt``: files, nn.Module classes, imports (never runs it).
 
-Everything here reads the AST (imports are rewritten by :mod:`yamlforge.patch.codemods.relative_imports`); only :func:`missing_requirements` starts a
-process, the target's Python, which looks the import names up without importing them.
+Everything here reads the AST (imports are rewritten by :mod:`yamlforge.patch.codemods.relative_imports`); only
+:func:`missing_requirements` starts a process, ``requirements_runner.py`` in the target's Python, which looks the import
+names up without importing them.
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import json
-import os
 import re
 import shlex
-import subprocess
 import sys
-import tempfile
-import tokenize
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 from ..errors import YamlforgeError
+from ..source_files import SKIPPED_DIRS, parse, read_folder, read_text
+from ..target_python import RUNNERS, run_runner
 
 PIP_NAMES = Path(__file__).parent.parent / "data" / "pip_names.json"
 SOURCE_SUFFIXES = ("", ".py")
-SKIPPED_DIRS = {"__pycache__", "node_modules", "site-packages"}  # and every hidden folder (.git, .venv, ...)
 MODULE_BASES = {"torch.nn.Module", "torch.nn.modules.module.Module"}
 IMPORT_GUARDS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+REQUIREMENTS_RUNNER = RUNNERS / "requirements_runner.py"
 FIND_SPEC_TIMEOUT = 60  # seconds; looking names up imports nothing, so this only guards a wedged interpreter
-# Run in the target's Python: which top-level import names it cannot find (find_spec imports nothing).
-FIND_SPEC_SCRIPT = """
-import importlib.util, json, sys
-def missing(name):
-    try:
-        return importlib.util.find_spec(name) is None
-    except (ImportError, ValueError):
-        return True
-print(json.dumps([n for n in json.loads(sys.argv[1]) if missing(n)]))
-"""
 
 
 @dataclass(frozen=True)
@@ -53,7 +41,7 @@ class Source:
     @cached_property
     def trees(self) -> dict[str, ast.Module]:
         """Each file's AST; a syntax error is a user error naming ``file:line``."""
-        return {rel: _parse(text, self.root / rel) for rel, text in self.files.items()}
+        return {rel: parse(text, self.root / rel) for rel, text in self.files.items()}
 
     @cached_property
     def top_names(self) -> frozenset[str]:
@@ -114,15 +102,14 @@ def load_source(path: Path | str) -> Source:
                              hint="pass a .py file, a file without extension, or a folder of .py files")
     if given.is_dir():
         root = given.resolve()
-        files = {rel: _read_text(root / rel, rel) for rel in _package_files(root)}
-        source = Source(root=root, files=files, is_package=True, entry="", name=_identifier(root.name))
+        source = Source(root=root, files=read_folder(root), is_package=True, entry="", name=_identifier(root.name))
     else:
         if given.suffix not in SOURCE_SUFFIXES:
             raise YamlforgeError(f"'{given.name}' is not a Python file", where=str(given),
                                  hint="pass a .py file, a file without extension, or a folder")
         file = given.resolve()
         source = repository_source(file, str(given)) or Source(
-            root=file.parent, files={file.name: _read_text(file, str(given))}, is_package=False, entry=file.name,
+            root=file.parent, files={file.name: read_text(file, str(given))}, is_package=False, entry=file.name,
             name=_identifier(file.stem))
     source.trees  # noqa: B018 -- parse every file now: a syntax error is an error of load_source
     return source
@@ -142,13 +129,13 @@ def repository_source(file: Path, shown: str, root: Path | None = None) -> Sourc
     ``root``: the folder imports start from (default: :func:`import_root`)."""
     root = root or import_root(file)
     entry = file.relative_to(root).as_posix()
-    files = {entry: _read_text(file, shown)}
+    files = {entry: read_text(file, shown)}
     pending = [entry]
     while pending:
         rel = pending.pop()
-        for found in _local_imports(root, rel, _parse(files[rel], root / rel)):
+        for found in _local_imports(root, rel, parse(files[rel], root / rel)):
             if found not in files:
-                files[found] = _read_text(root / found, found)
+                files[found] = read_text(root / found, found)
                 pending.append(found)
     if len(files) == 1:
         return None
@@ -193,53 +180,6 @@ def _module_files(root: Path, parts: list[str]) -> set[str]:
                     p.startswith(".") or p in SKIPPED_DIRS for p in parts[:i]):
                 found.add(candidate.relative_to(root).as_posix())
     return found
-
-
-def _package_files(root: Path) -> list[str]:
-    """Relative paths of every ``.py`` below ``root``; a link leading outside ``root`` is refused."""
-    found = []
-    for folder, dirs, names in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS
-                         and _inside(root, here / d))
-        found += [(here / n).relative_to(root).as_posix() for n in sorted(names)
-                  if n.endswith(".py") and _inside(root, here / n)]
-    if not found:
-        raise YamlforgeError(f"folder '{root}' has no .py file", where=str(root),
-                             hint="pass the folder that holds the module's .py files, or the file itself")
-    return found
-
-
-def _inside(root: Path, path: Path) -> bool:
-    """True for a real path inside ``root``; False for a link inside (seen elsewhere); refuses a link outside."""
-    if not path.is_symlink():
-        return True
-    if path.resolve().is_relative_to(root):
-        return False
-    raise YamlforgeError(f"'{path}' links outside the source folder, to '{path.resolve()}'", where=str(path),
-                         hint="copy the linked code into the folder, or pass the folder it lives in")
-
-
-def _read_text(path: Path, shown: str) -> str:
-    """The file's text in its declared encoding (PEP 263); NUL bytes or undecodable bytes mean a binary file."""
-    data = path.read_bytes()
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, SyntaxError, LookupError):
-        text = "\0"
-    if "\0" in text:
-        raise YamlforgeError(f"'{shown}' is a binary file, not Python source", where=shown,
-                             hint="pass the module's .py file")
-    return text
-
-
-def _parse(text: str, path: Path) -> ast.Module:
-    try:
-        return ast.parse(text, filename=str(path))
-    except SyntaxError as exc:
-        raise YamlforgeError(f"'{path.name}' is not valid Python ({exc.msg})", where=f"{path}:{exc.lineno}",
-                             hint="fix the file, or pass only the file or folder that holds the module") from None
 
 
 def _identifier(name: str) -> str:
@@ -439,19 +379,14 @@ def missing_requirements(python: str, reqs: list[Requirement]) -> list[Requireme
     if not wanted:
         return []
     names = sorted({r.import_name for r in wanted})
-    with tempfile.TemporaryDirectory(prefix="yamlforge-find-spec-") as tmp:  # no local folder shadows a package
-        try:
-            result = subprocess.run([python, "-c", FIND_SPEC_SCRIPT, json.dumps(names)], cwd=tmp, capture_output=True,
-                                    text=True, timeout=FIND_SPEC_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            raise YamlforgeError(f"'{python}' did not answer within {FIND_SPEC_TIMEOUT} s", where="--python") from None
-        except OSError as exc:
-            raise YamlforgeError(f"cannot run '{python}': {exc.strerror}", where="--python") from None
-    try:
-        missing = set(json.loads(result.stdout.strip().splitlines()[-1]))
-    except (IndexError, ValueError):
-        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise YamlforgeError(f"'{python}' could not look up imports: {tail}", where="--python") from None
+    answer = run_runner(REQUIREMENTS_RUNNER, ["--imports", json.dumps(names)], python=python,
+                        timeout=FIND_SPEC_TIMEOUT)  # in a temporary folder: no local folder shadows a package
+    if answer.timed_out:
+        raise YamlforgeError(f"'{python}' did not answer within {FIND_SPEC_TIMEOUT} s", where="--python")
+    if not answer.ok:
+        said = answer.error or answer.tail(1, empty="no output")
+        raise YamlforgeError(f"'{python}' could not look up imports: {said}", where="--python")
+    missing = set(answer.data["missing_imports"])
     return [r for r in wanted if r.import_name in missing]
 
 

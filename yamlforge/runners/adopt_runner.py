@@ -1,11 +1,13 @@
 """Runs inside the target's Python: imports a user's module, probes its classes, prints one JSON line per class.
 
-Standalone on purpose (the target interpreter may not have yamlforge): ``yamlforge.adopt.engine`` runs it as
+Standalone on purpose (the target interpreter may not have yamlforge): ``yamlforge.adopt.probing`` runs it as
 ``python adopt_runner.py REQUEST.json`` in a temporary folder. The request names the source (a file, loaded
 under a private module name whatever its extension, or a folder put first on ``sys.path`` holding a package
 with a private name) and the classes to probe with their ``--set`` values. Every result line is
-``{"class": ..., "ok": true, ...}`` or ``{"class": ..., "ok": false, "error": "one line"}``, after a ``{"ready": true}`` line once torch is
-imported; the last line is ``{"done": true}``. The user's code prints to stderr: stdout's file descriptor carries only our JSON.
+``{"class": ..., "ok": true, ...}`` or ``{"class": ..., "ok": false, "error": "one line"}``, after a ``{"ready": true}``
+line once torch is imported; the last line is ``{"done": true}``. A refusal says why in fields too:
+``"not_a_module": true``, ``"extension": {"names": [...]}`` (a compiled operator failed), ``"no_torch": true``.
+The user's code prints to stderr: stdout's file descriptor carries only our JSON.
 Progress goes to stderr as ``yamlforge-probe: <class> <layout> <size>``, so a hang can be located.
 
 What is probed (small channel counts, batch 1, eval mode, no grad):
@@ -28,6 +30,7 @@ import contextlib
 import inspect
 import json
 import math
+import re
 import sys
 import traceback
 from fractions import Fraction
@@ -57,6 +60,12 @@ BACKBONE_SIZES = (64, 128, 96, 160, 100)  # image sides a detector feeds (multip
 PADDING_NAMES = ("padding", "pad", "p")
 LAST_RESORT_SIZE = 160  # P2 of a 640 input: costly for global attention, so probed only when needed
 MAX_STRIDE = 32  # strides are measured at a side that is a multiple of it (160 for backbones): no rounding
+EXTENSION_FAILURES = ("NotImplementedError", "'NoneType' object", "_ext", "CUDA", "cuda")  # a compiled op missing
+EXTENSION_NAME = re.compile(r"'([\w.]*_ext\w*)'")
+
+
+class NotAModule(ProbeError):
+    """The class named is no torch.nn.Module subclass (a survey proposes every class whose bases it cannot see)."""
 
 
 # ------------------------------------------------------------------ loading
@@ -305,7 +314,7 @@ def probe_class(cls, sets: dict, given: dict | None = None) -> dict:
     import torch
 
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise ProbeError(f"{getattr(cls, '__name__', cls)} is not a torch.nn.Module subclass")
+        raise NotAModule(f"{getattr(cls, '__name__', cls)} is not a torch.nn.Module subclass")
     params = constructor_params(cls)
     in_arg, out_arg = channel_args(params, sets)
     given = {name: Fraction(*ratio) for name, ratio in (given or {}).items()}
@@ -329,22 +338,33 @@ def probe_class(cls, sets: dict, given: dict | None = None) -> dict:
 # ------------------------------------------------------------------ main
 
 
+def refusal(name: str, error: str, **fields) -> dict:
+    """A class's answer when it cannot be adopted; ``extension`` when the error is a compiled operator's (named
+    ``*_ext`` modules in ``names``)."""
+    answer = {"class": name, "ok": False, "error": error, **fields}
+    if any(word in error for word in EXTENSION_FAILURES):
+        answer["extension"] = {"names": EXTENSION_NAME.findall(error)}
+    return answer
+
+
 def probe_one(request: dict, item: dict) -> dict:
+    name = item["class"]
     try:
         module = load_module(request, item.get("module"))
     except Exception as exc:
-        return {"class": item["class"], "ok": False, "error": f"importing the source failed: {one_line(exc)}",
-                "traceback": traceback.format_exc()[-3000:]}
+        return refusal(name, f"importing the source failed: {one_line(exc)}", traceback=traceback.format_exc()[-3000:])
     try:
-        cls = getattr(module, item["class"])
+        cls = getattr(module, name)
     except AttributeError:
-        return {"class": item["class"], "ok": False, "error": f"no class {item['class']} in the source"}
+        return refusal(name, f"no class {name} in the source")
     try:
         return probe_class(cls, item.get("sets") or {}, item.get("derived"))
+    except NotAModule as exc:
+        return refusal(name, str(exc), not_a_module=True)
     except ProbeError as exc:
-        return {"class": item["class"], "ok": False, "error": str(exc)}
+        return refusal(name, str(exc))
     except Exception as exc:
-        return {"class": item["class"], "ok": False, "error": one_line(exc), "traceback": traceback.format_exc()[-3000:]}
+        return refusal(name, one_line(exc), traceback=traceback.format_exc()[-3000:])
 
 
 def main(argv=None) -> int:
@@ -353,15 +373,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     request = json.loads(Path(args.request).read_text(encoding="utf-8"))
     json_out = yf_facts.json_stdout()  # the user's prints (even from C code) go to stderr
-    import torch
-
-    torch.set_num_threads(1)  # tiny tensors: thread start-up would cost more than it saves
-    with contextlib.suppress(Exception):
-        torch.manual_seed(0)
-    json_out.write(json.dumps({"ready": True}) + "\n")  # torch imported: the per-class timeouts start now
+    try:
+        import torch
+    except Exception as exc:  # no torch, or one that fails to load: no class can be probed
+        no_torch = f"torch does not import in this Python: {one_line(exc)}"
+    else:
+        no_torch = None
+        torch.set_num_threads(1)  # tiny tensors: thread start-up would cost more than it saves
+        with contextlib.suppress(Exception):
+            torch.manual_seed(0)
+    json_out.write(json.dumps({"ready": True}) + "\n")  # torch imported (or not importable): per-class timeouts start
     json_out.flush()
     for item in request["probes"]:
-        json_out.write(json.dumps(probe_one(request, item), default=str) + "\n")
+        answer = refusal(item["class"], no_torch, no_torch=True) if no_torch else probe_one(request, item)
+        json_out.write(json.dumps(answer, default=str) + "\n")
         json_out.flush()
     json_out.write(json.dumps({"done": True}) + "\n")
     json_out.flush()
