@@ -131,7 +131,8 @@ def test_generated_adapters_probe_as_plain_nchw_layers(surveyed, tmp_path):
 
 def test_failing_and_hanging_forward_are_one_line_each():
     reports = {r.name: r for r in adopt.survey(FIXTURES / "bad.py", PYTHON, timeout=8)}
-    assert reports["Broken"].error.startswith("forward failed in every layout: nchw: RuntimeError: this block is broken")
+    assert reports["Broken"].error.startswith(
+        "forward failed in every layout: nchw: RuntimeError: this block is broken")
     assert reports["Hangs"].error.startswith("Hangs did not finish within 8 s (forward, nchw input at 40x40)")
 
 

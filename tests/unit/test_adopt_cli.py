@@ -1,4 +1,5 @@
-"""`yamlforge adopt` through the CLI: the survey table, a written spec, and bad input as one line with nothing written."""
+"""`yamlforge adopt` through the CLI: the survey table, a written spec, and bad input as one line with nothing
+written."""
 
 from __future__ import annotations
 

@@ -195,7 +195,8 @@ def test_git_source_is_checked_out_at_its_revision_into_the_cache(tmp_path, monk
     git("init", "-q", cwd=repo)
     git("add", ".", cwd=repo)
     git("commit", "-qm", "blocks", cwd=repo)
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                         check=True).stdout.strip()
     (repo / "models" / "blocks.py").write_text("broken(")  # a later edit: the pinned revision is what is read
     git("commit", "-qam", "break", cwd=repo)
     source = f"git+file://{repo}@{rev}#models/blocks.py"
@@ -266,7 +267,8 @@ def test_gen_yaml_checks_an_in_out_module_output_width_too(genyaml_repo, tmp_pat
 def test_apply_verify_probe_refuses_a_constraint_its_width_breaks(tmp_path):
     spec = grouped_spec(tmp_path, "constraints: {multiple: 256}\n")
     registry = SpecRegistry([spec])
-    with pytest.raises(YamlforgeError, match="Grouped would get 128 channels in the probe model, not a multiple of 256"):
+    with pytest.raises(YamlforgeError,
+                       match="Grouped would get 128 channels in the probe model, not a multiple of 256"):
         probe_yaml(_ultralytics(), [("Grouped", registry.get("Grouped"))])
     assert "Grouped" in probe_yaml(_ultralytics(), [("Grouped", SpecRegistry([grouped_spec(tmp_path / "ok")]).get(
         "Grouped"))])

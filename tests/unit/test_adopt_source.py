@@ -272,7 +272,8 @@ REWRITES = [
     ("main.py", "def f():\n    from models.layers import X\n", "def f():\n    from .models.layers import X\n"),
     ("main.py", "try:\n    from models.layers import X\nexcept ImportError:\n    X = None\n",
      "try:\n    from .models.layers import X\nexcept ImportError:\n    X = None\n"),
-    ("main.py", "import os, model.basic_modules as bm  # why\n", "import os; from . import basic_modules as bm  # why\n"),
+    ("main.py", "import os, model.basic_modules as bm  # why\n",
+     "import os; from . import basic_modules as bm  # why\n"),
     ("main.py", "from  model.basic_modules  import  X\n", "from  .basic_modules  import  X\n"),
     ("main.py", "from model.basic_modules import *\n", "from .basic_modules import *\n"),
 ]

@@ -145,7 +145,8 @@ def test_runner_siblings_cannot_clash_with_a_checkouts_top_level_packages():
 
 
 def test_every_class_is_at_most_300_lines():
-    offenders = [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} {node.end_lineno - node.lineno + 1} lines"
+    offenders = [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+                 f"{node.end_lineno - node.lineno + 1} lines"
                  for path in sorted(PACKAGE.rglob("*.py"))
                  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                  if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]

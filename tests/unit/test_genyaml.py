@@ -180,7 +180,8 @@ def test_a_2x_upsampler_spec_may_replace_nn_upsample(repo, tmp_path):
 @pytest.mark.parametrize(("stride", "says"), [(1, "which keeps the resolution"), ("1/4", "which has stride 1/4")])
 def test_replacing_nn_upsample_by_another_factor_is_refused(repo, tmp_path, stride, says):
     spec = write_spec(tmp_path / "specs", "Up", stride=stride)
-    with pytest.raises(YamlforgeError, match=f"layer 10 is nn.Upsample with stride 1/2 .*; replacing it with Up, {says}"):
+    with pytest.raises(YamlforgeError,
+                       match=f"layer 10 is nn.Upsample with stride 1/2 .*; replacing it with Up, {says}"):
         compile_yaml(GenRequest("yolov8n", [parse_edit("replace", "10=Up")], repo=repo, spec_paths=(spec,)))
 
 

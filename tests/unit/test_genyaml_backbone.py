@@ -316,7 +316,8 @@ def test_revcol_custom_takes_its_own_args_after_the_shared_ones(repo, backbone):
     assert result.output_path.name == "rtdetr-l-revcol_custom.yaml"
     assert rows(result.new_text) == [[-1, 1, "revcol_custom", [True, 0.0, [32, 64, 96, 128], [1, 2, 2, 1], 3, 3]]] \
         + RTDETR_L_REVCOL_HEAD
-    assert f"  - [-1, 1, revcol_custom, [True, 0.0, {OFFICIAL}, 3]] # 0-3: P2/4, P3/8, P4/16, P5/32\n" in result.new_text
+    row = f"  - [-1, 1, revcol_custom, [True, 0.0, {OFFICIAL}, 3]] # 0-3: P2/4, P3/8, P4/16, P5/32\n"
+    assert row in result.new_text
 
 
 # ---------------------------------------------------------------- recipes and examples

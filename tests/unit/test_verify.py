@@ -74,7 +74,7 @@ def render(report: VerifyReport) -> str:
 
 def parse_model(layers):
     """Stands in for a target's parse_model frame: failing_layer reads its ``i`` and ``m`` locals."""
-    for i, (f, n, m, args) in enumerate(layers):
+    for i, (_, _, m, _) in enumerate(layers):  # noqa: B007 -- failing_layer reads ``i`` from this frame
         if m == "SHSA":
             raise KeyError(m)
 

@@ -300,7 +300,8 @@ def layer_report(**problems):
 
 
 RUNS = [
-    ("filled", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "layers": [layer_report()]}], written="OUT"), 0, "create"),
+    ("filled", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "layers": [layer_report()]}],
+                      written="OUT"), 0, "create"),
     ("refused", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None,
                          "layers": [layer_report(missing=["conv.weight"])]}]), 1, (
      r"missing: conv.weight\n.*error: shsa.pt fills 1 of the 2 tensors of SHSA at layer 5; 1 tensor\(s\) missing\n"
@@ -311,9 +312,11 @@ RUNS = [
     ("wrong-width", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None,
                              "layers": [layer_report(mismatched={"b": [[4], [2]]})]}]), 1,
      r"1 tensor\(s\) of another shape: another width"),
-    ("no-layer", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "hint": None, "layers": []}]), 2, "has no layer of SHSA"),
-    ("bad-checkpoint", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": "the checkpoint holds no state_dict", "hint": "h",
-                                "layers": []}]), 2, "holds no state_dict; nothing was written"),
+    ("no-layer", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt", "error": None, "hint": None, "layers": []}]), 2,
+     "has no layer of SHSA"),
+    ("bad-checkpoint", answer([{"name": "SHSA", "checkpoint": "/x/shsa.pt",
+                                "error": "the checkpoint holds no state_dict", "hint": "h", "layers": []}]), 2,
+     "holds no state_dict; nothing was written"),
     ("no-build", answer([], checks=[{"name": "build", "status": "fail", "message": "layer 3: boom"}]), 2,
      "layer 3: boom"),
 ]
