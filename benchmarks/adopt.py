@@ -63,7 +63,8 @@ def measure(case: tuple, scratch: Path, repeats: int, env: dict) -> tuple[float,
     floor = [FLOOR, str(FIXTURES / file), name, json.dumps(kwargs), ",".join(tried)]
 
     def adopt(i: int) -> list[str]:
-        return [CLI, "adopt", f"{FIXTURES / file}::{name}", "--python", sys.executable, "-o", str(scratch / f"{name}{i}")]
+        return [CLI, "adopt", f"{FIXTURES / file}::{name}", "--python", sys.executable,
+                "-o", str(scratch / f"{name}{i}")]
 
     timed(floor, env), timed(adopt(-1), env)  # warm-up: bytecode, page cache
     floors, adopts = [], []
@@ -91,7 +92,8 @@ def survey_folder(folder: Path) -> Path:
     """A package of SURVEY_CLASSES small gates over four files (generated: every class a little different)."""
     folder.mkdir()
     for part in range(4):
-        classes = "".join(SURVEY_CLASS.format(i=part * 5 + j, arg=("channels", "dim", "c1")[j % 3], r=2 + j, k=1 + 2 * (j % 2))
+        classes = "".join(SURVEY_CLASS.format(i=part * 5 + j, arg=("channels", "dim", "c1")[j % 3],
+                                              r=2 + j, k=1 + 2 * (j % 2))
                           for j in range(5))
         (folder / f"blocks{part}.py").write_text("import torch\nfrom torch import nn\n" + classes)
     return folder

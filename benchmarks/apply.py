@@ -104,7 +104,8 @@ def in_process(scratch: Path) -> None:
 
     def floor(specs):
         target = detect_target(pristine)
-        files = [target.kind.tasks_file] + ([target.kind.flops_file] if any(s.role == "backbone" for s in specs) else [])
+        files = [target.kind.tasks_file]
+        files += [target.kind.flops_file] if any(s.role == "backbone" for s in specs) else []
         texts = [(pristine / f).read_text() for f in files] + [s.source_text() for s in specs]  # + placed module files
         return lambda _: [libcst.parse_module(t).code for t in texts]
 

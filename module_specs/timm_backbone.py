@@ -27,7 +27,8 @@ OURS = ("pretrained", "pretrained_file")  # options this wrapper reads; the rest
 
 
 def timm_options(options: dict | None) -> dict:
-    """``create_model`` keywords from the row's options: ``pretrained_file`` becomes timm's ``pretrained_cfg_overlay``."""
+    """``create_model`` keywords from the row's options: ``pretrained_file`` becomes timm's
+    ``pretrained_cfg_overlay``."""
     kwargs = dict(options or {})
     path = kwargs.pop("pretrained_file", None)
     if path:
@@ -117,7 +118,8 @@ class TimmBackbone(nn.Module):
         self.channels_last = str(getattr(self.body, "output_fmt", "NCHW")).endswith("NHWC")  # Swin-like stages
         # timm's own in-place choices: targets' weight init makes every ReLU/SiLU/Hardswish in-place, which breaks
         # models that activate a view (EfficientViT's split q/k/v); forward puts timm's choice back
-        self._timm_inplace = [(m, m.inplace) for m in self.body.modules() if isinstance(getattr(m, "inplace", None), bool)]
+        self._timm_inplace = [(m, m.inplace) for m in self.body.modules()
+                              if isinstance(getattr(m, "inplace", None), bool)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         for module, inplace in self._timm_inplace:

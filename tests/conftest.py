@@ -82,7 +82,8 @@ def run_in_checkout(root: Path, code: str, *, timeout: float = 900) -> subproces
         cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )
     if result.returncode:
-        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(f"subprocess failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
 
 

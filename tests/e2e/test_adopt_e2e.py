@@ -42,7 +42,8 @@ LAYERS = [
     ("paper/constrained.py", "InputGate", (), "InputGate", "--insert-after", "12=InputGate"),  # (inp, oup) gate
     ("paper/constrained.py", "ValidConv", ("kernel_size=3", "padding=1"), "ValidConv", "--insert-after",
      "15=ValidConv(256)"),  # 256 x 0.25 = 64 at n, 256 in gelan-c: the width layer 15 has
-    ("paper/network_literals.py", "PartialMixer", (), "PartialMixerAdapted", "--insert-after", "18=PartialMixerAdapted"),
+    ("paper/network_literals.py", "PartialMixer", (), "PartialMixerAdapted", "--insert-after",
+     "18=PartialMixerAdapted"),
     ("paper/starnn.py", "StarGate", (), "StarGate", "--insert-after", "21=StarGate"),
 ]
 BACKBONE = ("networks.py", "PyramidNet", ("fork_feat=True",), "PyramidNetAdapted")

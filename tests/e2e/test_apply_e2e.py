@@ -91,7 +91,8 @@ shapes = {{}}
 {build}
 layers = list(model.model)
 for i in {indices}:
-    layers[i].register_forward_hook(lambda mod, inp, out, i=i: shapes.__setitem__(i, [list(inp[0].shape), list(out.shape)]))
+    layers[i].register_forward_hook(
+        lambda mod, inp, out, i=i: shapes.__setitem__(i, [list(inp[0].shape), list(out.shape)]))
 model.eval()
 with torch.no_grad():
     model(torch.zeros(1, 3, 640, 640))
@@ -196,7 +197,8 @@ def test_dry_run_diff_applies_with_git(checkout_factory, tmp_path):
     result = CliRunner().invoke(app, ["apply", "--repo", str(repo), "--module", "SHSA", "--dry-run"])
     patch = tmp_path / "shsa.patch"
     patch.write_text(result.stdout)
-    check = subprocess.run(["git", "apply", "--check", str(patch)], cwd=repo, capture_output=True, text=True, check=False)
+    check = subprocess.run(["git", "apply", "--check", str(patch)], cwd=repo, capture_output=True, text=True,
+                           check=False)
     assert check.returncode == 0, check.stderr
 
 
@@ -218,7 +220,7 @@ def test_revert_refuses_when_the_user_edited_yamlforges_lines(checkout_factory):
     tasks = repo / "ultralytics/nn/tasks.py"
     assert cli("apply", "--repo", repo, "--module", "SHSA").exit_code == 0
     text = tasks.read_text()
-    line = next(l for l in text.splitlines() if "import SHSA" in l)
+    line = next(row for row in text.splitlines() if "import SHSA" in row)
     tasks.write_text(text.replace(line, line + ", CBAM_MINE"))
     before = tree_hashes(repo)
     result = cli("revert", "--repo", repo)

@@ -1,4 +1,5 @@
-"""Multi-output backbones and the FLOPs fix in real checkouts: build, forward, backward, GFLOPs, stock models unchanged."""
+"""Multi-output backbones and the FLOPs fix in real checkouts: build, forward, backward, GFLOPs, stock models
+unchanged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issue 4's acceptance on real checkouts: apply RevCol, gen-yaml --backbone, build/train/GFLOPs, revert byte-identical."""
+"""Issue 4's acceptance on real checkouts: apply RevCol, gen-yaml --backbone, build/train/GFLOPs, revert
+byte-identical."""
 
 from __future__ import annotations
 

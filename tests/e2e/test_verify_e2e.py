@@ -176,8 +176,8 @@ def test_verify_yolov8n_passes_on_8_4_190(tmp_path, u84):
 
 
 def test_verify_builds_rtdetr_l_with_the_rtdetr_wrapper_on_8_4_190(tmp_path, u84):
-    """The wrapper is chosen by the head; RT-DETR models train with it in tests/e2e/test_scenarios_e2e.py (a, b, c), where
-    the trained checkpoint also reloads with and without ULTRALYTICS_SAFE_LOAD."""
+    """The wrapper is chosen by the head; RT-DETR models train with it in tests/e2e/test_scenarios_e2e.py (a, b, c),
+    where the trained checkpoint also reloads with and without ULTRALYTICS_SAFE_LOAD."""
     code, data = run_verify_cli(tmp_path, "rtdetr-l.yaml", u84, "--imgsz", "64")
     assert code == 0, data["checks"]
     assert data["builder"] == "RTDETR(rtdetr-l.yaml)"
@@ -281,7 +281,8 @@ def test_verify_library_call_matches_cli(u84):
 
 # ------------------------------------------------------------------ the user's settings in the smoke training
 
-# Module stems of Ultralytics' logging integrations (ultralytics/utils/callbacks/<stem>.py); hub also fires 8.0's events.
+# Module stems of Ultralytics' logging integrations (ultralytics/utils/callbacks/<stem>.py);
+# hub also fires 8.0's events.
 INTEGRATIONS = {"hub", "clearml", "comet", "dvc", "mlflow", "neptune", "raytune", "tensorboard", "wb"}
 
 

@@ -163,7 +163,8 @@ def test_training_from_out_pt_transfers_every_carried_tensor(trained, tmp_path, 
     report = json.loads(run.stdout)
     assert report["ok"], [c for c in report["checks"] if c["status"] == "fail"]
     moved = report["train"]["transferred"]
-    print(f"{kind} {version} {Path(str(base)).stem}: transferred {moved['items']}/{moved['of']}, carried {len(carried)}")
+    print(f"{kind} {version} {Path(str(base)).stem}: transferred {moved['items']}/{moved['of']}, "
+          f"carried {len(carried)}")
     rebuilt = [key for key in carried if "anchor" in key] if kind != "ultralytics" else []
     assert moved["from"] == str(out.resolve()) and len(carried) > 300
     assert moved["items"] == moved["of"] - len(rebuilt) >= len(carried) - len(rebuilt)

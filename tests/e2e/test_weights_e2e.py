@@ -104,7 +104,8 @@ def loads(**checkpoints):
 
 @pytest.fixture(scope="module")
 def models(checkout_factory):
-    """``models(kind, version)`` -> (checkout with the three modules applied, {model: its gen-yaml output}), made once."""
+    """``models(kind, version)`` -> (checkout with the three modules applied, {model: its gen-yaml output}),
+    made once."""
     made = {}
 
     def get(kind: str, version: str):

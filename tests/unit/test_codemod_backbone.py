@@ -93,10 +93,11 @@ PLAIN_PATCHED = src("""
             else:
                 ch.append(c2)
         return nn.Sequential(*layers), sorted(save)
-""")
+""")  # noqa: E501 -- the codemod's output, verbatim
 
 # RT-DETR runs its head apart: the loop walks self.model[:-1]; YOLOv9 names the method _forward_once.
-RTDETR_AND_YOLOV9 = PLAIN.replace("class BaseModel:", "class Model:").replace("_predict_once", "_forward_once") + src("""
+RTDETR_AND_YOLOV9 = PLAIN.replace("class BaseModel:", "class Model:").replace("_predict_once", "_forward_once")
+RTDETR_AND_YOLOV9 += src("""
 
 
     class RTDETRDetectionModel(DetectionModel):
@@ -129,7 +130,7 @@ FIXES = [
                             y.append(x if m.i in self.save else None)
                     head = self.model[-1]
                     return head([y[j] for j in head.f], batch)
-        """),
+        """),  # noqa: E501 -- the codemod's output, verbatim
         id="yolov9-forward-once-and-rtdetr-head-slice",
     ),
     pytest.param(

@@ -65,7 +65,8 @@ TASKS = textwrap.dedent("""\
                 y.append(x if m.i in self.save else None)  # save output
             return x
 """)
-FLOPS = "import torch\n\n\ndef model_info(model):\n    try:\n        flops = thop.profile(model)[0]\n    except Exception:\n        fs = ''\n"
+FLOPS = ("import torch\n\n\ndef model_info(model):\n    try:\n        flops = thop.profile(model)[0]\n"
+         "    except Exception:\n        fs = ''\n")
 
 SYNTAX_ERROR = ("layers.append(m_)", "layers.append(m_")  # Python: '(' was never closed, on that line
 NO_FINAL_ELSE = ("        else:\n            c2 = ch[f]\n", "")
@@ -109,7 +110,8 @@ ERRORS = [
         "multi-output", TASKS, NO_CH_APPEND, "'ch.append(c2)'", "for i, (f, n, m, args)", id="multi-output-row-loop"
     ),
     pytest.param(
-        "multi-output", TASKS, NO_SAVE_APPEND, "BaseModel._predict_once", "def _predict_once(", id="multi-output-forward"
+        "multi-output", TASKS, NO_SAVE_APPEND, "BaseModel._predict_once", "def _predict_once(",
+        id="multi-output-forward"
     ),
     pytest.param("flops", FLOPS, FLOPS_SYNTAX_ERROR, "was never closed", "thop.profile(model", id="flops-syntax"),
     pytest.param("flops", FLOPS, NO_TRY, "expected a 'try:' computing FLOPs", "def model_info(", id="flops-no-try"),

@@ -1,4 +1,5 @@
-"""FLOPs codemod: get_flops / YOLOv9 model_info fall back to a full-size profile when the stride-sized one fails or is 0."""
+"""FLOPs codemod: get_flops / YOLOv9 model_info fall back to a full-size profile when the stride-sized one fails or
+is 0."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ HELPER = src('''
             return thop.profile(deepcopy(model).eval(), inputs=[im], verbose=False)[0] / 1e9 * 2
         except Exception:
             return 0.0
-''')
+''')  # noqa: E501 -- the codemod's output, verbatim
 
 DECORATOR = src('''
     def fall_back_to_full_size(get_flops):
@@ -94,7 +95,8 @@ MODEL_INFO = src("""
 MODEL_INFO_FIXED = MODEL_INFO.replace(
     "        fs = ''\n",
     "        fs = ''\n"
-    "    if not fs or not flops:  # yamlforge: the stride-sized profile failed or gave 0; profile at the full image size\n"
+    "    if not fs or not flops:  # yamlforge: the stride-sized profile failed or gave 0;"
+    " profile at the full image size\n"
     "        flops = gflops_at_full_size(model, imgsz)\n"
     '        fs = f", {flops:.1f} GFLOPs" if flops else ""\n',
 )

@@ -119,7 +119,8 @@ HOST_FIXES = [
     pytest.param(
         V8_4, [host("C3k2", "C3k2_SHSA"), host("C3k2", "C3k2_token_mixer")],
         V8_4.replace("            C3k2,\n        }\n    )\n    repeat",
-                     "            C3k2,\n            C3k2_SHSA,\n            C3k2_token_mixer,\n        }\n    )\n    repeat")
+                     "            C3k2,\n            C3k2_SHSA,\n            C3k2_token_mixer,\n"
+                     "        }\n    )\n    repeat")
         .replace("            C3k2,\n        }\n    )\n    for",
                  "            C3k2,\n            C3k2_SHSA,\n            C3k2_token_mixer,\n        }\n    )\n    for")
         .replace("if m is C3k2:", "if m in {C3k2, C3k2_SHSA, C3k2_token_mixer}:"),
@@ -326,7 +327,8 @@ def test_yolov9_fusion_is_exported_by_the_package_and_reverts(yolov9_checkout):
     root = yolov9_checkout
     before = tree_hashes(root)
     run("apply", "--repo", root, "--module", "SHSA", "--fuse", "RepNCSPELAN4")
-    assert "from .fused_repncspelan4_shsa import RepNCSPELAN4_SHSA" in (root / "models/yamlforge/__init__.py").read_text()
+    exports = (root / "models/yamlforge/__init__.py").read_text()
+    assert "from .fused_repncspelan4_shsa import RepNCSPELAN4_SHSA" in exports
     assert "RepNCSPELAN4, SPPELAN, RepNCSPELAN4_SHSA}" in (root / "models/yolo.py").read_text()
     run("revert", "--repo", root)
     assert tree_hashes(root) == before

@@ -141,7 +141,8 @@ def test_dot_is_written_without_graphviz_and_svg_needs_it(monkeypatch, tmp_path)
 
 
 def test_pdf_from_graphviz_pure_and_unknown_suffix_are_one_error(monkeypatch, tmp_path):
-    monkeypatch.setattr("yamlforge.check.draw.find_renderer", lambda: (Path("/venv/bin/graphviz-pure"), ("svg", "png")))
+    monkeypatch.setattr("yamlforge.check.draw.find_renderer",
+                        lambda: (Path("/venv/bin/graphviz-pure"), ("svg", "png")))
     with pytest.raises(YamlforgeError, match=r"graphviz-pure draws \.svg, \.png, not \.pdf"):
         render("digraph { a }", tmp_path / "g.pdf")
     with pytest.raises(YamlforgeError, match="the picture is .svg, .png, .pdf or .dot"):

@@ -215,7 +215,9 @@ class ExtendChannelsPerOutput(_RowLoopEdit):
 
 
 # parse_model's slot bookkeeping, then the forward loops that read it
-MULTI_OUTPUT_EDITS = (SkipBuiltModules.apply, NumberRowsBySlot.apply, ExtendChannelsPerOutput.apply, store_outputs_in_slots)
+MULTI_OUTPUT_EDITS = (
+    SkipBuiltModules.apply, NumberRowsBySlot.apply, ExtendChannelsPerOutput.apply, store_outputs_in_slots,
+)
 
 
 def add_multi_output_support(code: str, *, filename: str) -> str:

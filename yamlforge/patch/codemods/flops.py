@@ -177,7 +177,8 @@ def full_size_flops_fallback(module: cst.Module) -> cst.Module:
     updated = module.visit(fallback)
     if not fallback.found:
         raise UnexpectedShape(
-            module, "no get_flops (Ultralytics) or model_info (YOLOv9) function found: not a torch_utils.py yamlforge knows"
+            module,
+            "no get_flops (Ultralytics) or model_info (YOLOv9) function found: not a torch_utils.py yamlforge knows",
         )
     return updated
 

@@ -43,7 +43,8 @@ def _is_save_output(node: cst.CSTNode) -> bool:
 def is_slots_flag_test(node: cst.CSTNode, module_name: str) -> bool:
     """``getattr(<module_name>, "yamlforge_slots", 0)``, the test of the ``if`` the slot edits insert."""
     match node:
-        case cst.Call(func=cst.Name("getattr"), args=[cst.Arg(cst.Name(name)), cst.Arg(cst.SimpleString() as flag), *_]):
+        case cst.Call(func=cst.Name("getattr"),
+                      args=[cst.Arg(cst.Name(name)), cst.Arg(cst.SimpleString() as flag), *_]):
             return name == module_name and flag.evaluated_value == SLOTS_FLAG
     return False
 
@@ -118,7 +119,8 @@ class StoreBackboneOutputsInSlots(StatementTransformer):
     def check(self, module: cst.Module) -> None:
         """Raise :class:`UnexpectedShape` at the method of ``module`` (the module visited) lacking a loop it needs."""
         if not any(key[1] in BASE_FORWARD_METHODS for key in self.done):
-            raise UnexpectedShape(module, "no _predict_once / _forward_once method found: not a model file yamlforge knows")
+            raise UnexpectedShape(module,
+                                  "no _predict_once / _forward_once method found: not a model file yamlforge knows")
         required = [key for key in self.done if key in REQUIRED_CLASS_METHODS or key[1] in BASE_FORWARD_METHODS]
         for key in required:
             if not self.done[key]:

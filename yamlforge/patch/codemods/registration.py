@@ -198,7 +198,8 @@ def _literal(comparator: cst.BaseExpression, bindings: dict[str, cst.BaseExpress
         case cst.Tuple() | cst.Set() | cst.List():
             return comparator
         # ``frozenset({...})`` (8.3+), also ``set(...)`` / ``tuple(...)`` of a literal
-        case cst.Call(cst.Name("frozenset" | "set" | "tuple"), [cst.Arg(cst.Tuple() | cst.Set() | cst.List() as literal)]):
+        case cst.Call(cst.Name("frozenset" | "set" | "tuple"),
+                      [cst.Arg(cst.Tuple() | cst.Set() | cst.List() as literal)]):
             return literal
     return None
 
@@ -542,8 +543,8 @@ class JoinHostConditions(JoinChannelCollections):
             names.extend(r.name for r in self.todo if r.host in found and r.name not in names)
         missing = sorted(hosts - tested)
         if missing:
-            raise UnexpectedShape(shape.function, f"parse_model: expected a condition testing 'm' against {missing[0]}, "
-                                              f"the host class whose rule a fusion shares")
+            raise UnexpectedShape(shape.function, "parse_model: expected a condition testing 'm' against "
+                                                  f"{missing[0]}, the host class whose rule a fusion shares")
 
     def _join(self, original_node, updated_node):
         names = self.joins.get(id(original_node)) if self.shape is not None else None
@@ -561,8 +562,9 @@ class JoinHostConditions(JoinChannelCollections):
 
 
 # Applied in this order
-EDITS: tuple[type[_ParseModelEdit], ...] = (JoinChannelCollections, AddKeepBranch, AddNoChannelBranch, AddCustomBranches,
-                                            JoinHostConditions)
+EDITS: tuple[type[_ParseModelEdit], ...] = (
+    JoinChannelCollections, AddKeepBranch, AddNoChannelBranch, AddCustomBranches, JoinHostConditions,
+)
 
 
 class _Registered:
