@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.patch.manifest import ORIGINALS, read_manifest
-from yamlforge.textfile import BOM
 from yamlforge.scratch import YOLOV5_RELEASE, YOLOV9_RELEASE, make_checkout
 from yamlforge.targets import detect_target
+from yamlforge.textfile import BOM
 
 GELAN_C = Path(__file__).resolve().parents[2] / "examples" / "models" / "gelan-c.yaml"
 BARE_LF = re.compile(rb"(?<!\r)\n")

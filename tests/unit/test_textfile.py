@@ -10,10 +10,10 @@ from checkout_tools import tree_hashes
 
 from yamlforge.patch.changeset import Changeset
 from yamlforge.patch.plan import plan_apply, plan_revert
-from yamlforge.textfile import BOM, TextStyle, decode, normalise
 from yamlforge.patch.writer import write_changeset
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
+from yamlforge.textfile import BOM, TextStyle, decode, normalise
 
 LF = "import torch\n\nclass A:\n    pass\n"
 CRLF = LF.replace("\n", "\r\n")
