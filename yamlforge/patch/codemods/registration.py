@@ -25,6 +25,7 @@ from ... import specs
 from ...errors import YamlforgeError
 from ...resources import render
 from .base import Edit, UnexpectedShape, edit_code, find_all
+from .literals import append_names
 
 KEEP_TEMPLATE = "parse_model/keep.py.j2"
 NONE_TEMPLATE = "parse_model/none.py.j2"
@@ -36,7 +37,6 @@ SHARED_BRANCHES = {"keep": (KEEP_MARKER, KEEP_TEMPLATE), "none": (NONE_MARKER, N
 CUSTOM_MARKER = "# yamlforge"
 # the spec's rules, and "host": a fusion class shares its host's rule (a backbone's branch is a "custom" one)
 CHANNEL_RULES = (*specs.CHANNEL_RULES, "host")
-LINE_LENGTH = 120  # the line limit of Ultralytics and YOLOv9 sources: a joined literal wraps rather than exceed it
 
 
 @dataclass(frozen=True)
@@ -268,56 +268,6 @@ def locate(function: cst.FunctionDef, registered: frozenset[str] | None = None) 
 # ----------------------------------------------------------------------------- building nodes
 
 
-def _append(literal: cst.Tuple | cst.Set | cst.List, names: Sequence[str], indent: str = ""):
-    """``literal`` with ``names`` appended in its own layout.
-
-    One-per-line literals (trailing comma) get a new line before the closing brace; others get ``, X`` on their
-    last line, or a new continuation line like their own when that line would grow past :data:`LINE_LENGTH`
-    (``indent`` is the indentation of the block holding the literal, which its continuation lines start with).
-    """
-    elements = list(literal.elements)
-    for name in names:
-        if not elements:
-            elements.append(cst.Element(cst.Name(name)))
-            continue
-        last = elements[-1]
-        if isinstance(last.comma, cst.Comma):  # trailing comma: the new element takes it, and the layout with it
-            separator = elements[-2].comma if len(elements) > 1 else cst.Comma(whitespace_after=_opening(literal))
-            elements[-1:] = [last.with_changes(comma=separator), cst.Element(cst.Name(name), comma=last.comma)]
-        else:
-            separator = _wrap(literal.with_changes(elements=elements), name, indent) or cst.Comma(
-                whitespace_after=cst.SimpleWhitespace(" ")
-            )
-            elements[-1:] = [last.with_changes(comma=separator), cst.Element(cst.Name(name))]
-    return literal.with_changes(elements=elements)
-
-
-def _opening(literal: cst.Tuple | cst.Set | cst.List) -> cst.BaseParenthesizableWhitespace:
-    """The whitespace after the literal's opening bracket (where its first element starts)."""
-    if isinstance(literal, cst.Set):
-        return literal.lbrace.whitespace_after
-    if isinstance(literal, cst.List):
-        return literal.lbracket.whitespace_after
-    return literal.lpar[0].whitespace_after if literal.lpar else cst.SimpleWhitespace(" ")
-
-
-def _wrap(literal: cst.Tuple | cst.Set | cst.List, name: str, indent: str) -> cst.Comma | None:
-    """A line-breaking comma like the literal's last one, if ``, name`` would not fit on its last line."""
-    breaks = [
-        e.comma
-        for e in literal.elements
-        if isinstance(e.comma, cst.Comma) and isinstance(e.comma.whitespace_after, cst.ParenthesizedWhitespace)
-    ]
-    if not breaks:
-        return None
-    last_line = indent + cst.Module([]).code_for_node(literal).rsplit("\n", 1)[-1]
-    if len(last_line) + len(", ") + len(name) + len(":") <= LINE_LENGTH:
-        return None
-    # the break's indentation without any comment that followed that comma
-    whitespace = breaks[-1].whitespace_after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
-    return breaks[-1].with_changes(whitespace_after=whitespace)
-
-
 def _statements(code: str, what: str) -> list[cst.BaseStatement]:
     try:
         statements = list(cst.parse_module(code).body)
@@ -437,9 +387,9 @@ class JoinChannelCollections(_ParseModelEdit):
         if self.shape is None or not self.names:
             return updated_node
         if original_node is self.shape.base:
-            return _append(updated_node, self.names, "".join(self.indents))
+            return append_names(updated_node, self.names, "".join(self.indents))
         if original_node is self.shape.repeat:
-            return _append(updated_node, [r.name for r in self.todo if r.repeats], "".join(self.indents))
+            return append_names(updated_node, [r.name for r in self.todo if r.repeats], "".join(self.indents))
         return updated_node
 
     leave_Tuple = leave_Set = leave_List = _join
@@ -459,7 +409,7 @@ class AddKeepBranch(_ParseModelEdit):
     def leave_Set(self, original_node, updated_node):
         shared = self.shape.shared_branches.get(self.rules[0]) if self.shape else None
         if self.names and shared is not None and original_node is shared.test.comparisons[0].comparator:
-            return _append(updated_node, self.names)
+            return append_names(updated_node, self.names)
         return updated_node
 
     def leave_If(self, original_node, updated_node):
@@ -548,7 +498,7 @@ class JoinHostConditions(JoinChannelCollections):
 
     def _join(self, original_node, updated_node):
         names = self.joins.get(id(original_node)) if self.shape is not None else None
-        return _append(updated_node, names, "".join(self.indents)) if names else updated_node
+        return append_names(updated_node, names, "".join(self.indents)) if names else updated_node
 
     leave_Tuple = leave_Set = leave_List = _join
 
