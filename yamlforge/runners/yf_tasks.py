@@ -102,8 +102,8 @@ def image_labels(images: int, imgsz: int, shapes: dict) -> dict:
 
 def semantic_mask(images: int, imgsz: int, shapes: dict) -> dict:
     """A class index per pixel at the input size: the objects' classes on class 0."""
-    return {"semantic_mask": Canvas("long", (images, imgsz, imgsz), 0,
-                                    tuple((i, c, pixel_box(obj, imgsz)) for i, c, obj in objects(images, shapes["nc"])))}
+    paints = tuple((i, c, pixel_box(obj, imgsz)) for i, c, obj in objects(images, shapes["nc"]))
+    return {"semantic_mask": Canvas("long", (images, imgsz, imgsz), 0, paints)}
 
 
 def depth_map(images: int, imgsz: int, shapes: dict) -> dict:
