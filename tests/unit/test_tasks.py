@@ -6,7 +6,7 @@ import ast
 
 import pytest
 
-from yamlforge.check.verify import task_line
+from yamlforge.check.verify import Check, VerifyReport, render_report, task_line
 from yamlforge.runners import yf_tasks
 from yamlforge.runners.yf_tasks import BATCH_PARTS, PARTS, Canvas, Rows, TaskError, task_batch
 from yamlforge.scratch import pristine_checkout
@@ -139,3 +139,18 @@ def test_task_line_names_what_the_target_chose():
                                "SegmentationValidator, dataset coco8-seg.yaml, metric metrics/mAP50-95(M)")
     bare = {"task": "detect", "model_class": "Fork", "model": "ForkModel", "trainer": None, "validator": None}
     assert task_line(bare) == "task detect: Fork built ForkModel"
+
+
+def test_the_rendered_report_shows_the_task_line_after_the_import():
+    from rich.console import Console
+
+    task = {"task": "pose", "model_class": "YOLO", "model": "PoseModel", "trainer": "PoseTrainer",
+            "validator": "PoseValidator", "data": "coco8-pose.yaml", "metric": "metrics/mAP50-95(P)"}
+    report = VerifyReport(target={"kind": "ultralytics", "version": "8.4.190", "root": "/r"}, yaml="m.yaml", imgsz=64,
+                          batch=2, python="python", checks=[Check("build", "pass", "built PoseModel")], task=task,
+                          imported={"package": "ultralytics", "file": "/r/ultralytics/__init__.py"})
+    console = Console(record=True, width=200)
+    render_report(report, console)
+    lines = console.export_text().splitlines()
+    assert lines[lines.index("imported ultralytics from /r/ultralytics/__init__.py") + 1] == task_line(task)
+    assert VerifyReport.from_runner(report.to_dict()).task == task
