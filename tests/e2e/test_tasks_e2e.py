@@ -18,20 +18,18 @@ MODULE = "BiLevelRoutingAttention"
 IMGSZ = 64  # small: what is checked (the loss of each task, finite gradients) does not depend on the size
 cli = CliRunner()
 
-# (base, task, model, trainer): what the release's YOLO wrapper picks for the generated YAML
-TASKS_84 = [
-    ("yolov8n", "detect", "DetectionModel", "DetectionTrainer"),
-    ("yolo11n-seg", "segment", "SegmentationModel", "SegmentationTrainer"),
-    ("yolov8n-pose", "pose", "PoseModel", "PoseTrainer"),
-    ("yolo11n-obb", "obb", "OBBModel", "OBBTrainer"),
-    ("yolov8n-cls", "classify", "ClassificationModel", "ClassificationTrainer"),
-    ("yolo26n-sem", "semantic", "SemanticSegmentationModel", "SemanticSegmentationTrainer"),
-    ("yolo26n-depth", "depth", "DepthModel", "DepthTrainer"),
-]
-TASKS_80 = [
-    ("yolov8n-seg", "segment", "SegmentationModel", "SegmentationTrainer"),
-    ("yolov8n-pose", "pose", "PoseModel", "PoseTrainer"),
-    ("yolov8n-cls", "classify", "ClassificationModel", "ClassificationTrainer"),
+# (release, base, task, model, trainer): what the release's YOLO wrapper picks for the generated YAML
+CASES = [
+    ("8.4.190", "yolov8n", "detect", "DetectionModel", "DetectionTrainer"),
+    ("8.4.190", "yolo11n-seg", "segment", "SegmentationModel", "SegmentationTrainer"),
+    ("8.4.190", "yolov8n-pose", "pose", "PoseModel", "PoseTrainer"),
+    ("8.4.190", "yolo11n-obb", "obb", "OBBModel", "OBBTrainer"),
+    ("8.4.190", "yolov8n-cls", "classify", "ClassificationModel", "ClassificationTrainer"),
+    ("8.4.190", "yolo26n-sem", "semantic", "SemanticSegmentationModel", "SemanticSegmentationTrainer"),
+    ("8.4.190", "yolo26n-depth", "depth", "DepthModel", "DepthTrainer"),
+    ("8.0.227", "yolov8n-seg", "segment", "SegmentationModel", "SegmentationTrainer"),
+    ("8.0.227", "yolov8n-pose", "pose", "PoseModel", "PoseTrainer"),
+    ("8.0.227", "yolov8n-cls", "classify", "ClassificationModel", "ClassificationTrainer"),
 ]
 LOSSES = {"detect": "v8DetectionLoss", "segment": "v8SegmentationLoss", "pose": "v8PoseLoss", "obb": "v8OBBLoss",
           "classify": "v8ClassificationLoss", "semantic": "SemanticSegmentationLoss", "depth": "DepthLoss26"}
@@ -43,19 +41,18 @@ def invoke(*args) -> str:
     return result.output
 
 
-def with_module(root: Path) -> Path:
-    invoke("apply", "--repo", root, "--module", MODULE)
-    return root
-
-
 @pytest.fixture(scope="module")
-def u84(checkout_factory):
-    return with_module(checkout_factory("ultralytics", "8.4.190"))
+def checkout_with_module(checkout_factory):
+    """``checkout_with_module(version)``: one checkout of that release for the whole module, MODULE applied."""
+    roots: dict[str, Path] = {}
 
+    def get(version: str) -> Path:
+        if version not in roots:
+            roots[version] = checkout_factory("ultralytics", version)
+            invoke("apply", "--repo", roots[version], "--module", MODULE)
+        return roots[version]
 
-@pytest.fixture(scope="module")
-def u80(checkout_factory):
-    return with_module(checkout_factory("ultralytics", "8.0.227"))
+    return get
 
 
 def verify_inserted(root: Path, base: str) -> tuple[int, dict]:
@@ -68,24 +65,15 @@ def verify_inserted(root: Path, base: str) -> tuple[int, dict]:
     return result.exit_code, data
 
 
-def assert_task_verified(code: int, data: dict, task: str, model: str, trainer: str) -> None:
+@pytest.mark.parametrize(("version", "base", "task", "model", "trainer"), CASES,
+                         ids=[f"{version}-{base}" for version, base, *_ in CASES])
+def test_verify_runs_each_tasks_own_loss(checkout_with_module, version, base, task, model, trainer):
+    code, data = verify_inserted(checkout_with_module(version), base)
     assert code == 0, data["checks"]
     assert [c["name"] for c in data["checks"]] == ["import", "build", "forward", "flops", "backward"]
     assert data["task"]["task"] == task and data["task"]["model_class"] == "YOLO"
     assert data["task"]["model"] == model and data["task"]["trainer"] == trainer
     assert task in data["task"]["tasks"] and data["task"]["metric"]
+    assert ("obb" in data["task"]["tasks"]) == (version != "8.0.227")  # 8.0 ships no OBB
     assert data["gradients"]["finite"] and data["gradients"]["loss"] == f"the target's {task} loss ({LOSSES[task]})"
     assert any(row["module"] == MODULE for row in data["layers"])
-
-
-@pytest.mark.parametrize(("base", "task", "model", "trainer"), TASKS_84, ids=[row[0] for row in TASKS_84])
-def test_verify_runs_each_tasks_own_loss_on_8_4_190(u84, base, task, model, trainer):
-    assert_task_verified(*verify_inserted(u84, base), task, model, trainer)
-
-
-@pytest.mark.parametrize(("base", "task", "model", "trainer"), TASKS_80, ids=[row[0] for row in TASKS_80])
-def test_verify_runs_each_tasks_own_loss_on_8_0_227(u80, base, task, model, trainer):
-    code, data = verify_inserted(u80, base)
-    assert_task_verified(code, data, task, model, trainer)
-    assert "obb" not in data["task"]["tasks"]
-
