@@ -12,6 +12,7 @@ the mask layout its hyperparameters ask for; :func:`task_batch` is pure Python, 
 from __future__ import annotations
 
 import importlib
+import math
 from typing import NamedTuple
 
 # Every image of the synthetic batch holds these objects: normalised centre x, y, width, height and an angle in
@@ -164,6 +165,40 @@ def to_tensors(batch: dict) -> dict:
             tensor[index, y0:y1, x0:x1] = value
         tensors[key] = tensor
     return tensors
+
+
+# The smoke training's synthetic dataset draws class 0 as a filled rectangle and class 1 as a filled ellipse.
+ELLIPSE_POINTS = 16
+
+
+def outline(cls: int, box: tuple[int, int, int, int]) -> list[tuple[float, float]]:
+    """The drawn shape's outline in pixels, clockwise from the top left (``box``: x0, y0, width, height)."""
+    x0, y0, w, h = box
+    if cls == 0:
+        return [(x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h)]
+    cx, cy = x0 + w / 2, y0 + h / 2
+    return [(cx + w / 2 * math.cos(a), cy + h / 2 * math.sin(a))
+            for a in (2 * math.pi * k / ELLIPSE_POINTS for k in range(ELLIPSE_POINTS))]
+
+
+def box_label(cls: int, box: tuple[int, int, int, int], imgsz: int) -> str:
+    """A detection label: class, normalised centre and size."""
+    x0, y0, w, h = box
+    return f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}"
+
+
+def polygon_label(cls: int, box: tuple[int, int, int, int], imgsz: int) -> str:
+    """A segmentation label: class and the shape's outline as normalised polygon points."""
+    return " ".join([str(cls), *(f"{x / imgsz:.6f} {y / imgsz:.6f}" for x, y in outline(cls, box))])
+
+
+# The label line of one object in each task's YOLO-format dataset (tasks missing here get no smoke training yet)
+DATASET_LABELS = {"detect": box_label, "segment": polygon_label}
+
+
+def reported_task(data: dict) -> str | None:
+    """The task a report's build found (None: the target names no tasks, or the build failed)."""
+    return (data.get("task") or {}).get("task")
 
 
 def class_name(obj) -> str | None:
