@@ -55,11 +55,13 @@ def checkout_with_module(checkout_factory):
     return get
 
 
-def verify_inserted(root: Path, base: str) -> tuple[int, dict]:
-    """gen-yaml BASE with the module after layer 6, then `verify --json` of the YAML it wrote."""
-    invoke("gen-yaml", base, "--insert-after", f"6={MODULE}", "--repo", root)
-    model = next((root / "ultralytics/cfg/models").rglob(f"{base}-{MODULE}.yaml"))
-    result = cli.invoke(app, ["verify", str(model), "--repo", str(root), "--imgsz", str(IMGSZ), "--json"])
+def verify_inserted(root: Path, base: str, *options: str) -> tuple[int, dict]:
+    """gen-yaml BASE with the module after layer 6 (once per checkout), then `verify --json` of the YAML it wrote."""
+    models = root / "ultralytics/cfg/models"
+    if not any(models.rglob(f"{base}-{MODULE}.yaml")):
+        invoke("gen-yaml", base, "--insert-after", f"6={MODULE}", "--repo", root)
+    model = next(models.rglob(f"{base}-{MODULE}.yaml"))
+    result = cli.invoke(app, ["verify", str(model), "--repo", str(root), "--imgsz", str(IMGSZ), "--json", *options])
     data = json.loads(result.stdout)
     jsonschema.validate(data, SCHEMA)
     return result.exit_code, data
@@ -77,3 +79,20 @@ def test_verify_runs_each_tasks_own_loss(checkout_with_module, version, base, ta
     assert ("obb" in data["task"]["tasks"]) == (version != "8.0.227")  # 8.0 ships no OBB
     assert data["gradients"]["finite"] and data["gradients"]["loss"] == f"the target's {task} loss ({LOSSES[task]})"
     assert any(row["module"] == MODULE for row in data["layers"])
+
+
+def test_train_runs_the_segmentation_trainer_on_polygon_labels_and_reloads(checkout_with_module):
+    code, data = verify_inserted(checkout_with_module("8.4.190"), "yolo11n-seg", "--train")
+    assert code == 0, data["checks"]
+    checks = {c["name"]: c for c in data["checks"]}
+    assert checks["train"]["status"] == checks["reload"]["status"] == checks["safe_reload"]["status"] == "pass"
+    assert "with YOLO.train (SegmentationTrainer)" in checks["train"]["message"]
+
+
+def test_train_of_a_task_without_a_synthetic_dataset_is_skipped_in_one_line(checkout_with_module):
+    code, data = verify_inserted(checkout_with_module("8.4.190"), "yolov8n-pose", "--train")
+    assert code == 0, data["checks"]
+    train = data["checks"][-1]
+    assert (train["name"], train["status"]) == ("train", "skip")
+    assert train["message"] == ("not run: yamlforge writes no synthetic pose dataset yet "
+                                "(it writes detect, segment datasets)")

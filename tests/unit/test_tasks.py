@@ -154,3 +154,19 @@ def test_the_rendered_report_shows_the_task_line_after_the_import():
     lines = console.export_text().splitlines()
     assert lines[lines.index("imported ultralytics from /r/ultralytics/__init__.py") + 1] == task_line(task)
     assert VerifyReport.from_runner(report.to_dict()).task == task
+
+
+def test_detection_labels_keep_their_format():
+    assert yf_tasks.box_label(1, (10, 20, 30, 40), 64) == "1 0.390625 0.625000 0.468750 0.625000"
+
+
+@pytest.mark.parametrize(("cls", "points"), [(0, 4), (1, yf_tasks.ELLIPSE_POINTS)], ids=["rectangle", "ellipse"])
+def test_segmentation_labels_outline_the_drawn_shape_inside_its_box(cls, points):
+    fields = yf_tasks.polygon_label(cls, (10, 20, 30, 40), 64).split()
+    assert fields[0] == str(cls) and len(fields) == 1 + 2 * points
+    xs, ys = [float(v) * 64 for v in fields[1::2]], [float(v) * 64 for v in fields[2::2]]
+    assert (round(min(xs), 3), round(min(ys), 3), round(max(xs), 3), round(max(ys), 3)) == (10, 20, 40, 60)
+
+
+def test_every_task_with_a_dataset_has_a_batch():
+    assert set(yf_tasks.DATASET_LABELS) <= set(BATCH_PARTS)
