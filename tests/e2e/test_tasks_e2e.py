@@ -81,18 +81,21 @@ def test_verify_runs_each_tasks_own_loss(checkout_with_module, version, base, ta
     assert any(row["module"] == MODULE for row in data["layers"])
 
 
-def test_train_runs_the_segmentation_trainer_on_polygon_labels_and_reloads(checkout_with_module):
-    code, data = verify_inserted(checkout_with_module("8.4.190"), "yolo11n-seg", "--train")
+@pytest.mark.parametrize(("base", "trainer"), [("yolo11n-seg", "SegmentationTrainer"), ("yolov8n-pose", "PoseTrainer"),
+                                             ("yolo11n-obb", "OBBTrainer")])
+def test_train_runs_the_tasks_own_trainer_on_its_labels_and_reloads(checkout_with_module, base, trainer):
+    """Polygons for segment, keypoints of the YAML's kpt_shape for pose, four corners for OBB."""
+    code, data = verify_inserted(checkout_with_module("8.4.190"), base, "--train")
     assert code == 0, data["checks"]
     checks = {c["name"]: c for c in data["checks"]}
     assert checks["train"]["status"] == checks["reload"]["status"] == checks["safe_reload"]["status"] == "pass"
-    assert "with YOLO.train (SegmentationTrainer)" in checks["train"]["message"]
+    assert f"with YOLO.train ({trainer})" in checks["train"]["message"]
 
 
 def test_train_of_a_task_without_a_synthetic_dataset_is_skipped_in_one_line(checkout_with_module):
-    code, data = verify_inserted(checkout_with_module("8.4.190"), "yolov8n-pose", "--train")
+    code, data = verify_inserted(checkout_with_module("8.4.190"), "yolov8n-cls", "--train")
     assert code == 0, data["checks"]
     train = data["checks"][-1]
     assert (train["name"], train["status"]) == ("train", "skip")
-    assert train["message"] == ("not run: yamlforge writes no synthetic pose dataset yet "
-                                "(it writes detect, segment datasets)")
+    assert train["message"] == ("not run: yamlforge writes no synthetic classify dataset yet "
+                                "(it writes detect, segment, obb, pose datasets)")

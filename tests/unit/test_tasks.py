@@ -157,12 +157,12 @@ def test_the_rendered_report_shows_the_task_line_after_the_import():
 
 
 def test_detection_labels_keep_their_format():
-    assert yf_tasks.box_label(1, (10, 20, 30, 40), 64) == "1 0.390625 0.625000 0.468750 0.625000"
+    assert yf_tasks.box_label(1, (10, 20, 30, 40), 64, {}) == "1 0.390625 0.625000 0.468750 0.625000"
 
 
 @pytest.mark.parametrize(("cls", "points"), [(0, 4), (1, yf_tasks.ELLIPSE_POINTS)], ids=["rectangle", "ellipse"])
 def test_segmentation_labels_outline_the_drawn_shape_inside_its_box(cls, points):
-    fields = yf_tasks.polygon_label(cls, (10, 20, 30, 40), 64).split()
+    fields = yf_tasks.polygon_label(cls, (10, 20, 30, 40), 64, {}).split()
     assert fields[0] == str(cls) and len(fields) == 1 + 2 * points
     xs, ys = [float(v) * 64 for v in fields[1::2]], [float(v) * 64 for v in fields[2::2]]
     assert (round(min(xs), 3), round(min(ys), 3), round(max(xs), 3), round(max(ys), 3)) == (10, 20, 40, 60)
@@ -170,3 +170,17 @@ def test_segmentation_labels_outline_the_drawn_shape_inside_its_box(cls, points)
 
 def test_every_task_with_a_dataset_has_a_batch():
     assert set(yf_tasks.DATASET_LABELS) <= set(BATCH_PARTS)
+
+
+def test_rotated_box_labels_are_the_four_corners_for_either_shape():
+    for cls in (0, 1):
+        assert yf_tasks.corners_label(cls, (16, 32, 16, 8), 64, {}) == (
+            f"{cls} 0.250000 0.500000 0.500000 0.500000 0.500000 0.625000 0.250000 0.625000")
+
+
+@pytest.mark.parametrize(("kpt_shape", "fields"), [([17, 3], 5 + 51), ([4, 2], 5 + 8)])
+def test_pose_labels_carry_the_yamls_kpt_shape(kpt_shape, fields):
+    label = yf_tasks.keypoints_label(0, (16, 32, 16, 8), 64, {"kpt_shape": kpt_shape}).split()
+    assert len(label) == fields
+    assert label[:5] == yf_tasks.box_label(0, (16, 32, 16, 8), 64, {}).split()
+    assert yf_tasks.DATASET_KEYS["pose"] == ("kpt_shape",)

@@ -181,19 +181,38 @@ def outline(cls: int, box: tuple[int, int, int, int]) -> list[tuple[float, float
             for a in (2 * math.pi * k / ELLIPSE_POINTS for k in range(ELLIPSE_POINTS))]
 
 
-def box_label(cls: int, box: tuple[int, int, int, int], imgsz: int) -> str:
+def box_label(cls: int, box: tuple[int, int, int, int], imgsz: int, model_yaml: dict) -> str:
     """A detection label: class, normalised centre and size."""
     x0, y0, w, h = box
     return f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}"
 
 
-def polygon_label(cls: int, box: tuple[int, int, int, int], imgsz: int) -> str:
+def polygon_label(cls: int, box: tuple[int, int, int, int], imgsz: int, model_yaml: dict) -> str:
     """A segmentation label: class and the shape's outline as normalised polygon points."""
     return " ".join([str(cls), *(f"{x / imgsz:.6f} {y / imgsz:.6f}" for x, y in outline(cls, box))])
 
 
+def corners_label(cls: int, box: tuple[int, int, int, int], imgsz: int, model_yaml: dict) -> str:
+    """A rotated-box label: class and the four corners of the shape's box, normalised (DOTA's order, clockwise)."""
+    return " ".join([str(cls), *(f"{x / imgsz:.6f} {y / imgsz:.6f}" for x, y in outline(0, box))])
+
+
+def keypoints_label(cls: int, box: tuple[int, int, int, int], imgsz: int, model_yaml: dict) -> str:
+    """A pose label: the detection label, then the model YAML's ``kpt_shape`` keypoints spread over the box's
+    diagonal (visible, where the keypoints have a visibility)."""
+    count, dims = model_yaml["kpt_shape"]
+    x0, y0, w, h = box
+    values = []
+    for j in range(count):
+        t = (j + 0.5) / count
+        values += [f"{(x0 + w * t) / imgsz:.6f}", f"{(y0 + h * t) / imgsz:.6f}", "2"][:dims]
+    return " ".join([box_label(cls, box, imgsz, model_yaml), *values])
+
+
 # The label line of one object in each task's YOLO-format dataset (tasks missing here get no smoke training yet)
-DATASET_LABELS = {"detect": box_label, "segment": polygon_label}
+DATASET_LABELS = {"detect": box_label, "segment": polygon_label, "obb": corners_label, "pose": keypoints_label}
+# The keys of the model YAML a task's dataset YAML repeats (its loader checks the labels against them)
+DATASET_KEYS = {"pose": ("kpt_shape",)}
 
 
 def reported_task(data: dict) -> str | None:

@@ -37,8 +37,10 @@ SCRIPT_HYP = {
 }
 
 
-def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0, task: str = "detect") -> Path:
-    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels for ``task``."""
+def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0, task: str = "detect",
+                 model_yaml: dict | None = None) -> Path:
+    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels for ``task``
+    (of the model ``model_yaml``: a pose dataset has its ``kpt_shape``)."""
     import cv2
     import numpy as np
 
@@ -58,13 +60,14 @@ def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0, task: 
                 cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), colour, -1)
             else:
                 cv2.ellipse(img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, colour, -1)
-            lines.append(yf_tasks.DATASET_LABELS[task](cls, (x0, y0, w, h), imgsz))
+            lines.append(yf_tasks.DATASET_LABELS[task](cls, (x0, y0, w, h), imgsz, model_yaml or {}))
         cv2.imwrite(str(images / f"im{n}.jpg"), img)
         (labels / f"im{n}.txt").write_text("\n".join(lines) + "\n")
     data = folder / "data.yaml"
     # Absolute paths: YOLOv7 reads no ``path:`` key
     data.write_text(json.dumps({"path": str(folder), "train": str(images), "val": str(images),
-                                "nc": 2, "names": ["rectangle", "ellipse"]}))  # JSON is valid YAML
+                                "nc": 2, "names": ["rectangle", "ellipse"],
+                                **{key: model_yaml[key] for key in yf_tasks.DATASET_KEYS.get(task, ())}}))
     return data
 
 
@@ -127,7 +130,8 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
     """The wrapper's own ``.train()`` for one epoch (from ``pretrained`` through ``.load()``, which every version
     honours for a YAML-built model), then a reload (and a restricted reload where there is one)."""
     wrapper_name = yf_facts.by_head(facts["wrappers"], cfg_dict)
-    data = make_dataset(workdir / "data", imgsz, task=yf_tasks.reported_task(report.data) or "detect")
+    data = make_dataset(workdir / "data", imgsz, task=yf_tasks.reported_task(report.data) or "detect",
+                        model_yaml=cfg_dict)
     started = time.perf_counter()
     try:
         with LogLines(facts["package"]) as log:
