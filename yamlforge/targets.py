@@ -89,6 +89,8 @@ class Runtime:
     # separator); `weights --base` prints the value that freezes the same base layers after an edit
     freeze_syntax: tuple[str, str, str] = ("--freeze {}", "--freeze {}", " ")
     export_opset_fix: OpsetFix | None = None  # the opset given to the exporter where its own choice is wrong
+    # The module holding the target's task tables (TASKS, TASK2DATA, TASK2METRIC); None: the target names no tasks
+    task_tables: str | None = None
 
     @classmethod
     def from_facts(cls, facts: dict) -> Runtime:
@@ -181,6 +183,7 @@ ULTRALYTICS = TargetKind(
         settings_object="ultralytics.utils:SETTINGS",
         analytics_clients=("ultralytics.utils.events:events", "ultralytics.hub.utils:events"),
         freeze_syntax=("freeze={}", "freeze=[{}]", ", "),
+        task_tables="ultralytics.cfg",
         # 8.0.36 (get_latest_opset) to 8.3.202; 8.3.203 takes torch's own maximum (best_onnx_opset), before 8.0.36
         # the configured default (17 in 8.0.0, None later). 17 has every op the targets' models export with.
         export_opset_fix=OpsetFix(

@@ -56,6 +56,7 @@ class VerifyReport:
     checks: list[Check]
     imported: dict | None = None
     builder: str | None = None
+    task: dict | None = None  # the task the target's wrapper chose and its task_map's classes; None: not read
     torch: str | None = None
     layers: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
@@ -88,6 +89,7 @@ class VerifyReport:
             "torch": self.torch,
             "imported": self.imported,
             "builder": self.builder,
+            "task": self.task,
             "checks": [c.to_dict() for c in self.checks],
             "layers": self.layers,
             "totals": self.totals,
@@ -105,7 +107,7 @@ class VerifyReport:
         return cls(
             target=raw["target"], yaml=raw["yaml"], imgsz=raw["imgsz"], batch=raw["batch"], python=raw["python"],
             checks=[Check.from_dict(c) for c in raw.get("checks", [])], imported=raw.get("imported"),
-            builder=raw.get("builder"), torch=raw.get("torch"), layers=raw.get("layers") or [],
+            builder=raw.get("builder"), task=raw.get("task"), torch=raw.get("torch"), layers=raw.get("layers") or [],
             totals=raw.get("totals") or {}, gradients=raw.get("gradients"), train=raw.get("train"),
             settings=raw.get("settings"), notes=list(raw.get("notes") or []),
         )
@@ -219,6 +221,8 @@ def render_report(report: VerifyReport, console=None) -> None:
         console.print(_totals_line(report))
     if report.imported:
         console.print(f"imported {report.imported['package']} from {escape(report.imported['file'])}")
+    if report.task:
+        console.print(escape(task_line(report.task)))
     for check in report.checks:
         console.print(f"{MARK.get(check.status, '?')} {check.name:<12} {escape(check.message)}")
     names = (report.gradients or {}).get("no_grad")
@@ -231,6 +235,14 @@ def render_report(report: VerifyReport, console=None) -> None:
         console.print(f"[bold green]verify: ok[/] ({len(report.checks)} checks, {label})")
     else:
         console.print(f"[bold red]verify: failed[/] ({', '.join(report.failed_checks)}; {label})")
+
+
+def task_line(task: dict) -> str:
+    """``task segment: YOLO built SegmentationModel; trainer SegmentationTrainer, ...`` (what the target chose)."""
+    chosen = [f"{role} {task[role]}" for role in ("trainer", "validator") if task.get(role)]
+    chosen += [f"{role} {task[key]}" for role, key in (("dataset", "data"), ("metric", "metric")) if task.get(key)]
+    return (f"task {task.get('task') or '?'}: {task['model_class']} built {task['model']}"
+            + (f"; {', '.join(chosen)}" if chosen else ""))
 
 
 def _render_failures(report: VerifyReport, console) -> None:

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_build (the tests)
-    from . import yf_facts
+    from . import yf_facts, yf_tasks
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
+    import yf_tasks
 
 
 def load_yaml_dict(facts: dict, cfg: str) -> dict:
@@ -75,15 +76,17 @@ def report_unknown(report: yf_facts.Report, unknown: list[dict], root: Path) -> 
 
 
 def build_with_wrapper(facts: dict, cfg: str, cfg_dict: dict):
-    """The package's model wrapper (``YOLO``, ``RTDETR``: chosen by the head) builds it."""
+    """The package's model wrapper (``YOLO``, ``RTDETR``: chosen by the head) builds it, choosing the task and the
+    model class for it (``YOLO`` itself may become ``YOLOWorld`` or ``YOLOE``)."""
     wrapper_cls = getattr(importlib.import_module(facts["package"]), yf_facts.by_head(facts["wrappers"], cfg_dict))
-    return wrapper_cls(cfg).model, f"{wrapper_cls.__name__}({Path(cfg).name})"
+    wrapper = wrapper_cls(cfg)
+    return wrapper.model, f"{wrapper_cls.__name__}({Path(cfg).name})", yf_tasks.describe(facts, wrapper)
 
 
 def build_with_model_class(facts: dict, cfg: str, cfg_dict: dict):
     """The checkout's model class builds it from the YAML file (``models.yolo.Model(cfg, ch=3)``)."""
     model_cls = yf_facts.load_callable(facts["model_class"])
-    return model_cls(cfg, ch=3), f"{facts['model_class'].replace(':', '.')}({Path(cfg).name})"
+    return model_cls(cfg, ch=3), f"{facts['model_class'].replace(':', '.')}({Path(cfg).name})", None
 
 
 BUILDERS = {"wrapper": build_with_wrapper, "model_class": build_with_model_class}
@@ -102,11 +105,12 @@ def build(report: yf_facts.Report, facts: dict, cfg: str, root: Path):
         return None, cfg_dict
     started = time.perf_counter()
     try:
-        model, builder = BUILDERS[facts["build"]](facts, cfg, cfg_dict)
+        model, builder, task = BUILDERS[facts["build"]](facts, cfg, cfg_dict)
     except Exception as exc:
         yf_facts.fail_at_layer(report, "build", exc, "the model does not build",
                                hint=yf_facts.hint_for(exc, facts["package"]))
         return None, cfg_dict
     report.data["builder"] = builder
+    report.data["task"] = task
     report.check("build", "pass", f"{builder} built {type(model).__name__} in {time.perf_counter() - started:.1f} s")
     return model, cfg_dict

@@ -8,9 +8,10 @@ import sys
 import time
 
 if __package__:  # imported as yamlforge.runners.yf_checks (the tests)
-    from . import yf_facts, yf_traps
+    from . import yf_facts, yf_tasks, yf_traps
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
+    import yf_tasks
     import yf_traps
 
 
@@ -142,19 +143,6 @@ def flops_verdict(report: yf_facts.Report, gflops: float, target_gflops: float |
     return report.check("flops", "pass", f"{gflops:.2f} GFLOPs at {imgsz}x{imgsz}")
 
 
-def synthetic_batch(x) -> dict:
-    """Two boxes per image in the layout the Ultralytics losses read (normalised xywh, per-box image index)."""
-    import torch
-
-    n = x.shape[0]
-    return {
-        "img": x,
-        "batch_idx": torch.arange(n).repeat_interleave(2).float(),
-        "cls": torch.tensor([[0.0], [1.0]]).repeat(n, 1),
-        "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.3], [0.3, 0.6, 0.2, 0.4]]).repeat(n, 1),
-    }
-
-
 def summed_outputs(facts: dict, model, x):
     """The loss of targets whose detection loss needs a trainer's state: every floating output's mean, summed."""
     out = model(x)
@@ -163,15 +151,19 @@ def summed_outputs(facts: dict, model, x):
 
 
 def model_loss(facts: dict, model, x):
-    """The model's own detection loss (self-contained once it has the default hyperparameters and ``nc``)."""
+    """The model's own loss for its task (``model.task``, set by the target's wrapper), built by its
+    ``init_criterion``, on a batch in that task's format (self-contained once it has the default hyperparameters
+    and ``nc``)."""
     if not hasattr(model, "loss"):
         return summed_outputs(facts, model, x)
     if not hasattr(getattr(model, "args", None), "box"):  # a bare build keeps args as a dict
         model.args = yf_facts.load_callable(facts["loss_args"])()
     if not hasattr(model, "nc"):  # the trainer sets it from the dataset; the head knows it too
         model.nc = getattr(model.model[-1], "nc", None) or model.yaml.get("nc")
-    loss = model.loss(synthetic_batch(x))[0]
-    return loss.sum(), "the target's detection loss"
+    task = getattr(model, "task", None) or "detect"  # a model class built without the wrapper
+    batch = yf_tasks.to_tensors(yf_tasks.task_batch(task, x.shape[0], x.shape[-1], yf_tasks.model_shapes(model)))
+    loss = model.loss({"img": x, **batch})[0]
+    return loss.sum(), f"the target's {task} loss ({type(getattr(model, 'criterion', None)).__name__})"
 
 
 LOSSES = {"model_loss": model_loss, "summed_outputs": summed_outputs}

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_train (the tests)
-    from . import yf_facts
+    from . import yf_facts, yf_tasks
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
+    import yf_tasks
 
 
 # What numpy removed (np.int, np.float in 1.24; np.trapz in 2.4) and YOLOv5/v7's training code still calls.
@@ -36,8 +37,10 @@ SCRIPT_HYP = {
 }
 
 
-def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0) -> Path:
-    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels."""
+def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0, task: str = "detect",
+                 model_yaml: dict | None = None) -> Path:
+    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels for ``task``
+    (of the model ``model_yaml``: a pose dataset has its ``kpt_shape``)."""
     import cv2
     import numpy as np
 
@@ -57,13 +60,14 @@ def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0) -> Pat
                 cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), colour, -1)
             else:
                 cv2.ellipse(img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, colour, -1)
-            lines.append(f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
+            lines.append(yf_tasks.DATASET_LABELS[task](cls, (x0, y0, w, h), imgsz, model_yaml or {}))
         cv2.imwrite(str(images / f"im{n}.jpg"), img)
         (labels / f"im{n}.txt").write_text("\n".join(lines) + "\n")
     data = folder / "data.yaml"
     # Absolute paths: YOLOv7 reads no ``path:`` key
     data.write_text(json.dumps({"path": str(folder), "train": str(images), "val": str(images),
-                                "nc": 2, "names": ["rectangle", "ellipse"]}))  # JSON is valid YAML
+                                "nc": 2, "names": ["rectangle", "ellipse"],
+                                **{key: model_yaml[key] for key in yf_tasks.DATASET_KEYS.get(task, ())}}))
     return data
 
 
@@ -126,7 +130,8 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
     """The wrapper's own ``.train()`` for one epoch (from ``pretrained`` through ``.load()``, which every version
     honours for a YAML-built model), then a reload (and a restricted reload where there is one)."""
     wrapper_name = yf_facts.by_head(facts["wrappers"], cfg_dict)
-    data = make_dataset(workdir / "data", imgsz)
+    data = make_dataset(workdir / "data", imgsz, task=yf_tasks.reported_task(report.data) or "detect",
+                        model_yaml=cfg_dict)
     started = time.perf_counter()
     try:
         with LogLines(facts["package"]) as log:
@@ -147,7 +152,8 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
                             # the integrations (and analytics) the settings let the trainer load
                             "callbacks": sorted({f.__module__ for fs in trainer.callbacks.values() for f in fs})}
     report.check("train", status, f"1 epoch on {len(list((workdir / 'data/images/train').iterdir()))} synthetic "
-                 f"images at {imgsz} with {wrapper_name}.train in {time.perf_counter() - started:.0f} s" + start)
+                 f"images at {imgsz} with {wrapper_name}.train ({type(trainer).__name__}) in "
+                 f"{time.perf_counter() - started:.0f} s" + start)
     image = next((workdir / "data" / "images" / "train").iterdir())
     try:
         boxes = predict_with_wrapper(facts["package"], wrapper_name, weights, image, imgsz)
@@ -270,6 +276,11 @@ def check_train(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, 
     the trainer itself transfers it), in the working directory, then a reload."""
     if report.failed():
         report.check("train", "skip", "not run: an earlier check failed")
+        return
+    task = yf_tasks.reported_task(report.data)
+    if task and task not in yf_tasks.DATASET_LABELS:
+        report.check("train", "skip", f"not run: yamlforge writes no synthetic {task} dataset yet "
+                     f"(it writes {', '.join(yf_tasks.DATASET_LABELS)} datasets)")
         return
     if needs_legacy_load(facts):
         import torch
