@@ -77,7 +77,7 @@ def _prefixed(source_name: str, class_name: str) -> str:
     """``CoordAttBlock`` from ``coord_att`` and ``Block``; a prefix that is the class's name already is dropped."""
     prefix = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", source_name))
     if not prefix or prefix[0].isdigit() or prefix.lower() == class_name.lower():
-        prefix = "Paper" + prefix
+        prefix = "Paper"
     return prefix + class_name
 
 
