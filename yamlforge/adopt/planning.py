@@ -45,7 +45,7 @@ class Taken:
         if name in self.layers:
             return f"{name} is a layer the target already has ({self.where})"
         if self.where is None and ONE_WORD.fullmatch(name):
-            return f"{name} is a generic name a target may have (no --repo to check it against)"
+            return f"{name} is a one-word name a target may have (--repo checks the target's own names)"
         return None
 
 

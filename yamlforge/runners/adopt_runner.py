@@ -320,6 +320,7 @@ def probe_class(cls, sets: dict, given: dict | None = None) -> dict:
     given = {name: Fraction(*ratio) for name, ratio in (given or {}).items()}
     builder = widths.Builder(cls, sets, in_arg, out_arg, derived_args(cls, params, sets, in_arg, out_arg, given))
     pair, module, layout, c, size, first = first_build(builder, params)
+    widths.tie_to_width(builder, layout, size, pair[0])
     if isinstance(first, torch.Tensor) and first.ndim == 2:
         raise classifier_error(cls, params, first)
     seen = {size: first}

@@ -85,6 +85,26 @@ def derive(cls, sets: dict, missing: list[str], in_arg: str | None, out_arg: str
     return {}
 
 
+def tie_to_width(builder: Builder, layout: str, size: int, c_in: int) -> None:
+    """A width-like --set value that is a fixed multiple of ``c_in``, the one width the class runs at with it, is
+    derived from the width instead when that makes the class run at two other widths (``--set hidden_dim=128`` at
+    inp=64: ``hidden_dim = 2 * inp``). A value the class also runs with at another width stays as given."""
+    tied = [name for name, value in builder.sets.items() if type(value) is int and value > 0
+            and any(word in name.lower() for word in WIDTH_WORDS) and Fraction(value, c_in) in DERIVED_RATIOS]
+    if not (builder.failed and builder.in_arg and tied):
+        return
+    others = [w for w in SECOND_WIDTHS if w != c_in]
+    if any(builder.output(layout, size, w, w) is not None for w in others):
+        return
+    for name in tied:
+        sets = {key: value for key, value in builder.sets.items() if key != name}
+        trial = Builder(builder.cls, sets, builder.in_arg, builder.out_arg,
+                        {**builder.derived, name: Fraction(builder.sets[name], c_in)})
+        if sum(trial.output(layout, size, w, w) is not None for w in others) >= 2:
+            builder.sets, builder.derived = trial.sets, trial.derived
+            return
+
+
 def second_width(builder: Builder, layout: str, size: int, c_in: int):
     """(width, output) of the rule's second build: the first of SECOND_WIDTHS other than ``c_in`` that runs."""
     for width in SECOND_WIDTHS:
