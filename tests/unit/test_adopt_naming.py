@@ -44,7 +44,7 @@ def test_a_clashing_class_name_gets_the_source_name_as_prefix(pristine, version,
 
 
 @pytest.mark.parametrize(("source", "class_name", "renamed"), [
-    ("block", "Block", "PaperBlock"), ("models", "Mlp", "ModelsMlp"), ("net", "SPPF", "NetSPPF"),
+    ("block", "Block", "PaperBlock"), ("models", "Mlp", "ModelsMlp"), ("net", "SHSA", None),
     ("2103_coord", "Block", "PaperBlock"), ("net", "ChannelGate", None),
 ], ids=["source-named-as-class", "word", "acronym", "source-not-an-identifier", "two-words-kept"])
 def test_without_a_target_one_word_names_are_prefixed(source, class_name, renamed):

@@ -17,7 +17,7 @@ from .decision import Decision
 from .rendering import render_adapter, render_rename, render_spec
 
 ADAPTER_SUFFIX = "Adapted"
-ONE_WORD = re.compile(r"[A-Z][a-z0-9]*|[A-Z0-9]+")  # Block, Mlp, SPPF: paper code's generic names
+ONE_WORD = re.compile(r"[A-Z][a-z0-9]*")  # Block, Mlp, Conv: paper code's generic names (SHSA, an acronym, is not)
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,7 @@ def locate(cls, module, params: list[dict], in_arg: str | None, c_in: int = C_IN
 def first_build(builder, params: list[dict]):
     """((c_in, c_out), module, layout, channels, size, output) of the first width pair that builds and runs."""
     error = None
-    for pair in widths.first_pairs(builder.in_arg, builder.out_arg):
+    for pair in widths.first_pairs(builder):
         try:
             module = builder(*pair)
             return (pair, module, *locate(builder.cls, module, params, builder.in_arg, pair[0]))
