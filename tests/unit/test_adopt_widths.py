@@ -51,7 +51,7 @@ def test_a_set_value_twice_the_one_width_it_runs_at_is_tied_to_the_width(value, 
 
 
 def test_a_set_value_no_multiple_of_a_width_explains_is_still_refused():
-    with pytest.raises(YamlforgeError, match=r"Block\(inp=32, hidden_dim=101"):  # 101 is twice no width
+    with pytest.raises(YamlforgeError, match="forward failed in every layout"):  # 101 is twice no width
         adopt.adopt(SANDGLASS, "Block", sets=["hidden_dim=101"], write=False)
 
 
