@@ -34,7 +34,9 @@ def test_a_tied_set_value_becomes_the_relation_not_a_fixed_value():
     assert d.adapter_reasons[0] == TIED.format(value=128, width=64)
     assert (d.fixed, d.derived, d.constraints) == ({}, {"hidden_dim": Fraction(2)},
                                                    {"relations": ["hidden_dim = 2 * inp"]})
-    assert rendering._adapter_signature(d)[1] == "inp=c1, oup=c1, hidden_dim=2 * c1, kernel_size=kernel_size"
+    assert d.rule == "keep"  # inp == oup: the adapter takes the width once
+    assert rendering._adapter_signature(d) == (", c1, kernel_size=3",
+                                               "inp=c1, oup=c1, hidden_dim=2 * c1, kernel_size=kernel_size")
 
 
 def test_a_derived_argument_without_a_set_value_says_nothing_of_one():

@@ -150,11 +150,13 @@ def decide(raw: dict, sets: dict, proposed: dict | None = None) -> Decision:
     args = _spec_args(raw, sets, bool(reasons), proposed or {})
     kept = {a.name for a in args}
     rule = "backbone" if raw["role"] == "backbone" else raw["rule"]
+    if rule == "equal" and reasons:
+        rule = "keep"  # the adapter takes the width once and passes it as both (inp, oup)
     ratio = Fraction(*raw.get("ratio", (1, 1)))
     outputs = tuple((o["channels"], Fraction(o["stride"])) for o in raw.get("outputs", ()))
     return Decision(class_name=raw["class"], role=raw["role"], rule=rule, layout=raw["layout"],
                     stride=Fraction(raw.get("stride", "1")), multiple=raw["multiple"], in_arg=raw["in_arg"],
-                    out_arg=raw["out_arg"] if rule in ("in_out", "equal") else None, args=args,
+                    out_arg=raw["out_arg"] if raw["rule"] in ("in_out", "equal") else None, args=args,
                     fixed={k: v for k, v in sets.items() if k not in kept}, outputs=outputs, ratio=ratio,
                     sizes=tuple(raw["sizes"]), adapter_reasons=reasons, constraints=_constraints(raw),
                     derived={k: Fraction(*v) for k, v in raw.get("derived", {}).items()})
