@@ -67,9 +67,11 @@ def test_a_user_name_that_clashes_is_refused_in_one_line(pristine, name, message
     assert str(info.value) == f"{message} (--name)"
 
 
-def test_a_free_user_name_is_kept(pristine):
-    naming = planning.choose_name("coord_att", keep_decision("Block"), "MyBlock", taken(pristine, "8.4.190"))
-    assert (naming.name, naming.export, naming.renamed) == ("MyBlock", "Block", None)
+@pytest.mark.parametrize(("class_name", "export"), [("Conv", "MyConv"), ("Block", "MyConv"), ("CoordAtt", "CoordAtt")],
+                         ids=["class-is-a-layer", "class-is-a-file", "class-free"])
+def test_a_free_user_name_is_kept_and_names_the_class_where_its_own_clashes(pristine, class_name, export):
+    naming = planning.choose_name("coord_att", keep_decision(class_name), "MyConv", taken(pristine, "8.4.190"))
+    assert (naming.name, naming.export, naming.renamed) == ("MyConv", export, None)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -34,7 +34,8 @@ class Taken:
         if target is None:
             return cls({}, frozenset())
         folder = target.root / target.kind.modules_dir
-        stems = {path.stem.lower(): f"{target.kind.modules_dir}/{path.name}" for path in folder.iterdir()
+        files = folder.iterdir() if folder.is_dir() else ()  # YOLOv9's models/yamlforge/ is made by apply
+        stems = {path.stem.lower(): f"{target.kind.modules_dir}/{path.name}" for path in files
                  if path.suffix == ".py" or (path.is_dir() and not path.name.startswith("__"))}
         return cls(stems, target.known_layers, target.kind.tasks_file)
 
@@ -65,7 +66,8 @@ def choose_name(source_name: str, d: Decision, name: str | None, taken: Taken) -
         clash = taken.clash(name) if taken.where else None
         if clash:
             raise YamlforgeError(f"--name {clash}", where="--name", hint=f"--name {_prefixed(source_name, name)}")
-        return Naming(*export_name(d, name))
+        spec, export = export_name(d, name)
+        return Naming(spec, name if export == d.class_name and taken.clash(export) else export)
     clash = taken.clash(d.class_name)
     if clash is None:
         return Naming(*export_name(d, None))
