@@ -156,7 +156,7 @@ def decide(raw: dict, sets: dict, proposed: dict | None = None) -> Decision:
     outputs = tuple((o["channels"], Fraction(o["stride"])) for o in raw.get("outputs", ()))
     return Decision(class_name=raw["class"], role=raw["role"], rule=rule, layout=raw["layout"],
                     stride=Fraction(raw.get("stride", "1")), multiple=raw["multiple"], in_arg=raw["in_arg"],
-                    out_arg=raw["out_arg"] if raw["rule"] in ("in_out", "equal") else None, args=args,
+                    out_arg=raw["out_arg"] if raw.get("rule") in ("in_out", "equal") else None, args=args,
                     fixed={k: v for k, v in sets.items() if k not in kept}, outputs=outputs, ratio=ratio,
                     sizes=tuple(raw["sizes"]), adapter_reasons=reasons, constraints=_constraints(raw),
                     derived={k: Fraction(*v) for k, v in raw.get("derived", {}).items()})
