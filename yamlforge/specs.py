@@ -11,6 +11,7 @@ from typing import Any
 
 from ruamel.yaml.nodes import MappingNode
 
+from . import stamped_cache
 from .errors import YamlforgeError
 from .modelyaml.load import line_of, load_nodes
 from .resources import SPECS_DIR
@@ -439,30 +440,72 @@ def bundled_specs() -> list[ModuleSpec]:
     return sorted((load_spec(p, bundled=True) for p in SPECS_DIR.glob("*.yaml")), key=lambda s: s.name)
 
 
+BUNDLED_INDEX_CACHE = "bundled-specs"  # folder in the cache: the bundled specs' names and exports
+
+
+def bundled_index() -> dict[str, dict[str, str]]:
+    """``{"names": {spec name: file}, "exports": {export: file}}`` of the bundled specs, file names relative to
+    ``module_specs/``. Loading the six specs costs a gen-yaml call ~40 ms, so the index is kept in the cache while
+    the spec files keep their stamps; a spec is then loaded, and checked, only when a call names it."""
+    paths = sorted(SPECS_DIR.glob("*.yaml"))
+    entry = stamped_cache.entry_file(BUNDLED_INDEX_CACHE, str(SPECS_DIR))
+    cached = stamped_cache.read(entry)
+    if cached is not None and sorted(cached["files"]) == [p.name for p in paths]:
+        return cached
+    specs = sorted((load_spec(p, bundled=True) for p in paths), key=lambda s: s.name)
+    index = {"files": [p.name for p in paths], "names": {s.name: s.spec_path.name for s in specs},
+             "exports": {e: s.spec_path.name for s in specs for e in s.exports}}
+    stamped_cache.write(entry, index, paths)
+    return index
+
+
 class SpecRegistry:
-    """Bundled specs plus the user's ``--spec`` files (a user spec overrides a bundled one of the same name)."""
+    """Bundled specs plus the user's ``--spec`` files (a user spec overrides a bundled one of the same name).
+
+    The user's specs are loaded (and checked) at once; a bundled one when it is first looked up.
+    """
 
     def __init__(self, extra: list[Path] | tuple[Path, ...] = ()):
-        self._specs: dict[str, ModuleSpec] = {s.name: s for s in bundled_specs()}
+        self._index = bundled_index()
+        self._bundled: dict[str, ModuleSpec] = {}  # file name -> loaded spec
+        self._user: dict[str, ModuleSpec] = {}
         for path in extra:
             spec = load_spec(path)
-            self._specs[spec.name] = spec
+            self._user[spec.name] = spec
+
+    def _load_bundled(self, file: str | None) -> ModuleSpec | None:
+        """The bundled spec in ``file`` unless a user spec of its name replaces it."""
+        if file is None:
+            return None
+        if file not in self._bundled:
+            self._bundled[file] = load_spec(SPECS_DIR / file, bundled=True)
+        spec = self._bundled[file]
+        return None if spec.name in self._user else spec
+
+    @property
+    def _specs(self) -> dict[str, ModuleSpec]:
+        """Every spec by name (loads each bundled one)."""
+        bundled = (self._load_bundled(file) for file in self._index["names"].values())
+        return {**{s.name: s for s in bundled if s is not None}, **self._user}
 
     def __iter__(self):
         return iter(sorted(self._specs.values(), key=lambda s: s.name))
 
     def find(self, name: str) -> ModuleSpec | None:
         """The spec named ``name`` or exporting ``name`` (``revcol_tiny`` finds the RevCol spec)."""
-        if name in self._specs:
-            return self._specs[name]
-        return next((s for s in self._specs.values() if name in s.exports), None)
+        if name in self._user:
+            return self._user[name]
+        found = self._load_bundled(self._index["names"].get(name)) or \
+            self._load_bundled(self._index["exports"].get(name))
+        return found or next((s for s in self._user.values() if name in s.exports), None)
 
     def get(self, name: str, *, option: str = "--module") -> ModuleSpec:
         spec = self.find(name)
         if spec is None:
             import difflib
 
-            names = sorted({*self._specs, *(e for s in self._specs.values() for e in s.exports)})
+            names = sorted({*self._index["names"], *self._index["exports"], *self._user,
+                            *(e for s in self._user.values() for e in s.exports)})
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             raise YamlforgeError(
                 f"unknown module '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""),

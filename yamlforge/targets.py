@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import ast
-import contextlib
-import hashlib
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 
+from . import stamped_cache
 from .errors import YamlforgeError, command_line
-from .resources import cache_dir
 from .textfile import read_text
 
 
@@ -321,11 +318,12 @@ class Target:
         Parsing tasks.py costs a gen-yaml call 15-19 ms, so the names are kept in the cache while the files they
         were read from keep their (mtime, size).
         """
-        cached = _read_known_layers_cache(self.tasks_path)
+        entry = stamped_cache.entry_file(KNOWN_LAYERS_CACHE, str(self.tasks_path))
+        cached = stamped_cache.read(entry)
         if cached is not None:
-            return cached
+            return frozenset(cached)
         names, read = self._parse_known_layers()
-        _write_known_layers_cache(self.tasks_path, names, read)
+        stamped_cache.write(entry, sorted(names), read)
         return names
 
     def _parse_known_layers(self) -> tuple[frozenset[str], list[Path]]:
@@ -370,41 +368,6 @@ class Target:
 
 
 KNOWN_LAYERS_CACHE = "known-layers"  # folder in the cache: one JSON file per tasks.py
-
-
-def _known_layers_file(tasks: Path) -> Path:
-    return cache_dir() / KNOWN_LAYERS_CACHE / f"{hashlib.sha256(str(tasks).encode()).hexdigest()[:24]}.json"
-
-
-def _stamp(path: Path) -> list:
-    """What says a file is unchanged: its path, mtime in nanoseconds and size."""
-    info = path.stat()
-    return [str(path), info.st_mtime_ns, info.st_size]
-
-
-def _read_known_layers_cache(tasks: Path) -> frozenset[str] | None:
-    """The names cached for ``tasks``, or None when there are none or a file they were read from has changed."""
-    try:
-        entry = json.loads(_known_layers_file(tasks).read_text(encoding="utf-8"))
-        if entry["files"] and all(_stamp(Path(stamp[0])) == stamp for stamp in entry["files"]):
-            return frozenset(entry["names"])
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        pass
-    return None
-
-
-def _write_known_layers_cache(tasks: Path, names: frozenset[str], read: list[Path]) -> None:
-    """Keep ``names`` for the next call; a cache that cannot be written only costs the next call the parse."""
-    target = _known_layers_file(tasks)
-    temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps({"files": [_stamp(p) for p in read], "names": sorted(names)}),
-                             encoding="utf-8")
-        os.replace(temporary, target)  # whole or not at all: another process may be reading it
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
 
 
 def unscaled_stem(stem: str) -> str:

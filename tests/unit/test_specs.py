@@ -181,3 +181,40 @@ def test_bad_package_source_is_one_clear_line(tmp_path, text, message, line):
     with pytest.raises(YamlforgeError) as info:
         load_spec(path)
     assert message in str(info.value) and str(info.value).endswith(f"({path}:{line})"), str(info.value)
+
+
+# ---------------------------------------------------------------- the bundled specs, loaded when named (issue 30)
+
+
+@pytest.fixture
+def counted_loads(tmp_path, monkeypatch):
+    """The spec files load_spec reads, with an empty cache (the bundled index is built once, then read)."""
+    from yamlforge import specs
+
+    monkeypatch.setenv("YAMLFORGE_CACHE", str(tmp_path / "cache"))
+    loaded = []
+    real = specs.load_spec
+
+    def load_spec_counted(path, **kwargs):
+        loaded.append(path.name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(specs, "load_spec", load_spec_counted)
+    return loaded
+
+
+def test_a_registry_loads_only_the_bundled_spec_a_lookup_names(counted_loads):
+    SpecRegistry()  # builds the index: every bundled spec loaded, and checked, once
+    counted_loads.clear()
+    registry = SpecRegistry()
+    assert (registry.find("Conv"), registry.get("revcol_tiny").name) == (None, "RevCol")
+    assert counted_loads == ["revcol.yaml"]
+    assert {s.name for s in registry} >= {"SHSA", "RevCol", "TimmBackbone"}
+
+
+def test_a_user_spec_overrides_the_bundled_one_of_its_name(counted_loads, tmp_path):
+    path = write_spec(tmp_path, GOOD.replace("name: Toy", "name: SHSA"))
+    registry = SpecRegistry([path])
+    assert registry.get("SHSA").spec_path == path.resolve()
+    assert registry.find("Toy") is registry.get("SHSA")
+    assert [s.spec_path for s in registry if s.name == "SHSA"] == [path.resolve()]

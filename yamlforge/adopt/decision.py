@@ -112,6 +112,11 @@ def relation(name: str, ratio, width: str) -> str:
     return f"{name} = {times}{width}" + (f" // {ratio.denominator}" if ratio.denominator > 1 else "")
 
 
+def _tied_reason(raw: dict, name: str, value) -> str:
+    width = value / Fraction(*raw["derived"][name])
+    return f"--set {name}={value} runs only at {raw['in_arg']}={width}: {name} follows the width instead"
+
+
 def _constraints(raw: dict) -> dict:
     """The spec's ``constraints``: the runner's learnt ones, and the derived arguments as relations."""
     found = dict(raw.get("constraints") or {})
@@ -137,16 +142,21 @@ def _spec_args(raw: dict, sets: dict, adapter: bool, proposed: dict) -> tuple[Sp
 
 def decide(raw: dict, sets: dict, proposed: dict | None = None) -> Decision:
     """The spec-level decisions for one probed class (``raw``: the runner's JSON, ``ok`` true); ``proposed``:
-    argument -> file:line of the call its value in ``sets`` was read from."""
-    reasons = tuple(_adapter_reasons(raw, sets))
+    argument -> file:line of the call its value in ``sets`` was read from. A --set value the probe tied to the width
+    (``derived``) becomes that relation."""
+    tied = [_tied_reason(raw, name, sets[name]) for name in raw.get("derived", {}) if name in sets]
+    sets = {name: value for name, value in sets.items() if name not in raw.get("derived", {})}
+    reasons = tuple(tied + _adapter_reasons(raw, sets))
     args = _spec_args(raw, sets, bool(reasons), proposed or {})
     kept = {a.name for a in args}
     rule = "backbone" if raw["role"] == "backbone" else raw["rule"]
+    if rule == "equal" and reasons:
+        rule = "keep"  # the adapter takes the width once and passes it as both (inp, oup)
     ratio = Fraction(*raw.get("ratio", (1, 1)))
     outputs = tuple((o["channels"], Fraction(o["stride"])) for o in raw.get("outputs", ()))
     return Decision(class_name=raw["class"], role=raw["role"], rule=rule, layout=raw["layout"],
                     stride=Fraction(raw.get("stride", "1")), multiple=raw["multiple"], in_arg=raw["in_arg"],
-                    out_arg=raw["out_arg"] if rule in ("in_out", "equal") else None, args=args,
+                    out_arg=raw["out_arg"] if raw.get("rule") in ("in_out", "equal") else None, args=args,
                     fixed={k: v for k, v in sets.items() if k not in kept}, outputs=outputs, ratio=ratio,
                     sizes=tuple(raw["sizes"]), adapter_reasons=reasons, constraints=_constraints(raw),
                     derived={k: Fraction(*v) for k, v in raw.get("derived", {}).items()})

@@ -18,10 +18,11 @@ from pathlib import Path
 from ..errors import YamlforgeError
 from ..patch.writer import write_changeset
 from ..target_python import resolve_python
+from ..targets import detect_target
 from . import gitsource
 from . import source as adopt_source
 from .decision import Decision, decide, relation
-from .planning import check_output, export_name, plan_files, plan_writes, validate
+from .planning import Taken, check_output, choose_name, plan_files, plan_writes, validate
 from .probing import probe, probe_timeout
 from .rendering import summary, yaml_row
 
@@ -50,6 +51,7 @@ class AdoptResult:
     files: dict[Path, str] = field(default_factory=dict)
     statuses: dict[Path, str] = field(default_factory=dict)  # create | identical, per written path
     notes: list[str] = field(default_factory=list)
+    renamed: str | None = None  # why the spec is not named after the class (a clash with the target's names)
 
 
 def split_source(text: str) -> tuple[str, str | None]:
@@ -138,8 +140,9 @@ def _requirements(source: adopt_source.Source, python: str) -> list[str]:
 
 def adopt(source: Path | str, class_name: str, name: str | None = None, sets: list[str] | tuple[str, ...] = (),
           python: str | None = None, out_dir: Path | str = ".", *, timeout: float | None = None,
-          write: bool = True) -> AdoptResult:
-    """Probe ``class_name`` of ``source`` in ``python`` and write its spec (and adapter) into ``out_dir``.
+          write: bool = True, repo: Path | str | None = None) -> AdoptResult:
+    """Probe ``class_name`` of ``source`` in ``python`` and write its spec (and adapter) into ``out_dir``; the spec's
+    name is one ``repo`` (the checkout it is for) has no file or layer of.
 
     Raises YamlforgeError, with nothing written, for bad input and for classes adopt refuses.
     """
@@ -160,9 +163,11 @@ def adopt(source: Path | str, class_name: str, name: str | None = None, sets: li
         raise YamlforgeError(_refusal(src, python, raw), where=f"{info.file}:{info.line}")
     decision = replace(decide(raw, {**values, **literals}, {name: found[name].where for name in literals}),
                        proposed=tuple(_proposal_text(p, raw["in_arg"]) for p in found.values()))
-    spec_name, export = export_name(decision, name)
+    naming = choose_name(src.name, decision, name, Taken.of(detect_target(repo) if repo is not None else None))
+    spec_name, export = naming.name, naming.export
     origin = f"{source}::{class_name}"
-    files = plan_files(src, info, decision, name=spec_name, export=export, origin=origin, requires=requires)
+    files = plan_files(src, info, decision, name=spec_name, export=export, origin=origin, requires=requires,
+                       renamed=naming.renamed)
     validate(files)
     changeset, statuses = plan_writes(out, files)
     if write:
@@ -171,7 +176,7 @@ def adopt(source: Path | str, class_name: str, name: str | None = None, sets: li
     return AdoptResult(name=spec_name, decision=decision, spec_path=spec_path, yaml_row=yaml_row(decision, export),
                        apply_command=f"yamlforge apply --repo REPO --spec {spec_path}",
                        files={out / rel: text for rel, text in files.items()}, statuses=statuses,
-                       notes=[*decision.adapter_reasons,
+                       renamed=naming.renamed, notes=[*decision.adapter_reasons,
                               *(f"proposed from the source: {p}" for p in decision.proposed)])
 
 

@@ -53,10 +53,17 @@ def render_adapter(d: Decision, name: str, *, original: str | None = None, impor
                   name=name, d=d, params=params, call=call, size=size, crop=_crop(d.stride))
 
 
+def render_rename(d: Decision, name: str, *, original: str | None = None, import_from: str | None = None) -> str:
+    """``class name(d.class_name)``: the class under a name the target does not have (after ``original``, or
+    importing the class ``import_from``)."""
+    return render("adopt/rename.py.j2", original=original and original.rstrip("\n"), import_from=import_from,
+                  name=name, d=d)
+
+
 def render_spec(d: Decision, *, name: str, export: str, origin: str, source: str, entry: str | None,
-                requires: list[str]) -> str:
+                requires: list[str], renamed: str | None = None) -> str:
     return render("adopt/spec.yaml.j2", d=d, name=name, export=export, origin=origin, source=source, entry=entry,
-                  requires=[json.dumps(r) for r in requires], probed=summary(d), json=json.dumps)
+                  requires=[json.dumps(r) for r in requires], probed=summary(d), json=json.dumps, renamed=renamed)
 
 
 def yaml_row(d: Decision, export: str) -> str:

@@ -18,6 +18,9 @@ def adopt_command(
     sets: list[str] = typer.Option([], "--set", help="KEY=VALUE: a constructor argument's value (repeatable)."),
     python: str | None = typer.Option(None, "--python", help="Python to probe the module in (your training venv)."),
     output: Path = typer.Option(Path("."), "-o", "--output", help="Folder for the spec and the module's code."),
+    repo: Path | None = typer.Option(None, "--repo", help=(
+        "The checkout the spec is for: the default name avoids its files and layers (without it, one-word class "
+        "names get the source's name as a prefix).")),
 ):
     """Probe a paper's nn.Module in a subprocess and write the spec (and adapter) that `apply --spec` takes."""
     from ..adopt.engine import adopt, split_source, survey
@@ -32,7 +35,9 @@ def adopt_command(
                                  hint=f"yamlforge adopt {source}::CLASS ...")
         _render_survey(survey(path, python))
         return
-    result = adopt(path, class_name, name, sets, python, output)
+    result = adopt(path, class_name, name, sets, python, output, repo=repo)
+    if result.renamed:
+        stderr(f"named     {result.name}, not {class_name}: {result.renamed}")
     for written, status in result.statuses.items():
         stderr(f"{status:<9} {written}")
     typer.echo(f"YAML row: {result.yaml_row}")

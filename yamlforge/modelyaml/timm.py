@@ -14,11 +14,9 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import YamlforgeError
-from ..target_python import RUNNERS, resolve_python, run_runner
 
 PREFIX = "timm:"
 SPEC_NAME = "TimmBackbone"  # module_specs/timm_backbone.yaml
-RUNNER = RUNNERS / "timm_runner.py"
 TIMEOUT = 300  # seconds: importing timm and building one model on the meta device (a pretrained_file: for real)
 
 
@@ -37,16 +35,29 @@ class TimmStages:
     options: dict[str, Any]  # the create_model options given, plus the dynamic-size switch timm needed
 
 
+def _python(python: str | None) -> str:
+    # imported here: the subprocess machinery costs every gen-yaml call ~10 ms, and only a timm backbone needs it
+    from ..target_python import resolve_python
+
+    return resolve_python(python)
+
+
+def _run_timm(args: list[str], python: str | None, timeout: float):
+    """timm_runner.py's answer to ``args`` in the target's Python."""
+    from ..target_python import RUNNERS, run_runner
+
+    return run_runner(RUNNERS / "timm_runner.py", args, python=_python(python), timeout=timeout)
+
+
 def ask_timm(name: str, options: dict[str, Any], python: str | None, option: str) -> TimmStages:
     """Run timm_runner.py in the target's Python; a model timm refuses is one error naming ``option``."""
-    answer = run_runner(RUNNER, ["info", "--model", name, "--options", json.dumps(options)],
-                        python=resolve_python(python), timeout=TIMEOUT)
+    answer = _run_timm(["info", "--model", name, "--options", json.dumps(options)], python, TIMEOUT)
     raw = answer.data
     if raw is None:
         tail = answer.tail(2, sep=" ")
         raise YamlforgeError(f"the timm subprocess gave no answer: {tail}", where=option)
     if raw.get("missing"):
-        raise YamlforgeError(f"timm is not installed in {resolve_python(python)}", where=option,
+        raise YamlforgeError(f"timm is not installed in {_python(python)}", where=option,
                              hint="pip install timm (in the Python that trains the model; --python names it)")
     return stages_of(raw, name, option)
 
@@ -91,7 +102,7 @@ def survey_timm(pattern: str, python: str | None) -> tuple[str, list[dict]]:
     from ..scratch import cache_dir
 
     args = ["list", "--pattern", pattern, "--cache", str(cache_dir() / "timm-survey.json")]
-    answer = run_runner(RUNNER, args, python=resolve_python(python), timeout=3600)
+    answer = _run_timm(args, python, 3600)
     raw = answer.data
     if raw is None or raw.get("missing"):
         why = "timm is not installed" if raw else answer.tail(2, sep=" ")

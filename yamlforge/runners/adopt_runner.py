@@ -271,7 +271,7 @@ def locate(cls, module, params: list[dict], in_arg: str | None, c_in: int = C_IN
 def first_build(builder, params: list[dict]):
     """((c_in, c_out), module, layout, channels, size, output) of the first width pair that builds and runs."""
     error = None
-    for pair in widths.first_pairs(builder.in_arg, builder.out_arg):
+    for pair in widths.first_pairs(builder):
         try:
             module = builder(*pair)
             return (pair, module, *locate(builder.cls, module, params, builder.in_arg, pair[0]))
@@ -320,6 +320,7 @@ def probe_class(cls, sets: dict, given: dict | None = None) -> dict:
     given = {name: Fraction(*ratio) for name, ratio in (given or {}).items()}
     builder = widths.Builder(cls, sets, in_arg, out_arg, derived_args(cls, params, sets, in_arg, out_arg, given))
     pair, module, layout, c, size, first = first_build(builder, params)
+    widths.tie_to_width(builder, layout, size, pair[0])
     if isinstance(first, torch.Tensor) and first.ndim == 2:
         raise classifier_error(cls, params, first)
     seen = {size: first}

@@ -62,12 +62,24 @@ class Builder:
             return None
 
 
-def first_pairs(in_arg: str | None, out_arg: str | None) -> tuple[tuple[int, int], ...]:
+def first_pairs(builder: Builder) -> tuple[tuple[int, int], ...]:
+    """The (input, output) widths tried for the first build; last, the widths a width-like --set value is a multiple
+    of (``--set hidden_dim=96``: 96, 48, ...), where a block tied to its width runs (see tie_to_width)."""
+    in_arg, out_arg = builder.in_arg, builder.out_arg
     if out_arg:
-        return FIRST_PAIRS
-    if in_arg:
-        return tuple(dict.fromkeys((c, C_OUT if c == C_IN else c) for c, _ in FIRST_PAIRS))
-    return FIRST_PAIRS[:1]
+        pairs = FIRST_PAIRS
+    elif in_arg:
+        pairs = tuple(dict.fromkeys((c, C_OUT if c == C_IN else c) for c, _ in FIRST_PAIRS))
+    else:
+        return FIRST_PAIRS[:1]
+    tied = [value / ratio for value in _width_values(builder.sets) for ratio in DERIVED_RATIOS]
+    return tuple(dict.fromkeys([*pairs, *((int(w), int(w)) for w in tied if w.denominator == 1 and w >= 8)]))
+
+
+def _width_values(sets: dict) -> list[int]:
+    """The --set values of width-like arguments (``hidden_dim=128``)."""
+    return [value for name, value in sets.items() if type(value) is int and value > 0
+            and any(word in name.lower() for word in WIDTH_WORDS)]
 
 
 def derive(cls, sets: dict, missing: list[str], in_arg: str | None, out_arg: str | None) -> dict:
@@ -83,6 +95,26 @@ def derive(cls, sets: dict, missing: list[str], in_arg: str | None, out_arg: str
             continue
         return builder.derived
     return {}
+
+
+def tie_to_width(builder: Builder, layout: str, size: int, c_in: int) -> None:
+    """A width-like --set value that is a fixed multiple of ``c_in``, the one width the class runs at with it, is
+    derived from the width instead when that makes the class run at two other widths (``--set hidden_dim=128`` at
+    inp=64: ``hidden_dim = 2 * inp``). A value the class also runs with at another width stays as given."""
+    tied = [name for name, value in builder.sets.items()
+            if value in _width_values({name: value}) and Fraction(value, c_in) in DERIVED_RATIOS]
+    if not (builder.failed and builder.in_arg and tied):
+        return
+    others = [w for w in SECOND_WIDTHS if w != c_in]
+    if any(builder.output(layout, size, w, w) is not None for w in others):
+        return
+    for name in tied:
+        sets = {key: value for key, value in builder.sets.items() if key != name}
+        trial = Builder(builder.cls, sets, builder.in_arg, builder.out_arg,
+                        {**builder.derived, name: Fraction(builder.sets[name], c_in)})
+        if sum(trial.output(layout, size, w, w) is not None for w in others) >= 2:
+            builder.sets, builder.derived = trial.sets, trial.derived
+            return
 
 
 def second_width(builder: Builder, layout: str, size: int, c_in: int):
