@@ -91,6 +91,9 @@ class Runtime:
     export_opset_fix: OpsetFix | None = None  # the opset given to the exporter where its own choice is wrong
     # The module holding the target's task tables (TASKS, TASK2DATA, TASK2METRIC); None: the target names no tasks
     task_tables: str | None = None
+    # "module:function" of the target's CLI, whose if/elif chain on the file name picks the model wrapper class
+    # (yf_wrappers.py evaluates it); None: the head alone picks (wrappers)
+    entry_point: str | None = None
 
     @classmethod
     def from_facts(cls, facts: dict) -> Runtime:
@@ -184,6 +187,7 @@ ULTRALYTICS = TargetKind(
         analytics_clients=("ultralytics.utils.events:events", "ultralytics.hub.utils:events"),
         freeze_syntax=("freeze={}", "freeze=[{}]", ", "),
         task_tables="ultralytics.cfg",
+        entry_point="ultralytics.cfg:entrypoint",
         # 8.0.36 (get_latest_opset) to 8.3.202; 8.3.203 takes torch's own maximum (best_onnx_opset), before 8.0.36
         # the configured default (17 in 8.0.0, None later). 17 has every op the targets' models export with.
         export_opset_fix=OpsetFix(

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_build (the tests)
-    from . import yf_facts, yf_tasks
+    from . import yf_facts, yf_tasks, yf_wrappers
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
     import yf_tasks
+    import yf_wrappers
 
 
 def load_yaml_dict(facts: dict, cfg: str) -> dict:
@@ -76,9 +77,9 @@ def report_unknown(report: yf_facts.Report, unknown: list[dict], root: Path) -> 
 
 
 def build_with_wrapper(facts: dict, cfg: str, cfg_dict: dict):
-    """The package's model wrapper (``YOLO``, ``RTDETR``: chosen by the head) builds it, choosing the task and the
-    model class for it (``YOLO`` itself may become ``YOLOWorld`` or ``YOLOE``)."""
-    wrapper_cls = getattr(importlib.import_module(facts["package"]), yf_facts.by_head(facts["wrappers"], cfg_dict))
+    """The model wrapper the target's entry point picks (``YOLO``, ``RTDETR``, a fork's own class) builds it, choosing
+    the task and the model class for it (``YOLO`` itself may become ``YOLOWorld`` or ``YOLOE``)."""
+    wrapper_cls = yf_wrappers.wrapper_class(facts, cfg, cfg_dict)
     wrapper = wrapper_cls(cfg)
     return wrapper.model, f"{wrapper_cls.__name__}({Path(cfg).name})", yf_tasks.describe(facts, wrapper)
 
