@@ -59,8 +59,9 @@ class MyoloDetectionModel(DetectionModel):
         return MyoloLoss(self)
 '''
 # The fork's names: myolo-n.yaml reads myolo.yaml at scale n
-STOCK_UNIFIED = '    unified_path = re.sub(r"(\\d+)([nslmx])(.+)?$", r"\\1\\3", str(path))  # i.e. yolov8x.yaml -> yolov8.yaml\n'
-FORK_UNIFIED = '    unified_path = re.sub(r"myolo-([nslmx])(.*)$", r"myolo\\2", unified_path)  # myolo-n.yaml -> myolo.yaml\n'
+STOCK_UNIFIED = ('    unified_path = re.sub(r"(\\d+)([nslmx])(.+)?$", r"\\1\\3", str(path))'
+                 '  # i.e. yolov8x.yaml -> yolov8.yaml\n')
+FORK_UNIFIED = '    unified_path = re.sub(r"myolo-([nslmx])(.*)$", r"myolo\\2", unified_path)  # myolo-n -> myolo\n'
 STOCK_SCALE = '    except AttributeError:\n        return ""\n'
 FORK_SCALE = ('    except AttributeError:\n        own = re.match(r"myolo-([nslmx])", Path(model_path).stem)\n'
               '        return own.group(1) if own else ""\n')

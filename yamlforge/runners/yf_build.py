@@ -77,8 +77,8 @@ def report_unknown(report: yf_facts.Report, unknown: list[dict], root: Path, fac
     task = missing_task(facts, cfg_dict, unknown)
     if task:
         shipped = ", ".join(importlib.import_module(facts["task_tables"]).TASKS)
-        report.check("build", "fail", f"the head {yf_facts.head_module(cfg_dict)} makes it a model of the {task} task, and "
-                     f"{facts['kind']} {facts['version']} has no {task} task: it ships {shipped}",
+        report.check("build", "fail", f"the head {yf_facts.head_module(cfg_dict)} makes it a model of the {task} "
+                     f"task, and {facts['kind']} {facts['version']} has no {task} task: it ships {shipped}",
                      hint=f"verify it with a release that ships {task}", unknown_modules=unknown)
         return
     first = unknown[0]
