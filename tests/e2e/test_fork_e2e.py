@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from checkout_tools import tree_hashes
+from cli_tools import invoke
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -90,12 +91,6 @@ def make_fork(root: Path) -> None:
     (package / "cfg" / "models" / "myolo").mkdir()
     stock = (package / "cfg" / "models" / "v8" / "yolov8.yaml").read_text(encoding="utf-8")
     (package / "cfg" / "models" / "myolo" / "myolo.yaml").write_text(stock, encoding="utf-8")
-
-
-def invoke(*args) -> str:
-    result = cli.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")
