@@ -135,3 +135,6 @@ def test_a_name_of_the_fork_resolves_to_its_file_and_scale_without_asking_again(
     assert (first.path.name, first.scale) == ("myolo.yaml", "s")
     again = resolve_base("myolo-s", detect_target(fork))  # from the cache: the same answer
     assert again == first
+    result = cli.invoke(app, ["verify", "myolo-s.yaml", "--repo", str(fork), "--imgsz", "64", "--json"])
+    assert result.exit_code == 0, result.output  # a name only the fork's own loader knows
+    assert json.loads(result.stdout)["task"]["model"] == "MyoloDetectionModel"
