@@ -88,6 +88,9 @@ class Runtime:
     export_opset_fix: OpsetFix | None = None  # the opset given to the exporter where its own choice is wrong
     # The module holding the target's task tables (TASKS, TASK2DATA, TASK2METRIC); None: the target names no tasks
     task_tables: str | None = None
+    # "module:function" of the target's CLI, whose if/elif chain on the file name picks the model wrapper class
+    # (yf_wrappers.py evaluates it); None: the head alone picks (wrappers)
+    entry_point: str | None = None
 
     @classmethod
     def from_facts(cls, facts: dict) -> Runtime:
@@ -181,6 +184,7 @@ ULTRALYTICS = TargetKind(
         analytics_clients=("ultralytics.utils.events:events", "ultralytics.hub.utils:events"),
         freeze_syntax=("freeze={}", "freeze=[{}]", ", "),
         task_tables="ultralytics.cfg",
+        entry_point="ultralytics.cfg:entrypoint",
         # 8.0.36 (get_latest_opset) to 8.3.202; 8.3.203 takes torch's own maximum (best_onnx_opset), before 8.0.36
         # the configured default (17 in 8.0.0, None later). 17 has every op the targets' models export with.
         export_opset_fix=OpsetFix(
@@ -353,26 +357,78 @@ class Target:
     def scale_pattern(self) -> str | None:
         """The regex the checkout's ``guess_model_scale`` reads a scale from a file name with (the string passed to
         ``re.search`` in it); None when the target guesses no scale from names (YOLOv9)."""
-        source = read_text(self.tasks_path)
-        # Only the function (up to the next top-level line) is parsed: all of tasks.py would cost gen-yaml ~40 ms.
-        start = source.find("\ndef guess_model_scale(") + 1
-        if not start:
+        block = self._function_source("guess_model_scale")
+        if block is None:
             return None
-        end = re.compile(r"^[^\s#]", re.MULTILINE).search(source, start + 1)
-        block = source[start:end.start() if end else len(source)]
         for node in ast.walk(parse_python(block, self.kind.tasks_file)):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "search"
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 return node.args[0].value
         return None
 
+    def _function_source(self, name: str) -> str | None:
+        """The source of tasks.py's top-level function ``name`` (up to the next top-level line), None without it.
+
+        Only the function is parsed by its readers: all of tasks.py would cost gen-yaml ~40 ms."""
+        source = read_text(self.tasks_path)
+        start = source.find(f"\ndef {name}(") + 1
+        if not start:
+            return None
+        end = re.compile(r"^[^\s#]", re.MULTILINE).search(source, start + 1)
+        return source[start:end.start() if end else len(source)]
+
+    @cached_property
+    def naming_patterns(self) -> frozenset[str]:
+        """Every regex the checkout's ``yaml_model_load`` and ``guess_model_scale`` use on a model's name (the
+        string constants passed to ``re.sub``/``re.search``/``re.match``/...): a fork's own naming shows here as a
+        pattern the stock rules lack."""
+        patterns = set()
+        for function in NAMING_FUNCTIONS:
+            block = self._function_source(function)
+            for node in ast.walk(parse_python(block, self.kind.tasks_file)) if block else ():
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
+                        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                    patterns.add(node.args[0].value)
+        return frozenset(patterns)
+
+    @cached_property
+    def shipped_tasks(self) -> tuple[str, ...] | None:
+        """The task names the checkout ships (its ``TASKS`` in the module ``task_tables`` names), None when it names
+        none. Read from the source's ``TASKS = ...`` line (no import)."""
+        module = self.kind.runtime.task_tables
+        path = self.root / (module.replace(".", "/") + ".py") if module else None
+        if path is None or not path.is_file():
+            path = path.with_suffix("") / "__init__.py" if path is not None else None
+        if path is None or not path.is_file():
+            return None
+        match = re.search(r"^TASKS\s*=\s*(.+)$", read_text(path), re.MULTILINE)
+        text = match.group(1).strip() if match else "None"
+        if text.startswith(("frozenset(", "set(")):
+            text = text.partition("(")[2].removesuffix(")")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return None
+        return tuple(value) if isinstance(value, (tuple, list, set)) else None
+
+
+NAMING_FUNCTIONS = ("yaml_model_load", "guess_model_scale")  # where Ultralytics reads a model's file and scale
+# The model-name suffix of each task, as the Ultralytics releases name their models (``yolo11n-obb``): what a name
+# asks for, even of a release that lacks that task
+TASK_SUFFIXES = {"seg": "segment", "cls": "classify", "pose": "pose", "obb": "obb", "sem": "semantic",
+                 "depth": "depth"}
+
 
 KNOWN_LAYERS_CACHE = "known-layers"  # folder in the cache: one JSON file per tasks.py
 
 
+SCALED_NAME = r"(\d+)([nslmx])(.+)?$"  # Ultralytics' yaml_model_load: the scale letter after the version
+
+
 def unscaled_stem(stem: str) -> str:
     """The file Ultralytics' ``yaml_model_load`` reads for a scaled name: ``yolov8x`` -> ``yolov8``."""
-    return re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)
+    return re.sub(SCALED_NAME, r"\1\3", stem)
 
 
 def _release_version(root: Path, kind: TargetKind) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from cli_tools import invoke
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -33,12 +34,6 @@ CASES = [
 ]
 LOSSES = {"detect": "v8DetectionLoss", "segment": "v8SegmentationLoss", "pose": "v8PoseLoss", "obb": "v8OBBLoss",
           "classify": "v8ClassificationLoss", "semantic": "SemanticSegmentationLoss", "depth": "DepthLoss26"}
-
-
-def invoke(*args) -> str:
-    result = cli.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import YamlforgeError
+from ..modelyaml.base import has_own_naming
 from ..target_python import RUNNERS, resolve_python, run_runner
 from ..targets import Target, unscaled_stem
 
@@ -125,8 +126,8 @@ def resolve_yaml(yaml_path: Path | str, target: Target) -> str:
         # the target's own rule: yolov8n.yaml is yolov8.yaml at scale n
         unscaled = unscaled_stem(path.stem) + path.suffix
         models = [target.root / folder for folder in target.kind.model_dirs]
-        if any(any(m.rglob(path.name)) or any(m.rglob(unscaled)) for m in models):
-            return path.name
+        if any(any(m.rglob(path.name)) or any(m.rglob(unscaled)) for m in models) or has_own_naming(target):
+            return path.name  # a fork's own names (its own naming rules) are left to its own loader
     raise YamlforgeError(f"model YAML '{yaml_path}' does not exist", where="MODEL",
                          hint="pass a YAML file (yamlforge gen-yaml writes one) or a stock name like yolov8n.yaml")
 

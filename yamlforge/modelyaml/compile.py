@@ -103,7 +103,7 @@ def merge_request(request: GenRequest) -> MergedRequest:
         raise YamlforgeError(f"--nc must be a positive whole number, got {nc}", where="--nc")
     relative_to = recipe.path.parent if request.recipe else None
     target = find_target(request.repo, base_name, relative_to)
-    base = resolve_base(base_name, target, relative_to=relative_to)
+    base = resolve_base(base_name, target, relative_to=relative_to, python=request.python)
     try:
         old_text = base.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

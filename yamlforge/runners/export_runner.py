@@ -27,13 +27,14 @@ from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.export_runner (the tests)
     from . import verify_runner as vr
-    from . import yf_build, yf_checks, yf_facts, yf_train
+    from . import yf_build, yf_checks, yf_facts, yf_train, yf_wrappers
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import verify_runner as vr
     import yf_build
     import yf_checks
     import yf_facts
     import yf_train
+    import yf_wrappers
 
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxslim")  # what the exporters and the comparison import
 ATOL, RTOL = 1e-3, 1e-4  # |onnx - torch| <= ATOL + RTOL * max|torch|: fused Conv+BN rounds differently
@@ -121,7 +122,7 @@ def opset_for_exporter(report, facts: dict) -> int | None:
 def export_with_wrapper(report, facts: dict, cfg: str, cfg_dict: dict, model, workdir: Path, imgsz: int,
                         options: dict) -> Path:
     """The package's model wrapper (``YOLO``, ``RTDETR``) holding ``model``: ``.export(format="onnx", **options)``."""
-    wrapper = getattr(importlib.import_module(facts["package"]), yf_facts.by_head(facts["wrappers"], cfg_dict))(cfg)
+    wrapper = yf_wrappers.wrapper_class(facts, cfg, cfg_dict)(cfg)
     wrapper.model = model  # the same weights as the PyTorch reference
     model.pt_path = str(workdir / (Path(cfg).stem + ".pt"))  # the exporter writes next to it, not next to the YAML
     return Path(wrapper.export(format="onnx", imgsz=imgsz, device="cpu", batch=1, **options))

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_build (the tests)
-    from . import yf_facts, yf_tasks
+    from . import yf_facts, yf_tasks, yf_wrappers
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
     import yf_tasks
+    import yf_wrappers
 
 
 def load_yaml_dict(facts: dict, cfg: str) -> dict:
@@ -62,7 +63,24 @@ def unknown_modules(facts: dict, cfg_dict: dict) -> list[dict]:
     return unknown
 
 
-def report_unknown(report: yf_facts.Report, unknown: list[dict], root: Path) -> None:
+def missing_task(facts: dict, cfg_dict: dict, unknown: list[dict]) -> str | None:
+    """The task an unknown head names (``OBB`` -> ``obb``) when the target ships no such task (its ``TASKS``)."""
+    head = yf_facts.head_module(cfg_dict)
+    if not facts["task_tables"] or head not in {u["module"] for u in unknown}:
+        return None
+    shipped = tuple(getattr(importlib.import_module(facts["task_tables"]), "TASKS", ()))
+    task = head.lower()
+    return task if shipped and task in yf_tasks.BATCH_PARTS and task not in shipped else None
+
+
+def report_unknown(report: yf_facts.Report, unknown: list[dict], root: Path, facts: dict, cfg_dict: dict) -> None:
+    task = missing_task(facts, cfg_dict, unknown)
+    if task:
+        shipped = ", ".join(importlib.import_module(facts["task_tables"]).TASKS)
+        report.check("build", "fail", f"the head {yf_facts.head_module(cfg_dict)} makes it a model of the {task} "
+                     f"task, and {facts['kind']} {facts['version']} has no {task} task: it ships {shipped}",
+                     hint=f"verify it with a release that ships {task}", unknown_modules=unknown)
+        return
     first = unknown[0]
     names = sorted({u["module"] for u in unknown})
     imported = report.data.get("imported") or {}
@@ -76,9 +94,9 @@ def report_unknown(report: yf_facts.Report, unknown: list[dict], root: Path) -> 
 
 
 def build_with_wrapper(facts: dict, cfg: str, cfg_dict: dict):
-    """The package's model wrapper (``YOLO``, ``RTDETR``: chosen by the head) builds it, choosing the task and the
-    model class for it (``YOLO`` itself may become ``YOLOWorld`` or ``YOLOE``)."""
-    wrapper_cls = getattr(importlib.import_module(facts["package"]), yf_facts.by_head(facts["wrappers"], cfg_dict))
+    """The model wrapper the target's entry point picks (``YOLO``, ``RTDETR``, a fork's own class) builds it, choosing
+    the task and the model class for it (``YOLO`` itself may become ``YOLOWorld`` or ``YOLOE``)."""
+    wrapper_cls = yf_wrappers.wrapper_class(facts, cfg, cfg_dict)
     wrapper = wrapper_cls(cfg)
     return wrapper.model, f"{wrapper_cls.__name__}({Path(cfg).name})", yf_tasks.describe(facts, wrapper)
 
@@ -101,7 +119,7 @@ def build(report: yf_facts.Report, facts: dict, cfg: str, root: Path):
         return None, None
     unknown = unknown_modules(facts, cfg_dict)
     if unknown:
-        report_unknown(report, unknown, root)
+        report_unknown(report, unknown, root, facts, cfg_dict)
         return None, cfg_dict
     started = time.perf_counter()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -13,10 +12,11 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_train (the tests)
-    from . import yf_facts, yf_tasks
+    from . import yf_facts, yf_tasks, yf_wrappers
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
     import yf_tasks
+    import yf_wrappers
 
 
 # What numpy removed (np.int, np.float in 1.24; np.trapz in 2.4) and YOLOv5/v7's training code still calls.
@@ -129,13 +129,14 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
                        batch: int, pretrained: str | None = None) -> bool:
     """The wrapper's own ``.train()`` for one epoch (from ``pretrained`` through ``.load()``, which every version
     honours for a YAML-built model), then a reload (and a restricted reload where there is one)."""
-    wrapper_name = yf_facts.by_head(facts["wrappers"], cfg_dict)
+    wrapper_cls = yf_wrappers.wrapper_class(facts, cfg, cfg_dict)
+    wrapper_name, wrapper_spec = wrapper_cls.__name__, f"{wrapper_cls.__module__}:{wrapper_cls.__name__}"
     data = make_dataset(workdir / "data", imgsz, task=yf_tasks.reported_task(report.data) or "detect",
                         model_yaml=cfg_dict)
     started = time.perf_counter()
     try:
         with LogLines(facts["package"]) as log:
-            model = getattr(importlib.import_module(facts["package"]), wrapper_name)(cfg)
+            model = wrapper_cls(cfg)
             if pretrained:
                 model.load(pretrained)
             model.train(data=str(data), epochs=1, imgsz=imgsz, batch=batch, workers=0, device="cpu", plots=False,
@@ -156,28 +157,30 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
                  f"{time.perf_counter() - started:.0f} s" + start)
     image = next((workdir / "data" / "images" / "train").iterdir())
     try:
-        boxes = predict_with_wrapper(facts["package"], wrapper_name, weights, image, imgsz)
+        boxes = predict_with_wrapper(facts["package"], wrapper_spec, weights, image, imgsz)
     except Exception as exc:
         return report.check("reload", "fail", f"{wrapper_name}('{weights.name}') + predict failed: "
                             f"{yf_facts.one_line(exc)}", where=yf_facts.where_in_traceback(exc))
     report.check("reload", "pass", f"{wrapper_name}('{weights.name}') reloaded and predicted ({boxes} boxes)")
     if facts["safe_load_env"] and yf_facts.version_at_least(facts["version"], facts["safe_load_since"]):
-        return check_safe_reload(report, facts, wrapper_name, weights, image, imgsz)
+        return check_safe_reload(report, facts, wrapper_spec, weights, image, imgsz)
     return True
 
 
-def predict_with_wrapper(package: str, wrapper_name: str, weights: Path, image: Path, imgsz: int) -> int:
-    model = getattr(importlib.import_module(package), wrapper_name)(str(weights))
+def predict_with_wrapper(package: str, wrapper: str, weights: Path, image: Path, imgsz: int) -> int:
+    """``wrapper``: a class of the package (``YOLO``) or ``"module:Class"`` (a fork's own, wherever it lives)."""
+    spec = wrapper if ":" in wrapper else f"{package}:{wrapper}"
+    model = yf_facts.load_callable(spec)(str(weights))
     results = model.predict(str(image), imgsz=imgsz, device="cpu", verbose=False, save=False)
     return len(results[0].boxes) if results and results[0].boxes is not None else 0
 
 
-def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper_name: str, weights: Path, image: Path,
+def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper: str, weights: Path, image: Path,
                       imgsz: int) -> bool:
     """A restricted loader only accepts classes from the target's own module files: reload in a fresh process."""
     env_name = facts["safe_load_env"]
     cmd = [sys.executable, str(VERIFY_RUNNER), "--mode", "predict", "--target", json.dumps(facts),
-           "--weights", str(weights), "--image", str(image), "--imgsz", str(imgsz), "--wrapper", wrapper_name]
+           "--weights", str(weights), "--image", str(image), "--imgsz", str(imgsz), "--wrapper", wrapper]
     result = subprocess.run(cmd, env=dict(os.environ, **{env_name: "1"}), capture_output=True, text=True, check=False)
     try:
         answer = json.loads(result.stdout)
