@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from yamlforge import stamped_cache
 from yamlforge.errors import YamlforgeError
 from yamlforge.modelyaml import base as base_module
 from yamlforge.modelyaml.base import Base, has_own_naming, resolve_base
 from yamlforge.runners import yf_wrappers
 from yamlforge.scratch import pristine_checkout
-from yamlforge.targets import _stamp, detect_target
+from yamlforge.targets import detect_target
 
 ENTRY = '''
 from pathlib import Path
@@ -116,10 +117,12 @@ def test_a_forks_answers_are_kept_while_tasks_py_and_the_file_are_unchanged(geny
     tasks = fork_names(genyaml_repo)
     model = genyaml_repo / "ultralytics/cfg/models/v8/yolov8.yaml"
     target = detect_target(genyaml_repo)
-    base_module._cache_name(target, "myolo-s", {"file": str(model), "scale": "s", "stamp": _stamp(model)})
-    assert base_module.ask_target(target, "myolo-s", None) == Base(model, "myolo-s", "s")  # no Python started
+    entry = stamped_cache.entry_file(base_module.NAMES_CACHE, f"{target.tasks_path}::myolo-s")
+    stamped_cache.write(entry, {"file": str(model), "scale": "s"}, [target.tasks_path, model])
+    no_python = "/no/such/python"  # a cache miss would have to start it, and fail
+    assert base_module.ask_target(target, "myolo-s", no_python) == Base(model, "myolo-s", "s")
     tasks.write_text(tasks.read_text() + "\n")  # tasks.py changed: so may its rules
-    assert base_module._cached_names(detect_target(genyaml_repo)) == {}
+    assert stamped_cache.read(entry) is None
 
 
 def test_shipped_tasks_are_the_releases_own():
