@@ -1,0 +1,59 @@
+"""Running a study: the plan written (or found) in DIR, then each trial not yet finished, one after another.
+
+An engine only decides where and when a trial runs; what a trial is (its folder, its runner, its state) is
+``trial.py``'s, and the table is ``report.py``'s, read back from the folders. Resuming is the same run again: a
+finished trial is skipped, an interrupted one resumes from its ``last.pt``, a failed one is retried only when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import YamlforgeError
+from ..target_python import resolve_python
+from ..targets import detect_target
+from .plan import Plan, StudyRequest, make_plan, trial_name, write_plan
+from .report import Row, study_rows
+from .trial import Trial, run_trial
+
+ENGINES = ("local",)
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise YamlforgeError(f"--engine {engine} is not one of {', '.join(ENGINES)}", where="--engine",
+                             hint="--engine local runs the trials one after another on this machine")
+
+
+def run_study(request: StudyRequest, *, engine: str = "local", retry_failed: bool = False, python: str | None = None,
+              progress: Callable[[str], None] = lambda line: None) -> list[Row]:
+    """Plan (bad input raises before anything is written or trained), then train what is left; the table."""
+    check_engine(engine)
+    python = resolve_python(python)
+    plan, texts = make_plan(request)
+    out = request.out
+    write_plan(plan, texts, out)
+    for variant in plan.variants:
+        if variant.refused is not None:
+            progress(f"refused  {variant.name}: {variant.refused}")
+    run_local(plan, out, retry_failed=retry_failed, python=python, progress=progress)
+    return study_rows(out, plan)
+
+
+def run_local(plan: Plan, out: Path, *, retry_failed: bool, python: str, progress: Callable[[str], None]) -> None:
+    """Each trial in the plan's order, in this machine's target Python."""
+    target = detect_target(plan.repo)
+    trials = plan.trials()
+    for number, (variant, seed) in enumerate(trials, 1):
+        trial = Trial.of(out, variant, seed)
+        name, state = trial_name(variant, seed), trial.state()
+        counter = f"[{number}/{len(trials)}]"
+        if state["status"] == "done" or (state["status"] == "failed" and not retry_failed):
+            progress(f"{counter} skip     {name} ({state['status']})")
+            continue
+        resuming = state["status"] == "running" and trial.last_checkpoint.is_file()
+        progress(f"{counter} {'resume ' if resuming else 'train  '}  {name}")
+        state = run_trial(trial, plan, out, target, python=python)
+        said = f"failed: {state['reason']}" if state["status"] == "failed" else "done"
+        progress(f"{counter} {said:<8} {name} ({state['seconds']:.0f} s)")
