@@ -58,18 +58,21 @@ def variant_row(variant: Variant, states: list[dict], results: list[TrialResult 
     done = [r for s, r in zip(states, results) if s["status"] == "done" and r is not None]
     metric, metric_std = mean_std([r.metric for r in done])
     map50, map50_std = mean_std([r.map50 for r in done])
+    read = [r for r in results if r is not None]
+    seconds = sum(s.get("seconds", 0.0) for s in states)
+    return Row(variant.name, list(variant.edits), row_status(states, len(done)), len(done), len(states), metric,
+               metric_std, map50, map50_std, epochs=[r.epochs for r in read] or None,
+               best_epoch=[r.best_epoch for r in read] or None, seconds=round(seconds, 1) if seconds else None)
+
+
+def row_status(states: list[dict], done: int) -> str:
+    """``failed: REASON`` (the first failed seed's), ``done`` (every seed), ``running`` or ``pending``."""
     failed = next((s for s in states if s["status"] == "failed"), None)
     if failed is not None:
-        status = f"failed: {failed.get('reason', 'unknown')}"
-    elif len(done) == len(states):
-        status = "done"
-    else:
-        status = "running" if any(s["status"] == "running" for s in states) else "pending"
-    seconds = sum(s.get("seconds", 0.0) for s in states) or None
-    return Row(variant.name, list(variant.edits), status, len(done), len(states), metric, metric_std, map50, map50_std,
-               epochs=[r.epochs for r in results if r is not None] or None,
-               best_epoch=[r.best_epoch for r in results if r is not None] or None,
-               seconds=round(seconds, 1) if seconds else None)
+        return f"failed: {failed.get('reason', 'unknown')}"
+    if done == len(states):
+        return "done"
+    return "running" if any(s["status"] == "running" for s in states) else "pending"
 
 
 def with_differences(rows: list[Row]) -> list[Row]:
