@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,16 +28,24 @@ def ablate(*args) -> str:
 
 
 @pytest.fixture(scope="module")
-def study(checkout_factory, tmp_path_factory):
+def checkout(checkout_factory, tmp_path_factory):
+    """8.4.190 with SHSA applied, and the synthetic dataset."""
     root = checkout_factory("ultralytics", "8.4.190")
     applied = CliRunner().invoke(app, ["apply", "--repo", str(root), "--module", "SHSA"])
     assert applied.exit_code == 0, applied.output
-    folder = tmp_path_factory.mktemp("ablate")
-    data = shapes_dataset(folder / "shapes", count=24, imgsz=64)
-    command = ["yolov8n", "--repo", root, "--data", data, "--module", "SHSA", "--at", "6,15,40", "--epochs", EPOCHS,
-               "--imgsz", 64, "--batch", 8, "--workers", 0, "--seeds", 0, "-o", folder / "study", "--format", "json"]
-    rows = json.loads(ablate(*command))
-    return folder / "study", command, rows
+    return root, shapes_dataset(tmp_path_factory.mktemp("shapes"), count=24, imgsz=64)
+
+
+def study_command(root: Path, data: Path, out: Path, *, at: str, epochs: int) -> list:
+    return ["yolov8n", "--repo", root, "--data", data, "--module", "SHSA", "--at", at, "--epochs", epochs,
+            "--imgsz", 64, "--batch", 8, "--workers", 0, "--seeds", 0, "-o", out, "--format", "json"]
+
+
+@pytest.fixture(scope="module")
+def study(checkout, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablate") / "study"
+    command = study_command(*checkout, out, at="6,15,40", epochs=EPOCHS)
+    return out, command, json.loads(ablate(*command))
 
 
 def trainer_row(out: Path, trial: str) -> tuple[float, float, int]:
@@ -72,3 +85,30 @@ def test_rerunning_trains_nothing_and_report_prints_the_same_table(study):
     assert json.loads(ablate(out, "--report", "--format", "json")) == rows
     table = ablate(out, "--report").splitlines()
     assert table[0].split()[0] == "variant" and len(table) == 1 + len(rows) + 1  # header, rows, the refusal's reason
+
+
+def test_a_killed_study_resumes_its_interrupted_trial_from_last_pt(checkout, tmp_path):
+    """SIGKILL to the driver and its trainer (the whole session, as a killed job) during the second trial; the rerun
+    keeps the first and resumes the second with the trainer's own resume."""
+    out, epochs = tmp_path / "study", 4
+    command = ["ablate", *map(str, study_command(*checkout, out, at="6", epochs=epochs))]
+    driver = subprocess.Popen([sys.executable, "-m", "yamlforge", *command], start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = out / "trials" / "SHSA-at6-s0" / "train"
+    try:
+        while not (second / "weights" / "last.pt").is_file():
+            assert driver.poll() is None, "the study ended before the second trial saved a checkpoint"
+            time.sleep(0.2)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    first = out / "trials" / "base-s0" / "train" / "results.csv"
+    first_mtime, epoch_one = first.stat().st_mtime_ns, (second / "results.csv").read_text().splitlines()[1]
+    rows = json.loads(ablate(*command[1:]))
+    assert first.stat().st_mtime_ns == first_mtime
+    state = json.loads((out / "trials" / "SHSA-at6-s0" / "trial.json").read_text())
+    assert state["status"] == "done" and state["resumed"] is True
+    lines = (second / "results.csv").read_text().splitlines()
+    assert lines[1] == epoch_one and len(lines) == 1 + epochs  # the epochs before the kill kept, the rest appended
+    assert [(row["variant"], row["status"], row["epochs"]) for row in rows] == [
+        ("base", "done", [epochs]), ("SHSA-at6", "done", [epochs])]

@@ -93,6 +93,10 @@ def run_trial(trial: Trial, plan: Plan, out: Path, target: Target, *, python: st
     state. A crash, a NaN metric or no results is a failed trial, never an exception."""
     previous = trial.state()
     resume = previous["status"] == "running" and trial.last_checkpoint.is_file()
+    finished = read_results(trial.results_csv) if resume else None
+    if finished is not None and finished.epochs >= plan.hyper.epochs:  # it ended while no driver was watching
+        trial.record("done", seconds=previous.get("seconds", 0.0), resumed=False)
+        return trial.state()
     if not resume:
         shutil.rmtree(trial.folder / SAVE_DIR, ignore_errors=True)
     spent = previous.get("seconds", 0.0) if resume else 0.0
