@@ -34,11 +34,12 @@ def ablate_command(
 
     Rerunning the command skips finished trials and resumes an interrupted one from its last checkpoint.
     """
+    from ..check.compare import check_output_format
     from ..study.engine import run_study
     from ..study.plan import Hyper, StudyRequest, parse_numbers
-    from ..study.report import check_format, render, study_rows
+    from ..study.report import render, study_rows
 
-    check_format(fmt)
+    check_output_format(fmt)
     if report:
         rows = study_rows(Path(base))
     else:

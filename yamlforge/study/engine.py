@@ -54,6 +54,10 @@ def run_local(plan: Plan, out: Path, *, retry_failed: bool, python: str, progres
             continue
         resuming = state["status"] == "running" and trial.last_checkpoint.is_file()
         progress(f"{counter} {'resume ' if resuming else 'train  '}  {name}")
-        state = run_trial(trial, plan, out, target, python=python)
+        try:
+            state = run_trial(trial, plan, out, target, python=python)
+        except KeyboardInterrupt:  # the trainer got the Ctrl-C too; its last.pt is where the rerun starts
+            progress(f"{counter} stopped  {name}: run the same command again to resume it")
+            raise
         said = f"failed: {state['reason']}" if state["status"] == "failed" else "done"
         progress(f"{counter} {said:<8} {name} ({state['seconds']:.0f} s)")

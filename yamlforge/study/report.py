@@ -14,8 +14,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..check.compare import FORMATS, _aligned, _markdown
-from ..errors import YamlforgeError
+from ..check.compare import _aligned, _markdown
 from .plan import BASE_ROW, Plan, Variant, read_plan
 from .trial import Trial, TrialResult, read_results
 
@@ -98,11 +97,6 @@ def study_rows(out: Path, plan: Plan | None = None) -> list[Row]:
         trials = [Trial.of(out, variant, seed) for seed in plan.seeds]
         rows.append(variant_row(variant, [t.state() for t in trials], [read_results(t.results_csv) for t in trials]))
     return with_differences(rows)
-
-
-def check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise YamlforgeError(f"--format {fmt} is not one of {', '.join(FORMATS)}", where="--format")
 
 
 def _value(mean: float | None, std: float | None) -> str:
