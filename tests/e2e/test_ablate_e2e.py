@@ -67,6 +67,7 @@ def test_the_tables_numbers_are_each_trials_results_csv(study):
     for row in rows[1:3]:
         assert row["difference"] == pytest.approx(row["metric"] - rows[0]["metric"])
     assert (out / "models" / "yolov8n-SHSA-at6.yaml").is_file()
+    assert 0 < rows[0]["parameters"] < rows[1]["parameters"] and rows[0]["gflops"] > 0  # compare's numbers
 
 
 def test_a_refused_placement_is_a_row_with_gen_yamls_reason(study):

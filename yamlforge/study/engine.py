@@ -7,14 +7,16 @@ finished trial is skipped, an interrupted one resumes from its ``last.pt``, a fa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
+from ..check.compare import compare
 from ..errors import YamlforgeError
 from ..target_python import resolve_python
 from ..targets import detect_target
 from .plan import Plan, StudyRequest, make_plan, trial_name, write_plan
-from .report import Row, study_rows
+from .report import MEASURED_FILE, Row, study_rows
 from .trial import Trial, run_trial
 
 ENGINES = ("local",)
@@ -37,8 +39,22 @@ def run_study(request: StudyRequest, *, engine: str = "local", retry_failed: boo
     for variant in plan.variants:
         if variant.refused is not None:
             progress(f"refused  {variant.name}: {variant.refused}")
+    measure_models(plan, out, python=python, progress=progress)
     run_local(plan, out, retry_failed=retry_failed, python=python, progress=progress)
     return study_rows(out, plan)
+
+
+def measure_models(plan: Plan, out: Path, *, python: str, progress: Callable[[str], None]) -> None:
+    """Parameters and GFLOPs at the study's image size of every row's model, by ``compare``, once per study."""
+    path = out / MEASURED_FILE
+    if path.is_file():
+        return
+    variants = [v for v in plan.variants if v.yaml is not None]
+    rows = compare([out / v.yaml for v in variants], detect_target(plan.repo), imgsz=plan.hyper.imgsz, runs=1,
+                   python=python, progress=progress)
+    measured = {v.name: {"parameters": m.parameters, "gflops": m.gflops, "error": m.error}
+                for v, m in zip(variants, rows)}
+    path.write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
 
 
 def run_local(plan: Plan, out: Path, *, retry_failed: bool, python: str, progress: Callable[[str], None]) -> None:

@@ -11,12 +11,14 @@ import csv
 import io
 import json
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..check.compare import _aligned, _markdown
 from .plan import BASE_ROW, Plan, Variant, read_plan
 from .trial import Trial, TrialResult, read_results
+
+MEASURED_FILE = "models/measured.json"  # compare's parameters and GFLOPs of each row's model
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Row:
     epochs: list[int] | None = None
     best_epoch: list[int] | None = None
     seconds: float | None = None
+    parameters: int | None = None
+    gflops: float | None = None
 
 
 def within_noise(difference: float, spread_a: float | None, spread_b: float | None) -> bool | None:
@@ -85,18 +89,28 @@ def with_differences(rows: list[Row]) -> list[Row]:
         difference = row.metric - base.metric
         noise = within_noise(difference, row.metric_std, base.metric_std)
         verdict = None if noise is None else "within noise" if noise else "beyond noise"
-        out.append(Row(**{**asdict(row), "difference": difference, "noise": verdict}))
+        out.append(replace(row, difference=difference, noise=verdict))
     return out
 
 
 def study_rows(out: Path, plan: Plan | None = None) -> list[Row]:
     """The table of the study in ``out``, finished or not (nothing is trained)."""
     plan = plan or read_plan(out)
+    measured = read_measured(out)
     rows = []
     for variant in plan.variants:
         trials = [Trial.of(out, variant, seed) for seed in plan.seeds]
-        rows.append(variant_row(variant, [t.state() for t in trials], [read_results(t.results_csv) for t in trials]))
+        row = variant_row(variant, [t.state() for t in trials], [read_results(t.results_csv) for t in trials])
+        size = measured.get(variant.name, {})
+        rows.append(replace(row, parameters=size.get("parameters"), gflops=size.get("gflops")))
     return with_differences(rows)
+
+
+def read_measured(out: Path) -> dict:
+    try:
+        return json.loads((out / MEASURED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _value(mean: float | None, std: float | None) -> str:
@@ -110,9 +124,12 @@ def _ints(values: list[int] | None) -> str:
 
 
 def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
-    header = ["variant", "mAP50-95", "mAP50", "diff", "noise", "epochs", "best epoch", "time s", "status"]
+    header = ["variant", "mAP50-95", "mAP50", "diff", "noise", "params", "GFLOPs", "epochs", "best epoch", "time s",
+              "status"]
     body = [[row.variant, _value(row.metric, row.metric_std), _value(row.map50, row.map50_std),
-             "" if row.difference is None else f"{row.difference:+.4f}", row.noise or "", _ints(row.epochs),
+             "" if row.difference is None else f"{row.difference:+.4f}", row.noise or "",
+             "" if row.parameters is None else f"{row.parameters:,}", "" if row.gflops is None else f"{row.gflops:.2f}",
+             _ints(row.epochs),
              _ints(row.best_epoch), "" if row.seconds is None else f"{row.seconds:.0f}", row.status.partition(":")[0]]
             for row in rows]
     return header, body
