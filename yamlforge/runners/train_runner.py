@@ -4,7 +4,8 @@
 --save-dir FOLDER ...`` with the trial's folder as working directory. The trainer writes everything a study reports
 (``results.csv``, ``weights/last.pt``, ``weights/best.pt``) into ``--save-dir``; the one JSON answer only says whether
 it finished (``failed``: the trainer's own exception in one line). With ``--resume`` and a ``weights/last.pt`` there,
-the trainer continues from that checkpoint with its own resume (``resume=True``), the hyperparameters it recorded.
+the trainer continues from that checkpoint with its own resume (``resume=True``), the hyperparameters it recorded;
+a checkpoint that does not load (the trainer was killed writing it) is a fresh start (``restarted``: why).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -53,6 +55,9 @@ def train(args, facts: dict) -> dict:
     yf_train.provide_fonts()
     save_dir = Path(args.save_dir).resolve()
     last = save_dir / "weights" / "last.pt"
+    restarted = unloadable(last) if args.resume and last.is_file() else None
+    if restarted:  # killed while the trainer wrote it: what it had is lost, the trial starts over
+        shutil.rmtree(save_dir)
     resumed = bool(args.resume and last.is_file())
     wrapper = getattr(importlib.import_module(facts["package"]),
                       yf_facts.by_head(facts["wrappers"], yf_build.load_yaml_dict(facts, args.yaml)))
@@ -65,8 +70,19 @@ def train(args, facts: dict) -> dict:
                                      seed=args.seed, deterministic=args.deterministic, project=str(save_dir.parent),
                                      name=save_dir.name, exist_ok=True, verbose=False, **options)
     except Exception as exc:  # the trainer's own failure (out of memory, a crash in the model): the trial's reason
-        return {"schema": SCHEMA, "failed": yf_facts.one_line(exc), "resumed": resumed}
-    return {"schema": SCHEMA, "save_dir": str(save_dir), "resumed": resumed}
+        return {"schema": SCHEMA, "failed": yf_facts.one_line(exc), "resumed": resumed, "restarted": restarted}
+    return {"schema": SCHEMA, "save_dir": str(save_dir), "resumed": resumed, "restarted": restarted}
+
+
+def unloadable(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from (a write cut short by a kill), or None when torch loads it."""
+    import torch
+
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        return f"{checkpoint.name} did not load ({yf_facts.one_line(exc)})"
+    return None
 
 
 def main(argv=None) -> int:

@@ -107,10 +107,12 @@ def run_trial(trial: Trial, plan: Plan, out: Path, target: Target, *, python: st
     seconds = round(spent + time.perf_counter() - started, 1)
     (trial.folder / "train.log").write_text(answer.stderr, encoding="utf-8")
     reason = failure(answer, read_results(trial.results_csv))
+    said = answer.data or {}
+    resumed = {"resumed": bool(said.get("resumed")), "restarted": said.get("restarted")}
     if reason:
-        trial.record("failed", reason=reason, seconds=seconds, resumed=resume)
+        trial.record("failed", reason=reason, seconds=seconds, **resumed)
     else:
-        trial.record("done", seconds=seconds, resumed=resume)
+        trial.record("done", seconds=seconds, **resumed)
     return trial.state()
 
 
