@@ -71,6 +71,15 @@ def test_the_tables_numbers_are_each_trials_results_csv(study):
     assert 0 < rows[0]["parameters"] < rows[1]["parameters"] and rows[0]["gflops"] > 0  # compare's numbers
 
 
+def test_the_plots_are_png_files(study):
+    from PIL import Image
+
+    out, _, _ = study
+    for name in ("metric_vs_gflops.png", "curves.png"):
+        with Image.open(out / "plots" / name) as image:
+            assert image.format == "PNG" and image.size == (900, 600)
+
+
 def test_a_refused_placement_is_a_row_with_gen_yamls_reason(study):
     out, _, rows = study
     assert rows[3]["status"].startswith("refused: layer 40 does not exist")

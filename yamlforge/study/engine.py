@@ -16,6 +16,7 @@ from ..errors import YamlforgeError
 from ..target_python import resolve_python
 from ..targets import detect_target
 from .plan import Plan, StudyRequest, make_plan, trial_name, write_plan
+from .plots import draw_plots
 from .report import MEASURED_FILE, Row, study_rows
 from .trial import Trial, run_trial
 
@@ -41,7 +42,13 @@ def run_study(request: StudyRequest, *, engine: str = "local", retry_failed: boo
             progress(f"refused  {variant.name}: {variant.refused}")
     measure_models(plan, out, python=python, progress=progress)
     run_local(plan, out, retry_failed=retry_failed, python=python, progress=progress)
-    return study_rows(out, plan)
+    rows = study_rows(out, plan)
+    written, why_not = draw_plots(rows, plan, out, python=python)
+    for path in written:
+        progress(f"create   {path}")
+    if why_not:
+        progress(f"note: no plots ({why_not})")
+    return rows
 
 
 def measure_models(plan: Plan, out: Path, *, python: str, progress: Callable[[str], None]) -> None:

@@ -69,14 +69,25 @@ class TrialResult:
     epochs: int
 
 
-def read_results(path: Path) -> TrialResult | None:
-    """The trainer's ``results.csv`` read back (None when it has no epoch yet)."""
+def read_epochs(path: Path) -> list[dict[str, str]]:
+    """The rows of the trainer's ``results.csv`` that have a metric, as the trainer wrote them (names stripped)."""
     try:
         with path.open(encoding="utf-8", newline="") as f:
             rows = [{key.strip(): value.strip() for key, value in row.items()} for row in csv.DictReader(f)]
     except OSError:
-        return None
-    rows = [row for row in rows if row.get(METRIC)]
+        return []
+    return [row for row in rows if row.get(METRIC)]
+
+
+def read_curve(path: Path) -> dict[str, list]:
+    """``{"epochs": [...], "values": [...]}``: the validation metric of each epoch in ``results.csv``."""
+    rows = read_epochs(path)
+    return {"epochs": [int(float(row[EPOCH])) for row in rows], "values": [float(row[METRIC]) for row in rows]}
+
+
+def read_results(path: Path) -> TrialResult | None:
+    """The trainer's ``results.csv`` read back (None when it has no epoch yet)."""
+    rows = read_epochs(path)
     if not rows:
         return None
     best = max(rows, key=lambda row: _number(row[METRIC]))  # the first of equal ones: the earliest epoch
