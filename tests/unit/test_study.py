@@ -14,7 +14,7 @@ from yamlforge.errors import YamlforgeError
 from yamlforge.study.plan import Hyper, Plan, Variant, check_data, read_plan, write_plan
 from yamlforge.study.plots import pareto_front
 from yamlforge.study.report import Row, render, study_rows, within_noise
-from yamlforge.study.trial import Trial
+from yamlforge.study.trial import Trial, next_step
 
 HEADER = ("                  epoch,         train/box_loss,   metrics/precision(B),      metrics/mAP50(B),"
           "   metrics/mAP50-95(B)")  # 8.0's padded column names
@@ -151,3 +151,15 @@ def test_pareto_front_keeps_the_rows_no_other_beats():
     rows = [row("base", 8.1, 0.30), row("cheap-better", 8.0, 0.35), row("dear-better", 9.0, 0.40),
             row("dear-worse", 9.5, 0.20), row("twin", 9.0, 0.40), Row("refused", [], "refused: no", 0, 1)]
     assert pareto_front(rows) == {"cheap-better", "dear-better", "twin"}
+
+
+@pytest.mark.parametrize(("status", "checkpoint", "retry_failed", "step"), [
+    ("done", True, True, "skip"),         # finished: never trained again
+    ("failed", True, False, "skip"),      # failed: only with --retry-failed
+    ("failed", True, True, "train"),      # ... and then from the start
+    ("running", True, False, "resume"),   # interrupted with a last.pt: the trainer's own resume
+    ("running", False, False, "train"),   # interrupted before its first checkpoint
+    ("pending", False, False, "train"),
+])
+def test_what_a_rerun_does_with_each_trial(status, checkpoint, retry_failed, step):
+    assert next_step({"status": status}, checkpoint, retry_failed=retry_failed) == step

@@ -18,7 +18,7 @@ from ..targets import detect_target
 from .plan import Plan, StudyRequest, make_plan, trial_name, write_plan
 from .plots import draw_plots
 from .report import MEASURED_FILE, Row, study_rows
-from .trial import Trial, run_trial
+from .trial import Trial, next_step, run_trial
 
 ENGINES = ("local",)
 
@@ -72,13 +72,13 @@ def run_local(plan: Plan, out: Path, *, retry_failed: bool, python: str, progres
         trial = Trial.of(out, variant, seed)
         name, state = trial_name(variant, seed), trial.state()
         counter = f"[{number}/{len(trials)}]"
-        if state["status"] == "done" or (state["status"] == "failed" and not retry_failed):
+        step = next_step(state, trial.last_checkpoint.is_file(), retry_failed=retry_failed)
+        if step == "skip":
             progress(f"{counter} skip     {name} ({state['status']})")
             continue
-        resuming = state["status"] == "running" and trial.last_checkpoint.is_file()
-        progress(f"{counter} {'resume ' if resuming else 'train  '}  {name}")
+        progress(f"{counter} {step:<8} {name}")
         try:
-            state = run_trial(trial, plan, out, target, python=python)
+            state = run_trial(trial, plan, out, target, python=python, resume=step == "resume")
         except KeyboardInterrupt:  # the trainer got the Ctrl-C too; its last.pt is where the rerun starts
             progress(f"{counter} stopped  {name}: run the same command again to resume it")
             raise

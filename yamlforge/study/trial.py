@@ -99,11 +99,19 @@ def _number(text: str) -> float:
     return -math.inf if math.isnan(value) else value
 
 
-def run_trial(trial: Trial, plan: Plan, out: Path, target: Target, *, python: str) -> dict:
-    """Train ``trial`` (resuming from its ``last.pt`` when an earlier run was interrupted); record and return its
-    state. A crash, a NaN metric or no results is a failed trial, never an exception."""
+def next_step(state: dict, checkpoint: bool, *, retry_failed: bool) -> str:
+    """What a run of the study does with a trial in ``state``: ``skip`` it (done; failed, unless retried), ``resume``
+    it (interrupted, with a ``checkpoint``) or ``train`` it from the start."""
+    status = state["status"]
+    if status == "done" or (status == "failed" and not retry_failed):
+        return "skip"
+    return "resume" if status == "running" and checkpoint else "train"
+
+
+def run_trial(trial: Trial, plan: Plan, out: Path, target: Target, *, python: str, resume: bool) -> dict:
+    """Train ``trial`` (with ``resume``, from its ``last.pt``); record and return its state. A crash, a NaN metric or
+    no results is a failed trial, never an exception."""
     previous = trial.state()
-    resume = previous["status"] == "running" and trial.last_checkpoint.is_file()
     finished = read_results(trial.results_csv) if resume else None
     if finished is not None and finished.epochs >= plan.hyper.epochs:  # it ended while no driver was watching
         trial.record("done", seconds=previous.get("seconds", 0.0), resumed=False)
