@@ -1,13 +1,13 @@
 """The ``yamlforge`` command line: each command parses options, calls one library function, renders the result.
 
 One module per command family (``patching``: apply, revert; ``catalog``: list, show; ``gen_yaml``; ``checks``:
-verify, compare, doctor, graph; ``weights``; ``adopt``; ``demo``), the pieces they share in ``common``. The app is
-built here, from the commands the modules define: no module registers itself.
+verify, compare, doctor, graph; ``weights``; ``adopt``; ``demo``; ``ablate``), the pieces they share in ``common``.
+The app is built here, from the commands the modules define: no module registers itself.
 """
 
 import typer
 
-from . import adopt, catalog, checks, demo, gen_yaml, patching, weights
+from . import ablate, adopt, catalog, checks, demo, gen_yaml, patching, weights
 
 app = typer.Typer(
     add_completion=False,
@@ -27,6 +27,7 @@ app.command("graph")(checks.graph_command)
 app.command("weights")(weights.weights_command)
 app.command("adopt")(adopt.adopt_command)
 app.command()(demo.demo)
+app.command("ablate")(ablate.ablate_command)
 
 
 def main() -> None:

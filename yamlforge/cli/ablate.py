@@ -1,0 +1,56 @@
+"""``ablate``: train a base model and its variants the same way and print the comparison table."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import YamlforgeError
+from .common import handle_errors, stderr
+
+
+@handle_errors
+def ablate_command(
+    base: str = typer.Argument(..., help="Model name (yolov8n) or model YAML; with --report, the study's DIR."),
+    repo: Annotated[Path | None, typer.Option("--repo", help="Checkout root (default: the one holding BASE).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="The dataset YAML (with a 'val' split).")] = None,
+    module: Annotated[str | None, typer.Option(
+        "--module", help="The module each variant inserts (an applied module, MODULE(args) too).")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Layer numbers of BASE to insert after, one variant each: 4,6,9.")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs of every trial.")] = 100,
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Training image size.")] = 640,
+    batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 16,
+    workers: Annotated[int | None, typer.Option("--workers", help="Dataloader workers.")] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds, each a repeat of every row: 0,1,2.")] = "0",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The study's folder (plan, trials).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json (rows as a list).")] = "table",
+    report: Annotated[bool, typer.Option("--report", help="Print the table of the study in DIR only.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed trials again.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="Where trials run: local (one after another).")] = "local",
+    python: Annotated[str | None, typer.Option("--python", help="Python to train in (your training venv).")] = None,
+):
+    """Train BASE and BASE with MODULE after each --at layer on DATA, the same way, and compare them.
+
+    Rerunning the command skips finished trials and resumes an interrupted one from its last checkpoint.
+    """
+    from ..check.compare import check_output_format
+    from ..study.engine import run_study
+    from ..study.plan import Hyper, StudyRequest, parse_numbers
+    from ..study.report import render, study_rows
+
+    check_output_format(fmt)
+    if report:
+        rows = study_rows(Path(base))
+    else:
+        missing = [name for name, value in (("--data", data), ("--module", module), ("--at", at), ("-o", output))
+                   if value is None]
+        if missing:
+            raise YamlforgeError(f"{', '.join(missing)} missing: a study needs a dataset, a module, positions and "
+                                 "a folder", where=missing[0], hint="or ablate DIR --report for a study's table")
+        request = StudyRequest(base, repo, data, module, parse_numbers(at, "--at"), output,
+                               parse_numbers(seeds, "--seeds"),
+                               Hyper(epochs=epochs, imgsz=imgsz, batch=batch, workers=workers))
+        rows = run_study(request, engine=engine, retry_failed=retry_failed, python=python, progress=stderr)
+    typer.echo(render(rows, fmt))
+

@@ -1,0 +1,94 @@
+"""Runs inside the target's Python: one trial of a study, the target's own trainer on the user's dataset.
+
+``yamlforge.study.trial`` runs it as ``python train_runner.py --target FACTS --yaml MODEL --data DATA.yaml
+--save-dir FOLDER ...`` with the trial's folder as working directory. The trainer writes everything a study reports
+(``results.csv``, ``weights/last.pt``, ``weights/best.pt``) into ``--save-dir``; the one JSON answer only says whether
+it finished (``failed``: the trainer's own exception in one line). With ``--resume`` and a ``weights/last.pt`` there,
+the trainer continues from that checkpoint with its own resume (``resume=True``), the hyperparameters it recorded;
+a checkpoint that does not load (the trainer was killed writing it) is a fresh start (``restarted``: why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+if __package__:  # imported as yamlforge.runners.train_runner (the tests)
+    from . import verify_runner, yf_build, yf_facts, yf_train
+else:  # a script in the target's Python: its own folder is sys.path[0]
+    import verify_runner
+    import yf_build
+    import yf_facts
+    import yf_train
+
+SCHEMA = "yamlforge.train/1"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", required=True, help="the facts JSON of yamlforge's Target.runner_facts")
+    parser.add_argument("--yaml", required=True, help="the model YAML the trial trains")
+    parser.add_argument("--data", required=True, help="the dataset YAML")
+    parser.add_argument("--save-dir", required=True, help="the trainer's output folder (project/name)")
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--imgsz", type=int, required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--deterministic", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/weights/last.pt if it exists")
+    return parser.parse_args(argv)
+
+
+def train(args, facts: dict) -> dict:
+    """The wrapper's own ``.train()`` (the class verify's smoke training picks by the model's head)."""
+    yf_facts.put_checkout_on_path(facts["path_entry"])
+    if facts["trainer"] != "wrapper":
+        return {"schema": SCHEMA, "failed": f"{facts['kind']} trains with its train.py scripts; a study runs only the "
+                                            "Ultralytics trainer yet"}
+    if yf_train.needs_legacy_load(facts):
+        os.environ[yf_facts.LEGACY_LOAD_ENV] = "1"
+    yf_train.provide_fonts()
+    save_dir = Path(args.save_dir).resolve()
+    last = save_dir / "weights" / "last.pt"
+    restarted = unloadable(last) if args.resume and last.is_file() else None
+    if restarted:  # killed while the trainer wrote it: what it had is lost, the trial starts over
+        shutil.rmtree(save_dir)
+    resumed = bool(args.resume and last.is_file())
+    wrapper = getattr(importlib.import_module(facts["package"]),
+                      yf_facts.by_head(facts["wrappers"], yf_build.load_yaml_dict(facts, args.yaml)))
+    options = {"workers": args.workers} if args.workers is not None else {}
+    try:
+        if resumed:
+            wrapper(str(last)).train(resume=True, **options)
+        else:
+            wrapper(args.yaml).train(data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                                     seed=args.seed, deterministic=args.deterministic, project=str(save_dir.parent),
+                                     name=save_dir.name, exist_ok=True, verbose=False, **options)
+    except Exception as exc:  # the trainer's own failure (out of memory, a crash in the model): the trial's reason
+        return {"schema": SCHEMA, "failed": yf_facts.one_line(exc), "resumed": resumed, "restarted": restarted}
+    return {"schema": SCHEMA, "save_dir": str(save_dir), "resumed": resumed, "restarted": restarted}
+
+
+def unloadable(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from (a write cut short by a kill), or None when torch loads it."""
+    import torch
+
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        return f"{checkpoint.name} did not load ({yf_facts.one_line(exc)})"
+    return None
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return verify_runner.serve(args.target, lambda facts: train(args, facts), SCHEMA)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
