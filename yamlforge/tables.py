@@ -86,3 +86,18 @@ def _longest_word(column: Column) -> int:
     from rich.cells import cell_len
 
     return max((cell_len(word) for text in _texts(column) for word in text.split()), default=1)
+
+
+def markdown_lines(header: list[str], body: list[list[str]], notes: list[str] = ()) -> list[str]:
+    """A Markdown table: the first column as it is, the others right-aligned (numbers); ``notes`` as a list below."""
+    lines = [header, ["---"] + ["---:"] * (len(header) - 1), *body]
+    table = ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
+    return table + ([""] + [f"- {note}" for note in notes] if notes else [])
+
+
+def aligned_lines(header: list[str], body: list[list[str]]) -> list[str]:
+    """Plain text columns: the first (a name) left-aligned, the others (numbers) right-aligned."""
+    lines = [header, *body]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+            for line in lines]

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import YamlforgeError
+from ..tables import aligned_lines, markdown_lines
 from ..target_python import RUNNERS, resolve_python, run_runner
 from ..targets import Target
 from .verify import check_options, resolve_yaml
@@ -153,21 +154,8 @@ def render(rows: list[Measurement], fmt: str, *, imgsz: int, batch: int) -> str:
     header, body = table_cells(rows, imgsz, batch)
     errors = [f"{row.model}: {row.error}" for row in rows if not row.ok]
     if fmt == "markdown":
-        return "\n".join(_markdown(header, body) + ([""] + [f"- {e}" for e in errors] if errors else []))
-    return "\n".join(_aligned(header, body) + errors)
-
-
-def _markdown(header: list[str], body: list[list[str]]) -> list[str]:
-    lines = [header, ["---"] + ["---:"] * (len(header) - 1), *body]
-    return ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
-
-
-def _aligned(header: list[str], body: list[list[str]]) -> list[str]:
-    """The model name left-aligned, numbers right-aligned."""
-    lines = [header, *body]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
-            for line in lines]
+        return "\n".join(markdown_lines(header, body, errors))
+    return "\n".join(aligned_lines(header, body) + errors)
 
 
 def _csv(rows: list[Measurement]) -> str:

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from ..check.compare import _aligned, _markdown
+from ..tables import aligned_lines, markdown_lines
 from .plan import BASE_ROW, Plan, Variant, read_plan
 from .trial import Trial, TrialResult, read_results
 
@@ -150,5 +150,5 @@ def render(rows: list[Row], fmt: str) -> str:
     header, body = table_cells(rows)
     reasons = [f"{row.variant}: {row.status}" for row in rows if ":" in row.status]  # the table says the word only
     if fmt == "markdown":
-        return "\n".join(_markdown(header, body) + ([""] + [f"- {reason}" for reason in reasons] if reasons else []))
-    return "\n".join(_aligned(header, body) + reasons)
+        return "\n".join(markdown_lines(header, body, reasons))
+    return "\n".join(aligned_lines(header, body) + reasons)
