@@ -39,7 +39,8 @@ def test_compare_columns_equal_what_verify_reports(rtdetr_models):
     repo, models = rtdetr_models
     data = json.loads(invoke("compare", *models, "--repo", repo, "--imgsz", IMGSZ, "--runs", 1, "--format", "json"))
     rows = data["rows"]
-    assert [r["model"] for r in rows] == ["rtdetr-l", "rtdetr-l-residual-SHSA", "rtdetr-l-token_mixer", "rtdetr-l-revcol_tiny"]
+    assert [r["model"] for r in rows] == ["rtdetr-l", "rtdetr-l-residual-SHSA", "rtdetr-l-token_mixer",
+                                          "rtdetr-l-revcol_tiny"]
     assert all(r["ok"] and r["latency_runs"] == 1 and r["latency_ms"] > 0 and r["peak_mib"] > 0 for r in rows)
     for model, row in zip(models, rows):
         totals = json.loads(invoke("verify", model, "--repo", repo, "--imgsz", IMGSZ, "--batch", 1, "--json"))["totals"]
