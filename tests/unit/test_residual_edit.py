@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from ruamel.yaml import YAML
+from test_genyaml import mark_applied
 
 from yamlforge.errors import YamlforgeError
 from yamlforge.modelyaml.compile import GenRequest, compile_yaml
 from yamlforge.modelyaml.edits import parse_edit
-from yamlforge.patch.manifest import MANIFEST, AppliedModule, Manifest
 from yamlforge.resources import SPECS_DIR
 from yamlforge.specs import load_spec
 
@@ -33,15 +33,6 @@ def test_residual_prefix_without_a_module_is_refused(value):
     with pytest.raises(YamlforgeError) as info:
         parse_edit("insert-after", value)
     assert info.value.where == f"--insert-after {value}"
-
-
-def mark_applied(root, *names: str) -> None:
-    """What `yamlforge apply` records; only the manifest's module list matters to gen-yaml."""
-    manifest = Manifest(target="ultralytics", modules={
-        n: AppliedModule(spec_digest="0", exports=[n], role="layer", channels="keep", file=f"{n.lower()}.py")
-        for n in names})
-    (root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST).write_text(manifest.to_text())
 
 
 def inserted(root, value: str):
