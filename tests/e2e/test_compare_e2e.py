@@ -22,6 +22,7 @@ def rtdetr_models(checkout_factory, tmp_path_factory) -> tuple[Path, list[str]]:
     repo = checkout_factory("ultralytics", "8.4.190")
     out = tmp_path_factory.mktemp("compare-models")
     models = ["rtdetr-l.yaml"]
+    apply_module(repo, "ResidualWrap")  # the SHSA recipe uses SHSA's residual form
     for module, recipe, extra in RECIPES:
         apply_module(repo, module, *RTDETR_FIX)
         models.append(str(gen_yaml(repo, recipe, out, *extra)[0]))
@@ -38,7 +39,8 @@ def test_compare_columns_equal_what_verify_reports(rtdetr_models):
     repo, models = rtdetr_models
     data = json.loads(invoke("compare", *models, "--repo", repo, "--imgsz", IMGSZ, "--runs", 1, "--format", "json"))
     rows = data["rows"]
-    assert [r["model"] for r in rows] == ["rtdetr-l", "rtdetr-l-SHSA", "rtdetr-l-token_mixer", "rtdetr-l-revcol_tiny"]
+    assert [r["model"] for r in rows] == ["rtdetr-l", "rtdetr-l-residual-SHSA", "rtdetr-l-token_mixer",
+                                          "rtdetr-l-revcol_tiny"]
     assert all(r["ok"] and r["latency_runs"] == 1 and r["latency_ms"] > 0 and r["peak_mib"] > 0 for r in rows)
     for model, row in zip(models, rows):
         totals = json.loads(invoke("verify", model, "--repo", repo, "--imgsz", IMGSZ, "--batch", 1, "--json"))["totals"]
@@ -54,7 +56,7 @@ def test_markdown_table_has_one_row_per_model_in_order(rtdetr_models):
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[1] == "| --- | ---: | ---: | ---: | ---: | ---: |"
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| rtdetr-l", "| rtdetr-l-SHSA"]
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| rtdetr-l", "| rtdetr-l-residual-SHSA"]
     assert "(+" in lines[3]  # SHSA adds parameters: the difference to the first model
     assert [line.split(":")[0] for line in result.stderr.splitlines() if line.endswith("MiB")] == [
         f"compare [1/2] {models[0]}", f"compare [2/2] {models[1]}"]  # one progress line per model, on stderr

@@ -27,7 +27,9 @@ cli = CliRunner()
 
 @pytest.fixture(scope="module")
 def ultralytics_repo(checkout_factory) -> Path:
-    return checkout_factory("ultralytics", "8.4.190")
+    repo = checkout_factory("ultralytics", "8.4.190")
+    apply_module(repo, "ResidualWrap")  # the SHSA recipe uses SHSA's residual form
+    return repo
 
 
 def verify_export(model: Path, repo: Path) -> dict:

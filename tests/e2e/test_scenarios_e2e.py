@@ -131,13 +131,14 @@ def test_a_rtdetr_l_with_bhvit_token_mixer_trains(checkout, tmp_path, version):
 @pytest.mark.parametrize("version", ULTRALYTICS)
 def test_b_rtdetr_l_with_shsa_trains(checkout, tmp_path, version):
     repo = checkout("ultralytics", version)
-    apply_module(repo, "SHSA", *RTDETR_FIX)
+    apply_module(repo, "SHSA", "--module", "ResidualWrap", *RTDETR_FIX)
     path, model = gen_yaml(repo, "rtdetr-l-SHSA.yaml", tmp_path)
-    assert rows(model)[4] == [-1, 1, "SHSA", [16, "None"]]  # after layer 3, spec defaults written out
+    # after layer 3 in its residual form (x + SHSA(x)), SHSA's spec defaults written out
+    assert rows(model)[4] == [-1, 1, "ResidualWrap", ["SHSA", 16, "None"]]
     assert rows(model)[-1][0] == [22, 25, 28]
-    report = verify_trained(path, repo, "SHSA", RTDETR_IMGSZ[version])
+    report = verify_trained(path, repo, "ResidualWrap", RTDETR_IMGSZ[version])
     nodes = drawn(repo, path, report, "rtdetr-l-SHSA.yaml")
-    assert "4 SHSA" in nodes["n4"] and "512 · P3/8" in nodes["n4"]  # channels kept, stride of stage 2
+    assert "4 ResidualWrap" in nodes["n4"] and "512 · P3/8" in nodes["n4"]  # channels kept, stride of stage 2
     assert "2048 · P5/32" in nodes["n10"]  # stage 4: the widest, coarsest map of the backbone
     png = render(graph_document(path, detect_target(repo), facts=report_facts(report)), tmp_path / "shsa.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

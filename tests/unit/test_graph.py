@@ -37,7 +37,8 @@ from yamlforge.targets import detect_target
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # every recipe whose layers an Ultralytics 8.4.190 checkout knows (YOLOv7's IDetect and SPPCSPC it does not)
 RECIPES = sorted(p.name for p in EXAMPLES.glob("*.yaml") if not p.name.startswith("yolov7"))
-SPEC_MODULES = ("SHSA", "token_mixer", "BiLevelRoutingAttention", "RIFormerBlock", "revcol_small", "revcol_tiny")
+SPEC_MODULES = ("SHSA", "ResidualWrap", "token_mixer", "BiLevelRoutingAttention", "RIFormerBlock", "revcol_small",
+                "revcol_tiny")
 
 
 @pytest.fixture

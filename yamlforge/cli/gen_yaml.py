@@ -19,7 +19,8 @@ TargetPythonOption = Annotated[str | None, typer.Option(
 BaseWeightsOption = Annotated[Path | None, typer.Option("--base-weights", help=(
     "The base model's checkpoint: also write OUTPUT.pt, the edited model with every kept layer's trained weights "
     "(yamlforge weights --base)."))]
-EDIT_HELP = "N=MODULE, N=MODULE(a, b) or N=MODULE(a)*3 (3 repeats); N is the BASE file's layer number (layerN too)."
+EDIT_HELP = ("N=MODULE, N=MODULE(a, b) or N=MODULE(a)*3 (3 repeats); N is the BASE file's layer number (layerN too). "
+             "N=residual:MODULE is x + MODULE(x), for a module that keeps its width (apply ResidualWrap too).")
 
 
 @handle_errors

@@ -15,7 +15,7 @@ from .base import Base, find_target, resolve_base
 from .edits import LayerEdit, ReplaceAll
 from .graph import ModelGraph, RowChange, output_strides
 from .layout import ModelLayout
-from .modules import ModuleResolver, edit_args
+from .modules import RESIDUAL_WRAPPER, ModuleResolver, check_residual, edit_args, residual_args
 from .naming import output_path
 from .recipe import Recipe, load_recipe
 from .reload import reload_check
@@ -175,6 +175,12 @@ def _apply_edit(graph: ModelGraph, edit: LayerEdit, modules: ModuleResolver, spe
         specs[yaml_name] = spec
         to_apply.append((spec, edit.option))
     args, args_text = edit_args(edit, spec)
+    if edit.residual:  # x + MODULE(x): the row runs the wrapper, which builds MODULE
+        check_residual(edit, spec)
+        args, args_text = residual_args(yaml_name, args, args_text)
+        yaml_name, spec = modules.resolve(RESIDUAL_WRAPPER, edit.option)
+        specs[yaml_name] = spec
+        to_apply.append((spec, edit.option))
     edit_graph = {"replace": graph.replace, "insert-after": graph.insert_after, "insert-before": graph.insert_before}
     edit_graph[edit.op](edit.layer, yaml_name, args, args_text, edit.repeats or 1, edit.option)
 

@@ -14,6 +14,7 @@ from .timm import PREFIX as TIMM_PREFIX
 from .timm import is_timm
 
 EDIT_OPS = ("replace", "insert-after", "insert-before", "remove")
+RESIDUAL_PREFIX = "residual:"  # ``N=residual:MODULE``: the row runs x + MODULE(x) (yamlforge.modelyaml.modules)
 _LAYER = re.compile(r"\s*(?:layer)?(\d+)\s*")
 _MODULE = re.compile(r"\s*([A-Za-z_][\w.]*)\s*(?:\((?P<args>.*)\))?\s*(?:\*\s*(?P<repeats>[-+]?\d+))?\s*", re.DOTALL)
 
@@ -25,7 +26,8 @@ class LayerEdit:
     """One edit of a model YAML's layers; ``layer`` is a BASE layer number whatever other edits do.
 
     Syntax (CLI value or recipe string): ``N=MODULE``, ``N=MODULE(a, b, name=c)``, ``N=MODULE(a)*3`` for 3 repeats
-    (default 1); ``N`` may be written ``layerN``; ``--remove`` takes just ``N``.
+    (default 1); ``N`` may be written ``layerN``; ``--remove`` takes just ``N``. ``N=residual:MODULE(a)`` is the
+    residual form ``x + MODULE(x)`` (a module that keeps its width, written as a ResidualWrap row).
     """
 
     op: str  # one of EDIT_OPS, or "backbone" for --backbone (``layer`` unused)
@@ -34,6 +36,7 @@ class LayerEdit:
     args: Args = ()
     repeats: int | None = None
     option: str = ""  # ``--replace 4=SHSA``: what error messages name
+    residual: bool = False  # ``residual:MODULE``
 
     @property
     def has_args(self) -> bool:
@@ -81,8 +84,9 @@ def parse_edit(op: str, value: Any) -> LayerEdit:
         return LayerEdit(op, layer, option=option)
     if not module_text.strip():
         raise YamlforgeError(f"missing module: write --{op} {layer}=MODULE or {layer}=MODULE(args)", where=option)
-    module, args, repeats = _parse_module(module_text, option)
-    return LayerEdit(op, layer, module, args, repeats, option)
+    residual = module_text.strip().startswith(RESIDUAL_PREFIX)
+    module, args, repeats = _parse_module(module_text.strip().removeprefix(RESIDUAL_PREFIX), option)
+    return LayerEdit(op, layer, module, args, repeats, option, residual)
 
 
 def parse_backbone(value: Any, option: str | None = None, sets: list[str] | tuple[str, ...] = ()) -> LayerEdit:

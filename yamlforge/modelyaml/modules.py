@@ -142,3 +142,21 @@ def _bind_spec_args(edit: LayerEdit, spec, spec_args) -> list[str]:
         else:
             texts.append(yaml_text(arg.default))
     return texts
+
+
+RESIDUAL_WRAPPER = "ResidualWrap"  # module_specs/residual_wrap.yaml: x + f(x) around a keep-width module
+
+
+def check_residual(edit: LayerEdit, spec) -> None:
+    """``residual:MODULE`` needs x + MODULE(x) to add up: only a layer spec whose channel rule keeps the width."""
+    if spec is None or spec.role != "layer" or spec.channels != "keep":
+        what = f"is {spec.channels}" if spec is not None else "has no spec saying it keeps its width"
+        raise YamlforgeError(f"{edit.module} cannot be residual: x + f(x) needs f to keep the width, and "
+                             f"{edit.module} {what}", where=edit.option,
+                             hint="yamlforge list  # the 'channels' column shows which modules keep their width")
+
+
+def residual_args(yaml_name: str, args: list[Any], args_text: str) -> tuple[list[Any], str]:
+    """The ResidualWrap row's args: the wrapped module's name, then its own args (parse_model fills the width)."""
+    texts = [yaml_name] + ([args_text[1:-1]] if args else [])
+    return [yaml_name, *args], f"[{', '.join(texts)}]"

@@ -26,7 +26,7 @@ def output_stem(base: Base, scale: str | None, edits: list[LayerEdit], nc: int |
     if scale and scale != base.scale:
         stem = re.sub(r"^(.*?\d+)([nslmx])?(?=\D|$)", lambda m: m.group(1) + scale, stem, count=1) \
             if re.search(r"\d", stem) else f"{stem}-{scale}"
-    names = list(dict.fromkeys(stem_part(e.module) for e in edits if e.module))
+    names = list(dict.fromkeys("residual-" * e.residual + stem_part(e.module) for e in edits if e.module))
     removed = [f"no{e.layer}" for e in edits if e.op == "remove"]
     parts = names + removed
     while len(parts) > 1 and len("-".join(parts)) > MAX_SUFFIX:  # file names stop at 255 bytes

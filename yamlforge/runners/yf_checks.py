@@ -73,8 +73,39 @@ def check_forward(report: yf_facts.Report, model, imgsz: int, batch: int) -> boo
                                 layer={"index": row["index"], "module": row["module"]})
     if not any(True for _ in yf_facts.tensors(out)):
         return report.check("forward", "fail", "the model's forward returned no tensor")
+    report.data["constant_layer"] = constant_layer(rows, outputs, x)
     return report.check("forward", "pass",
                         f"{len(rows)} layers, batch {batch} at {imgsz}x{imgsz}: {elapsed * 1000:.0f} ms on CPU")
+
+
+def constant_value(obj) -> float | None:
+    """The one value every floating element of ``obj`` holds (all zeros, typically), or None if they vary."""
+    floats = [t for t in yf_facts.tensors(obj) if t.is_floating_point() and t.numel() > 1]
+    if not floats or any(bool(t.max() != t.min()) for t in floats):
+        return None
+    return float(floats[0].flatten()[0])
+
+
+def constant_layer(rows: list[dict], outputs: dict, images) -> dict | None:
+    """The first layer whose output is one constant while its input varies, at initialisation (eval mode, random
+    images): it cuts the signal, so every later layer starts from nothing. The usual cause is a residual branch used
+    as a plain layer: its last normalisation starts at weight 0 (SHSA's projection BN), meant for ``x + f(x)``."""
+    for i, row in enumerate(rows):
+        froms = row["from"] if isinstance(row["from"], list) else [row["from"]]
+        inputs = [images if i == 0 else outputs.get(i + f if f < 0 else f) for f in froms]
+        value = constant_value(outputs.get(i))
+        if value is not None and any(constant_value(x) is None for x in inputs if x is not None):
+            return {"index": row["index"], "module": row["module"], "value": value}
+    return None
+
+
+def constant_cause(layer: dict) -> tuple[str, str]:
+    """What a constant layer does to the model, and the hint that fixes it (the residual form gen-yaml writes)."""
+    value = "all zeros" if layer["value"] == 0 else f"the constant {layer['value']:g}"
+    return (f"layer {layer['index']} ({layer['module']}) outputs {value} at initialisation (its input varies), so "
+            "every layer after it sees a constant",
+            f"if {layer['module']} is a residual branch (its last norm starts at 0, as SHSA's), use its residual form "
+            f"x + f(x): yamlforge gen-yaml BASE --insert-after N=residual:{layer['module']}")
 
 
 def first_undeepcopyable_layer(model):
@@ -223,10 +254,25 @@ def check_backward(report: yf_facts.Report, facts: dict, model, imgsz: int, batc
         "finite": not nonfinite, "first_nonfinite": nonfinite[0] if nonfinite else None,
         "nonfinite_count": len(nonfinite), "no_grad": no_grad, "source_layer": None, "loss": what}
     if nonfinite:
-        source = gradients["source_layer"] = nonfinite_source(model, finite_out)
+        gradients["source_layer"] = nonfinite_source(model, finite_out)
+    return backward_verdict(report, gradients, report.data.get("constant_layer"))
+
+
+def backward_verdict(report: yf_facts.Report, gradients: dict, constant: dict | None) -> bool:
+    """Pass, or fail at the parameter and layer where NaN/Inf starts. A layer with a constant output at
+    initialisation (:func:`constant_layer`) is named as the cause of NaN/Inf gradients (a failure) and, with finite
+    gradients, as a dead start (a warning: the model trains, from a signal cut at that layer)."""
+    what, no_grad, source = gradients["loss"], gradients["no_grad"], gradients["source_layer"]
+    cause, hint = constant_cause(constant) if constant else (None, None)
+    dead = {"index": constant["index"], "module": constant["module"]} if constant else None
+    if not gradients["finite"]:
         at = f"; the NaN/Inf starts at layer {source['index']} ({source['module']})" if source else ""
-        return report.check("backward", "fail",
-                            f"{len(nonfinite)} parameters get NaN/Inf gradients from {what}, first {nonfinite[0]}{at}",
-                            layer=source)
+        because = f"; the cause: {cause}" if cause else ""
+        return report.check("backward", "fail", f"{gradients['nonfinite_count']} parameters get NaN/Inf gradients "
+                            f"from {what}, first {gradients['first_nonfinite']}{at}{because}", hint=hint,
+                            layer=dead or source)
     extra = f"; {len(no_grad)} parameters got no gradient" if no_grad else ""
+    if cause:
+        return report.check("backward", "warn", f"all gradients of {what} finite{extra}, but {cause} (a dead start; "
+                            f"fix: {hint})", hint=hint, layer=dead)
     return report.check("backward", "pass", f"all gradients of {what} finite{extra}")
