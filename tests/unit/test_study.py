@@ -13,7 +13,7 @@ from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
 from yamlforge.study.plan import Hyper, Plan, Variant, check_data, read_plan, write_plan
 from yamlforge.study.plots import pareto_front
-from yamlforge.study.report import Row, render, study_rows, within_noise
+from yamlforge.study.report import StudyRow, render, study_rows, within_noise
 from yamlforge.study.trial import Trial, next_step
 
 HEADER = ("                  epoch,         train/box_loss,   metrics/precision(B),      metrics/mAP50(B),"
@@ -146,10 +146,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(genyaml_repo, tmp_path
 
 def test_pareto_front_keeps_the_rows_no_other_beats():
     def row(name, gflops, metric):
-        return Row(name, [], "done", 1, 1, metric=metric, gflops=gflops)
+        return StudyRow(name, [], "done", 1, 1, metric=metric, gflops=gflops)
 
     rows = [row("base", 8.1, 0.30), row("cheap-better", 8.0, 0.35), row("dear-better", 9.0, 0.40),
-            row("dear-worse", 9.5, 0.20), row("twin", 9.0, 0.40), Row("refused", [], "refused: no", 0, 1)]
+            row("dear-worse", 9.5, 0.20), row("twin", 9.0, 0.40), StudyRow("refused", [], "refused: no", 0, 1)]
     assert pareto_front(rows) == {"cheap-better", "dear-better", "twin"}
 
 

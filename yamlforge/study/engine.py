@@ -17,7 +17,7 @@ from ..target_python import resolve_python
 from ..targets import detect_target
 from .plan import Plan, StudyRequest, make_plan, trial_name, write_plan
 from .plots import draw_plots
-from .report import MEASURED_FILE, Row, study_rows
+from .report import MEASURED_FILE, StudyRow, study_rows
 from .trial import Trial, next_step, run_trial
 
 ENGINES = ("local",)
@@ -30,7 +30,7 @@ def check_engine(engine: str) -> None:
 
 
 def run_study(request: StudyRequest, *, engine: str = "local", retry_failed: bool = False, python: str | None = None,
-              progress: Callable[[str], None] = lambda line: None) -> list[Row]:
+              progress: Callable[[str], None] = lambda line: None) -> list[StudyRow]:
     """Plan (bad input raises before anything is written or trained), then train what is left; the table."""
     check_engine(engine)
     python = resolve_python(python)

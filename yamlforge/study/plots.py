@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..target_python import RUNNERS, run_runner
 from .plan import Plan, Variant, trial_name
-from .report import Row
+from .report import StudyRow
 from .trial import Trial, read_curve
 
 RUNNER = RUNNERS / "plot_runner.py"
@@ -15,7 +15,7 @@ PLOTS = "plots"
 TIMEOUT = 300
 
 
-def pareto_front(rows: list[Row]) -> set[str]:
+def pareto_front(rows: list[StudyRow]) -> set[str]:
     """The rows no other row beats: none has at most their GFLOPs and at least their metric, one of them strictly."""
     points = [r for r in rows if r.gflops is not None and r.metric is not None]
     return {r.variant for r in points
@@ -23,7 +23,7 @@ def pareto_front(rows: list[Row]) -> set[str]:
                        for o in points)}
 
 
-def draw_plots(rows: list[Row], plan: Plan, out: Path, *, python: str) -> tuple[list[Path], str | None]:
+def draw_plots(rows: list[StudyRow], plan: Plan, out: Path, *, python: str) -> tuple[list[Path], str | None]:
     """Draw ``DIR/plots/*.png``; (the files written, why not when the runner failed)."""
     front = pareto_front(rows)
     variants = {variant.name: variant for variant in plan.variants}

@@ -22,7 +22,9 @@ MEASURED_FILE = "models/measured.json"  # compare's parameters and GFLOPs of eac
 
 
 @dataclass(frozen=True)
-class Row:
+class StudyRow:
+    """One row of a study's table: a variant over its seeds, read from its trials' results.csv."""
+
     variant: str
     edits: list[str]
     status: str  # done, running, pending, refused: REASON, failed: REASON
@@ -54,16 +56,16 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def variant_row(variant: Variant, states: list[dict], results: list[TrialResult | None]) -> Row:
+def variant_row(variant: Variant, states: list[dict], results: list[TrialResult | None]) -> StudyRow:
     """One variant's row from its trials' states and results (in seed order)."""
     if variant.refused is not None:
-        return Row(variant.name, list(variant.edits), f"refused: {variant.refused}", 0, len(states))
+        return StudyRow(variant.name, list(variant.edits), f"refused: {variant.refused}", 0, len(states))
     done = [r for s, r in zip(states, results) if s["status"] == "done" and r is not None]
     metric, metric_std = mean_std([r.metric for r in done])
     map50, map50_std = mean_std([r.map50 for r in done])
     read = [r for r in results if r is not None]
     seconds = sum(s.get("seconds", 0.0) for s in states)
-    return Row(variant.name, list(variant.edits), row_status(states, len(done)), len(done), len(states), metric,
+    return StudyRow(variant.name, list(variant.edits), row_status(states, len(done)), len(done), len(states), metric,
                metric_std, map50, map50_std, epochs=[r.epochs for r in read] or None,
                best_epoch=[r.best_epoch for r in read] or None, seconds=round(seconds, 1) if seconds else None)
 
@@ -78,7 +80,7 @@ def row_status(states: list[dict], done: int) -> str:
     return "running" if any(s["status"] == "running" for s in states) else "pending"
 
 
-def with_differences(rows: list[Row]) -> list[Row]:
+def with_differences(rows: list[StudyRow]) -> list[StudyRow]:
     """Each row's metric minus the base's, and the noise rule's verdict on it."""
     base = next(row for row in rows if row.variant == BASE_ROW)
     out = []
@@ -93,7 +95,7 @@ def with_differences(rows: list[Row]) -> list[Row]:
     return out
 
 
-def study_rows(out: Path, plan: Plan | None = None) -> list[Row]:
+def study_rows(out: Path, plan: Plan | None = None) -> list[StudyRow]:
     """The table of the study in ``out``, finished or not (nothing is trained)."""
     plan = plan or read_plan(out)
     measured = read_measured(out)
@@ -123,7 +125,7 @@ def _ints(values: list[int] | None) -> str:
     return ",".join(map(str, values)) if values else ""
 
 
-def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+def table_cells(rows: list[StudyRow]) -> tuple[list[str], list[list[str]]]:
     header = ["variant", "mAP50-95", "mAP50", "diff", "noise", "params", "GFLOPs", "epochs", "best epoch", "time s",
               "status"]
     body = [[row.variant, _value(row.metric, row.metric_std), _value(row.map50, row.map50_std),
@@ -135,7 +137,7 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def render(rows: list[Row], fmt: str) -> str:
+def render(rows: list[StudyRow], fmt: str) -> str:
     """The rows as ``table`` (aligned), ``markdown``, ``csv`` or ``json`` (a list of objects)."""
     if fmt == "json":
         return json.dumps([asdict(row) for row in rows], indent=2)
