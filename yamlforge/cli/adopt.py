@@ -35,6 +35,8 @@ def adopt_command(
     result = adopt(path, class_name, name, sets, python, output)
     for written, status in result.statuses.items():
         stderr(f"{status:<9} {written}")
+    for note in result.notes:
+        stderr(f"note: {note}")
     typer.echo(f"YAML row: {result.yaml_row}")
     typer.echo(f"next:     {result.apply_command}")
 
