@@ -222,5 +222,5 @@ def survey(source: Path | str, python: str | None = None, *, timeout: float | No
         raw = found[info.name]
         where = f"{info.file}:{info.line}"
         reports.append(ClassReport(info.name, where, decision=decide(raw, {})) if raw["ok"]
-                       else ClassReport(info.name, where, error=raw["error"]))
+                       else ClassReport(info.name, where, error=_refusal(src, python, raw)))
     return reports
