@@ -73,7 +73,8 @@ UNDEFINED = [
     pytest.param("def f(a, *b, c=1, **d):\n    return [i for i in a], b, c, d, len(a)\n", [], id="args-and-builtins"),
     pytest.param("def f():\n    global G\n    G = 1\ndef g():\n    return G\n", [], id="global"),
     pytest.param("try:\n    pass\nexcept Exception as e:\n    print(e)\n", [], id="except-name"),
-    pytest.param("def f(x):\n    match x:\n        case [a, *rest]:\n            return a, rest\n", [], id="match-captures"),
+    pytest.param("def f(x):\n    match x:\n        case [a, *rest]:\n            return a, rest\n", [],
+                 id="match-captures"),
     pytest.param("if (n := 3):\n    print(n)\n", [], id="walrus"),
     pytest.param("y = rearrange(x)\nx = 1\n", ["rearrange"], id="read-before-store-is-bound"),
 ]
