@@ -109,6 +109,28 @@ def test_a_refusal_field_names_what_a_name_error_says_is_undefined(error, fields
     assert yf_refusals.failure_fields(error) == fields
 
 
+@pytest.mark.parametrize(("init", "other", "found"), [
+    pytest.param("from . import ext\n", None, ["ext"], id="relative-from-import"),
+    pytest.param("from {pkg} import ext\n", None, ["ext"], id="absolute-from-import"),
+    pytest.param("import {pkg}.ext\n", None, ["ext"], id="import-submodule"),
+    pytest.param("from . import ext\n", ("ext.py", "raise ImportError('its own failure')\n"), None,
+                 id="a-python-module-failing-is-no-extension"),
+    pytest.param("import yamlforge_no_such_top_level\n", None, None, id="a-missing-package-is-no-extension"),
+])
+def test_an_unbuilt_submodule_of_a_package_is_a_compiled_extension(tmp_path, monkeypatch, request, init, other,
+                                                                    found):
+    pkg = "yf_fake_ops_" + request.node.callspec.id.replace("-", "_")
+    (tmp_path / pkg).mkdir()
+    (tmp_path / pkg / "__init__.py").write_text(init.format(pkg=pkg))
+    if other:
+        (tmp_path / pkg / other[0]).write_text(other[1])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError) as caught:
+        __import__(pkg)
+    expected = {"extension": {"names": [f"{pkg}.{n}" for n in found], "package": pkg}} if found else {}
+    assert yf_refusals.import_failure_fields(caught.value) == expected
+
+
 @pytest.mark.parametrize(("package", "where"), [
     ("fused_ops", "(built from the source's fused_ops/ by setup.py)"),
     ("mmcv", "(part of the installed package mmcv)"),

@@ -143,9 +143,13 @@ def _built_from(source: adopt_source.Source, package: str | None) -> str:
 
 
 def _undefined_refusal(source: adopt_source.Source, said: list[str]) -> str | None:
-    """``blocks.py uses nn, F without importing them ...``: every name its file reads that nothing defines."""
-    entry = source.entry if source.entry in source.trees else next(iter(source.trees))
-    names = adopt_source.undefined_names(source.trees[entry]) or said
+    """``blocks.py uses nn, F without importing them ...``: every name read and never defined in the file (the entry
+    first) where a name the runner ``said`` is undefined; None when no file shows one."""
+    found = ((rel, adopt_source.undefined_names(source.trees[rel]))
+             for rel in sorted(source.trees, key=lambda rel: rel != source.entry))
+    entry, names = next(((rel, names) for rel, names in found if set(said) & set(names)), (None, []))
+    if entry is None:
+        return None
     lines = adopt_source.import_lines(names)
     add = f"; add at its top: {'; '.join(lines)}" if lines else ""
     return (f"{entry} uses {', '.join(names)} without importing or defining {'it' if len(names) == 1 else 'them'} "

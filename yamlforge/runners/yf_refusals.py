@@ -7,6 +7,7 @@ first error they raise.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -43,8 +44,8 @@ def fixed_size_error(cls, module, params: list[dict], sets: dict, layouts: tuple
     numbers = {name: v for name, v in values.items() if isinstance(v, int) and not isinstance(v, bool)}
     sizes = dict.fromkeys([v for v in numbers.values() if 2 <= v <= MAX_FIXED_SIZE] + list(TYPICAL_SIZES))
     ran = [(size, layout) for size in sizes for layout in layouts if _runs(module, layout, channels, size)]
-    if not ran:
-        return None
+    if not ran or _runs(module, ran[0][1], channels, 2 * ran[0][0]):
+        return None  # none runs, or twice the side does too: a size multiple the probed sides miss, not one size
     size, layout = ran[0]
     named = next((f", where H == W == {name}" for name, v in numbers.items() if v == size), "")
     others = sorted({s for s, _ in ran} - {size})
@@ -77,14 +78,28 @@ def import_failure_fields(exc: BaseException) -> dict:
     return {}
 
 
+def _package_folders(package: str, path: str | None) -> list[str]:
+    """Where ``package``'s modules live; a package whose __init__ failed is gone from sys.modules, so its file on the
+    error (``path``) or its spec (which imports its parents only, already imported) says it."""
+    if path and Path(path).name == "__init__.py":
+        return [str(Path(path).parent)]
+    found = getattr(sys.modules.get(package), "__path__", None)
+    if found is None:
+        try:
+            found = getattr(importlib.util.find_spec(package), "submodule_search_locations", None)
+        except (ImportError, ValueError):
+            return []
+    return list(found or [])
+
+
 def _unbuilt(exc: ImportError) -> dict | None:
     """{names, package} when ``exc`` is ``from PKG import ext`` (or ``import PKG.ext``) with no ``ext`` in PKG."""
     said = CANNOT_IMPORT.search(str(exc))
     package, name = (said.group(2), said.group(1)) if said else (exc.name or "").rpartition(".")[::2]
-    # a package whose __init__ failed is gone from sys.modules: its file is on the error (``path``)
-    given = [str(Path(exc.path).parent)] if exc.path and Path(exc.path).name == "__init__.py" else None
-    folders = given or getattr(sys.modules.get(package), "__path__", None)
-    if not package or not name or not folders:
+    if not package or not name:
+        return None
+    folders = _package_folders(package, exc.path)
+    if not folders:
         return None
     if any((Path(f) / name).is_dir() or (Path(f) / f"{name}.py").is_file() for f in folders):
         return None  # a Python module that failed for another reason
