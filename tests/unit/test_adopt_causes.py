@@ -104,7 +104,8 @@ def test_a_refusal_for_a_name_error_lists_every_undefined_name_and_its_import():
     ("forward failed in every layout: nchw: NameError: name 'F' is not defined; nhwc: NameError: name 'F' is not "
      "defined", {"undefined": ["F"]}),
     ("forward failed in every layout: nchw: RuntimeError: shapes do not match", {}),
-], ids=["at-import", "in-forward-once", "other-error"])
+    ("ModuleNotFoundError: No module named 'natten.functional'", {"no_module": "natten"}),
+], ids=["at-import", "in-forward-once", "other-error", "no-module"])
 def test_a_refusal_field_names_what_a_name_error_says_is_undefined(error, fields):
     assert yf_refusals.failure_fields(error) == fields
 
@@ -151,7 +152,7 @@ def surveyed(tmp_path_factory):
     """The single-file cause fixtures, probed in one runner process."""
     folder = tmp_path_factory.mktemp("causes") / "causes"
     folder.mkdir()
-    for name in ("fixed_grid_mlp.py", "inplace_input.py", "cut_out_block.py"):
+    for name in ("fixed_grid_mlp.py", "inplace_input.py", "cut_out_block.py", "import_when_built.py"):
         (folder / name).write_text((CAUSES / name).read_text())
     return {r.name: r for r in adopt.survey(folder, PYTHON)}
 
@@ -163,6 +164,8 @@ def surveyed(tmp_path_factory):
                         "be trained: the backward fails with RuntimeError: one of the variables needed for gradient "
                         "computation has been modified by an inplace operation"),
     ("CutOutBlock", "cut_out_block.py uses nn, rearrange, F, math without importing or defining them"),
+    ("BuiltWithAbsentPackage", "building or running the class runs the import of yamlforge_absent_kernel_package "
+                               "(import_when_built.py:10, inside a function), which "),
 ])
 def test_each_cause_is_refused_in_one_line_naming_it(surveyed, name, reason):
     error = surveyed[name].error

@@ -119,7 +119,7 @@ def _refusal(source: adopt_source.Source, python: str, raw: dict) -> str:
         return _undefined_refusal(source, raw["undefined"]) or error
     extension = raw.get("extension")
     if extension is None:
-        return error
+        return _deferred_refusal(source, python, raw.get("no_module")) or error
     guarded = [r for r in adopt_source.requirements(source) if r.optional]
     names = [f"{r.import_name} ({r.where})" for r in adopt_source.missing_requirements(python, guarded, every=True)]
     names += [m for m in extension["names"] if m not in {r.import_name for r in guarded}]
@@ -128,6 +128,15 @@ def _refusal(source: adopt_source.Source, python: str, raw: dict) -> str:
     return (f"it needs the compiled extension {', '.join(names)}, which {python} does not have"
             f"{_built_from(source, extension.get('package'))}: a CUDA-only or unbuilt operator cannot run in a "
             f"detector on every device, so adopt refuses it ({error[:160]})")
+
+
+def _deferred_refusal(source: adopt_source.Source, python: str, module: str | None) -> str | None:
+    """A package imported inside a function that building or running the class calls, and not installed."""
+    found = next((r for r in adopt_source.requirements(source) if r.import_name == module and r.deferred), None)
+    if found is None:
+        return None
+    return (f"building or running the class runs the import of {module} ({found.where}, {found.deferred}), which "
+            f"{python} cannot import: {adopt_source.install_hint(python, [found])}")
 
 
 def _built_from(source: adopt_source.Source, package: str | None) -> str:

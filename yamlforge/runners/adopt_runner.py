@@ -6,7 +6,8 @@ under a private module name whatever its extension, or a folder put first on ``s
 with a private name) and the classes to probe with their ``--set`` values. Every result line is
 ``{"class": ..., "ok": true, ...}`` or ``{"class": ..., "ok": false, "error": "one line"}``, after a ``{"ready": true}``
 line once torch is imported; the last line is ``{"done": true}``. A refusal says why in fields too:
-``"not_a_module": true``, ``"extension": {"names": [...]}`` (a compiled operator failed), ``"no_torch": true``.
+``"not_a_module": true``, ``"extension": {"names": [...]}`` (a compiled operator failed; ``"package"``: the source's
+folder of an unbuilt one), ``"undefined": [names]`` (a NameError), ``"no_torch": true`` (see yf_refusals).
 The user's code prints to stderr: stdout's file descriptor carries only our JSON.
 Progress goes to stderr as ``yamlforge-probe: <class> <layout> <size>``, so a hang can be located.
 

@@ -23,17 +23,24 @@ MAX_FIXED_SIZE = 128
 EXTENSION_FAILURES = ("NotImplementedError", "'NoneType' object", "_ext", "CUDA", "cuda")  # a compiled op missing
 EXTENSION_NAME = re.compile(r"'([\w.]*_ext\w*)'")
 UNDEFINED = re.compile(r"NameError: name '(\w+)' is not defined")
+NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '(\w+)")
 CANNOT_IMPORT = re.compile(r"cannot import name '(\w+)' from (?:partially initialized module )?'([\w.]+)'")
 
 
 def failure_fields(error: str) -> dict:
     """A refusal's fields read from its one-line ``error``: ``extension`` when a compiled operator failed (the
-    ``*_ext`` modules it names in ``names``), ``undefined`` with the names a NameError says nothing defines."""
+    ``*_ext`` modules it names in ``names``), ``undefined`` with the names a NameError says nothing defines,
+    ``no_module`` with the top-level name of a module an import did not find."""
     fields = {}
     if any(word in error for word in EXTENSION_FAILURES):
         fields["extension"] = {"names": EXTENSION_NAME.findall(error)}
     names = list(dict.fromkeys(UNDEFINED.findall(error)))
-    return fields | ({"undefined": names} if names else {})
+    if names:
+        fields["undefined"] = names
+    missing = NO_MODULE.search(error)
+    if missing:
+        fields["no_module"] = missing.group(1)
+    return fields
 
 
 def fixed_size_error(cls, module, params: list[dict], sets: dict, layouts: tuple[str, ...],
