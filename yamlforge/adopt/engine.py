@@ -114,28 +114,72 @@ def _proposal_text(proposal: adopt_source.Proposal, width: str | None) -> str:
 
 
 def _refusal(source: adopt_source.Source, python: str, raw: dict) -> str:
-    """The runner's one-line error; a forward or import failing for a compiled (CUDA-only) extension names it."""
-    error, extension = raw["error"], raw.get("extension")
+    """The runner's one-line error, or the cause behind it: names nothing defines (a class cut out of its file), a
+    compiled (CUDA-only) extension this Python does not have."""
+    error = raw["error"]
+    if raw.get("undefined"):
+        return _undefined_refusal(source, raw["undefined"]) or error
+    extension = raw.get("extension")
     if extension is None:
-        return error
-    guarded = [replace(r, optional=False) for r in adopt_source.requirements(source) if r.optional]
-    names = [f"{r.import_name} ({r.where})" for r in adopt_source.missing_requirements(python, guarded)]
+        return _deferred_refusal(source, python, raw.get("no_module")) or error
+    guarded = [r for r in adopt_source.requirements(source) if r.optional]
+    names = [f"{r.import_name} ({r.where})" for r in adopt_source.missing_requirements(python, guarded, every=True)]
     names += [m for m in extension["names"] if m not in {r.import_name for r in guarded}]
     if not names:
         return error
-    return (f"it needs the compiled extension {', '.join(names)}, which {python} cannot import: a CUDA-only or "
-            f"unbuilt operator cannot run in a detector on every device, so adopt refuses it ({error[:160]})")
+    return (f"it needs the compiled extension {', '.join(names)}, which {python} does not have"
+            f"{_built_from(source, extension.get('package'))}: a CUDA-only or unbuilt operator cannot run in a "
+            f"detector on every device, so adopt refuses it ({error[:160]})")
 
 
-def _requirements(source: adopt_source.Source, python: str) -> list[str]:
-    """The pip names the spec requires; one missing from ``python`` is an error with the pip command."""
+def _deferred_refusal(source: adopt_source.Source, python: str, module: str | None) -> str | None:
+    """A package imported inside a function that building or running the class calls, and not installed."""
+    found = next((r for r in adopt_source.requirements(source) if r.import_name == module and r.deferred), None)
+    if found is None:
+        return None
+    return (f"building or running the class runs the import of {module} ({found.where}, {found.deferred}), which "
+            f"{python} cannot import: {adopt_source.install_hint(python, [found])}")
+
+
+def _built_from(source: adopt_source.Source, package: str | None) -> str:
+    """Where a compiled extension comes from: ``(built from the source's ops/ by setup.py)`` or ``(part of the
+    installed package mmcv)``."""
+    if not package:
+        return ""
+    folder = source.root / package
+    if package.split("/")[0] not in source.own_top_names or not folder.is_dir():
+        return f" (part of the installed package {package.replace('/', '.')})"
+    setup = next((f for f in (folder / "setup.py", source.root / "setup.py") if f.is_file()), None)
+    return f" (built from the source's {package}/" + (f" by {setup.relative_to(source.root)})" if setup else ")")
+
+
+def _undefined_refusal(source: adopt_source.Source, said: list[str]) -> str | None:
+    """``blocks.py uses nn, F without importing them ...``: every name read and never defined in the file (the entry
+    first) where a name the runner ``said`` is undefined; None when no file shows one."""
+    found = ((rel, adopt_source.undefined_names(source.trees[rel]))
+             for rel in sorted(source.trees, key=lambda rel: rel != source.entry))
+    entry, names = next(((rel, names) for rel, names in found if set(said) & set(names)), (None, []))
+    if entry is None:
+        return None
+    lines = adopt_source.import_lines(names)
+    add = f"; add at its top: {'; '.join(lines)}" if lines else ""
+    return (f"{entry} uses {', '.join(names)} without importing or defining {'it' if len(names) == 1 else 'them'} "
+            f"(a class cut out of a bigger file?){add}")
+
+
+def _requirements(source: adopt_source.Source, python: str) -> tuple[list[str], list[str]]:
+    """The pip names the spec requires, and notes on the imports importing the module never runs that ``python``
+    lacks; an import it runs that is missing from ``python`` is an error with the pip command."""
     reqs = adopt_source.requirements(source)
-    missing = adopt_source.missing_requirements(python, reqs)
-    if missing:
-        first = missing[0]
-        raise YamlforgeError(f"the source imports {', '.join(r.import_name for r in missing)}, which {python} "
-                             "cannot import", where=first.where, hint=adopt_source.install_hint(python, missing))
-    return list(dict.fromkeys(r.pip_name for r in reqs if not r.optional and not r.provided))
+    missing = adopt_source.missing_requirements(python, [r for r in reqs if r.needed or r.deferred], every=True)
+    needed = [r for r in missing if r.needed]
+    if needed:
+        raise YamlforgeError(f"the source imports {', '.join(r.import_name for r in needed)}, which {python} "
+                             "cannot import", where=needed[0].where, hint=adopt_source.install_hint(python, needed))
+    notes = [f"{r.import_name} is not installed, but its import ({r.where}) is {r.deferred}, which importing, "
+             f"building and running the class does not reach; {adopt_source.install_hint(python, [r])} if you use "
+             "that code" for r in missing]
+    return list(dict.fromkeys(r.pip_name for r in reqs if r.needed and not r.provided)), notes
 
 
 def adopt(source: Path | str, class_name: str, name: str | None = None, sets: list[str] | tuple[str, ...] = (),
@@ -154,7 +198,7 @@ def adopt(source: Path | str, class_name: str, name: str | None = None, sets: li
     info = _find_class(src, class_name)
     if src.is_package:
         src = adopt_source.narrow(src, info.file)
-    requires = _requirements(src, python)
+    requires, import_notes = _requirements(src, python)
     found = {p.name: p for p in adopt_source.proposals(src, info) if p.name not in values}
     literals = {name: p.value for name, p in found.items() if p.ratio is None}
     raw = probe(src, [info], {**values, **literals}, python, timeout=timeout or probe_timeout(),
@@ -176,7 +220,7 @@ def adopt(source: Path | str, class_name: str, name: str | None = None, sets: li
     return AdoptResult(name=spec_name, decision=decision, spec_path=spec_path, yaml_row=yaml_row(decision, export),
                        apply_command=f"yamlforge apply --repo REPO --spec {spec_path}",
                        files={out / rel: text for rel, text in files.items()}, statuses=statuses,
-                       renamed=naming.renamed, notes=[*decision.adapter_reasons,
+                       renamed=naming.renamed, notes=[*decision.adapter_reasons, *import_notes,
                               *(f"proposed from the source: {p}" for p in decision.proposed)])
 
 
@@ -196,5 +240,5 @@ def survey(source: Path | str, python: str | None = None, *, timeout: float | No
         raw = found[info.name]
         where = f"{info.file}:{info.line}"
         reports.append(ClassReport(info.name, where, decision=decide(raw, {})) if raw["ok"]
-                       else ClassReport(info.name, where, error=raw["error"]))
+                       else ClassReport(info.name, where, error=_refusal(src, python, raw)))
     return reports

@@ -8,6 +8,7 @@ names up without importing them.
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import re
 import shlex
@@ -82,13 +83,23 @@ class ClassInfo:
 
 @dataclass(frozen=True)
 class Requirement:
-    """A third-party top-level import; ``provided`` when the target's own environment has it (torch, numpy)."""
+    """A third-party top-level import; ``provided`` when the target's own environment has it (torch, numpy).
+
+    ``deferred`` says why importing the module never runs it (``inside a function``, ``under if __name__ ==
+    "__main__"``), empty for an import that runs with the module: only those are needed to adopt the class.
+    """
 
     import_name: str
     pip_name: str
     where: str
     optional: bool
     provided: bool = False
+    deferred: str = ""
+
+    @property
+    def needed(self) -> bool:
+        """Runs when the module is imported, unguarded: the class cannot load without it."""
+        return not self.optional and not self.deferred
 
 
 # ------------------------------------------------------------------ loading
@@ -316,43 +327,86 @@ def pip_name(import_name: str) -> str:
 
 def requirements(source: Source) -> list[Requirement]:
     """Third-party top-level imports, anywhere in the code; ``optional`` when every one is guarded by
-    ``try: ... except ImportError``. Standard library, relative imports and the source's own modules are left out.
+    ``try: ... except ImportError``, ``deferred`` when every one sits where importing the module does not run it.
+    Standard library, relative imports and the source's own modules are left out.
     """
     own = source.own_top_names | {Path(rel).stem for rel in source.files} | {
         part for rel in source.files for part in rel.split("/")[:-1]}
     provided = _pip_table()[1]
     found: dict[str, Requirement] = {}
     for rel, tree in source.trees.items():
-        for name, line, optional in _ImportCollector.collect(tree):
+        for name, line, optional, deferred in _ImportCollector.collect(tree):
             if name in own or name in sys.stdlib_module_names:
                 continue
+            seen = Requirement(name, pip_name(name), f"{rel}:{line}", optional, name in provided, deferred)
             known = found.get(name)
-            if known is None:
-                found[name] = Requirement(name, pip_name(name), f"{rel}:{line}", optional, name in provided)
-            elif known.optional and not optional:
-                found[name] = Requirement(name, known.pip_name, f"{rel}:{line}", False, known.provided)
+            if known is None or _strength(seen) > _strength(known):
+                found[name] = seen
     return list(found.values())
 
 
+def _strength(req: Requirement) -> tuple[bool, bool]:
+    """Which of two imports of one name counts: one that runs with the module, then one without a guard."""
+    return not req.deferred, not req.optional
+
+
+def _is_main_guard(node: ast.If) -> bool:
+    """``if __name__ == "__main__":`` (either side of ``==``)."""
+    match node.test:
+        case ast.Compare(left=ast.Name(id="__name__"), ops=[ast.Eq()], comparators=[ast.Constant(value="__main__")]):
+            return True
+        case ast.Compare(left=ast.Constant(value="__main__"), ops=[ast.Eq()], comparators=[ast.Name(id="__name__")]):
+            return True
+    return False
+
+
 class _ImportCollector(ast.NodeVisitor):
-    """(top-level name, line, inside ``try`` with an ImportError handler) for every absolute import."""
+    """(top-level name, line, inside ``try`` with an ImportError handler, why importing the module does not run it)
+    for every absolute import."""
 
     def __init__(self):
-        self.found: list[tuple[str, int, bool]] = []
+        self.found: list[tuple[str, int, bool, str]] = []
         self.guarded = 0
+        self.deferred: list[str] = []
 
     @classmethod
-    def collect(cls, tree: ast.Module) -> list[tuple[str, int, bool]]:
+    def collect(cls, tree: ast.Module) -> list[tuple[str, int, bool, str]]:
         collector = cls()
         collector.visit(tree)
         return collector.found
 
+    def _add(self, name: str, line: int) -> None:
+        self.found.append((name, line, self.guarded > 0, self.deferred[0] if self.deferred else ""))
+
     def visit_Import(self, node: ast.Import) -> None:
-        self.found += [(a.name.split(".")[0], node.lineno, self.guarded > 0) for a in node.names]
+        for alias in node.names:
+            self._add(alias.name.split(".")[0], node.lineno)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if not node.level and node.module:
-            self.found.append((node.module.split(".")[0], node.lineno, self.guarded > 0))
+            self._add(node.module.split(".")[0], node.lineno)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        for default in (*node.args.defaults, *node.args.kw_defaults):  # evaluated with the def: they run
+            if default is not None:
+                self.visit(default)
+        self.deferred.append("inside a function")
+        for statement in node.body if isinstance(node.body, list) else [node.body]:
+            self.visit(statement)
+        self.deferred.pop()
+
+    visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
+
+    def visit_If(self, node: ast.If) -> None:
+        if not _is_main_guard(node):
+            self.generic_visit(node)
+            return
+        self.deferred.append('under if __name__ == "__main__"')
+        for statement in node.body:
+            self.visit(statement)
+        self.deferred.pop()
+        for statement in node.orelse:
+            self.visit(statement)
 
     def visit_Try(self, node: ast.Try) -> None:
         guard = any(self._catches_import_error(h) for h in node.handlers)
@@ -373,9 +427,10 @@ class _ImportCollector(ast.NodeVisitor):
         return any((_dotted(c) or "").rsplit(".", 1)[-1] in IMPORT_GUARDS for c in caught)
 
 
-def missing_requirements(python: str, reqs: list[Requirement]) -> list[Requirement]:
-    """The non-optional ``reqs`` that ``python`` cannot import (looked up with find_spec in a subprocess)."""
-    wanted = [r for r in reqs if not r.optional]
+def missing_requirements(python: str, reqs: list[Requirement], every: bool = False) -> list[Requirement]:
+    """The ``reqs`` that ``python`` cannot import (looked up with find_spec in a subprocess), of those the class
+    needs (:attr:`Requirement.needed`) or, with ``every``, of all."""
+    wanted = [r for r in reqs if every or r.needed]
     if not wanted:
         return []
     names = sorted({r.import_name for r in wanted})
@@ -492,3 +547,49 @@ def _ratio_to(node: ast.expr, first: str | None) -> tuple[int, int] | None:
                 and number.value > 0 and (isinstance(node.op, ast.Mult) or expr is node.left):
             return (number.value, 1) if isinstance(node.op, ast.Mult) else (1, number.value)
     return None
+
+
+# ------------------------------------------------------------------ names nothing defines
+
+
+USUAL_IMPORTS = {  # the import line that defines a name paper code uses without saying where it comes from
+    "torch": "import torch", "nn": "from torch import nn", "F": "import torch.nn.functional as F",
+    "Tensor": "from torch import Tensor", "math": "import math", "np": "import numpy as np",
+    "rearrange": "from einops import rearrange", "repeat": "from einops import repeat",
+    "Rearrange": "from einops.layers.torch import Rearrange", "partial": "from functools import partial",
+    "Optional": "from typing import Optional", "List": "from typing import List", "Tuple": "from typing import Tuple",
+    "trunc_normal_": "from timm.layers import trunc_normal_", "DropPath": "from timm.layers import DropPath",
+    "to_2tuple": "from timm.layers import to_2tuple", "checkpoint": "from torch.utils import checkpoint",
+}
+
+
+def undefined_names(tree: ast.Module) -> list[str]:
+    """Names the file reads that nothing in it binds (no import, def, assignment, argument) and that are no builtins,
+    in order of first use: a class cut out of a bigger file without its imports. A star import binds anything, so
+    such a file has none."""
+    bound = set(dir(builtins)) | {"__file__", "__class__", "__builtins__"}
+    read: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(tree):
+        match node:
+            case ast.ImportFrom(names=[ast.alias(name="*")]):
+                return []
+            case ast.Import(names=names) | ast.ImportFrom(names=names):
+                bound |= {a.asname or a.name.split(".")[0] for a in names}
+            case ast.FunctionDef(name=name) | ast.AsyncFunctionDef(name=name) | ast.ClassDef(name=name):
+                bound.add(name)
+            case ast.Global(names=names) | ast.Nonlocal(names=names):
+                bound.update(names)
+            case ast.arg(arg=name) | ast.ExceptHandler(name=str(name)):
+                bound.add(name)
+            case ast.MatchAs(name=str(name)) | ast.MatchStar(name=str(name)) | ast.MatchMapping(rest=str(name)):
+                bound.add(name)
+            case ast.Name(id=name, ctx=ast.Store() | ast.Del()):
+                bound.add(name)
+            case ast.Name(id=name, ctx=ast.Load()):
+                read[name] = min(read.get(name, (node.lineno, node.col_offset)), (node.lineno, node.col_offset))
+    return sorted((name for name in read if name not in bound), key=read.__getitem__)
+
+
+def import_lines(names: list[str]) -> list[str]:
+    """The usual import line of each name that has one (:data:`USUAL_IMPORTS`), once each."""
+    return list(dict.fromkeys(USUAL_IMPORTS[name] for name in names if name in USUAL_IMPORTS))

@@ -40,6 +40,8 @@ def adopt_command(
         stderr(f"named     {result.name}, not {class_name}: {result.renamed}")
     for written, status in result.statuses.items():
         stderr(f"{status:<9} {written}")
+    for note in result.notes:
+        stderr(f"note: {note}")
     typer.echo(f"YAML row: {result.yaml_row}")
     typer.echo(f"next:     {result.apply_command}")
 

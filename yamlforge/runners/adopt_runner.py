@@ -6,11 +6,12 @@ under a private module name whatever its extension, or a folder put first on ``s
 with a private name) and the classes to probe with their ``--set`` values. Every result line is
 ``{"class": ..., "ok": true, ...}`` or ``{"class": ..., "ok": false, "error": "one line"}``, after a ``{"ready": true}``
 line once torch is imported; the last line is ``{"done": true}``. A refusal says why in fields too:
-``"not_a_module": true``, ``"extension": {"names": [...]}`` (a compiled operator failed), ``"no_torch": true``.
+``"not_a_module": true``, ``"extension": {"names": [...]}`` (a compiled operator failed; ``"package"``: the source's
+folder of an unbuilt one), ``"undefined": [names]`` (a NameError), ``"no_torch": true`` (see yf_refusals).
 The user's code prints to stderr: stdout's file descriptor carries only our JSON.
 Progress goes to stderr as ``yamlforge-probe: <class> <layout> <size>``, so a hang can be located.
 
-What is probed (small channel counts, batch 1, eval mode, no grad):
+What is probed (small channel counts, batch 1, eval mode, no grad; then one train-mode forward and backward):
 channel rule -- two builds (32 and 48 input channels, or the widths yf_widths finds that build) decide ``keep``,
 ``in_out`` (output follows a second channel argument), ``equal`` (an (inp, oup) class that runs only with
 oup == inp), ``ratio`` (output a fixed multiple of the input) or ``none`` (no channel argument, output as wide
@@ -30,19 +31,19 @@ import contextlib
 import inspect
 import json
 import math
-import re
 import sys
 import traceback
 from fractions import Fraction
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.adopt_runner (the tests)
-    from . import yf_facts
+    from . import yf_facts, yf_refusals
     from . import yf_probe as yp
     from . import yf_widths as widths
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
     import yf_probe as yp
+    import yf_refusals
     import yf_widths as widths
 
 ProbeError, run, one_line = yp.ProbeError, yp.run, yf_facts.one_line
@@ -60,8 +61,6 @@ BACKBONE_SIZES = (64, 128, 96, 160, 100)  # image sides a detector feeds (multip
 PADDING_NAMES = ("padding", "pad", "p")
 LAST_RESORT_SIZE = 160  # P2 of a 640 input: costly for global attention, so probed only when needed
 MAX_STRIDE = 32  # strides are measured at a side that is a multiple of it (160 for backbones): no rounding
-EXTENSION_FAILURES = ("NotImplementedError", "'NoneType' object", "_ext", "CUDA", "cuda")  # a compiled op missing
-EXTENSION_NAME = re.compile(r"'([\w.]*_ext\w*)'")
 
 
 class NotAModule(ProbeError):
@@ -256,16 +255,17 @@ def probe_none(module, layout, size, first) -> None:
                          "sets it; only width-keeping modules can go without one")
 
 
-def locate(cls, module, params: list[dict], in_arg: str | None, c_in: int = C_IN):
+def locate(cls, module, params: list[dict], in_arg: str | None, c_in: int = C_IN, sets: dict | None = None):
     """find_layout, with the reason a class built for one fixed map size fails everywhere."""
+    layouts, channels = yp.layouts(forward_extra(cls)), (c_in,) if in_arg else (c_in, 3)
     try:
-        return find_layout(module, yp.layouts(forward_extra(cls)), (c_in,) if in_arg else (c_in, 3))
-    except ProbeError:
+        return find_layout(module, layouts, channels)
+    except ProbeError as exc:
         fixed = [p["name"] for p in params if p["name"] in FIXED_SIZE_NAMES]
         if fixed:
             raise ProbeError(f"{cls.__name__} is built for one fixed map size ({fixed[0]}); a detector's maps change "
                              "size with the image, so adopt refuses it") from None
-        raise
+        raise yf_refusals.fixed_size_error(cls, module, params, sets or {}, layouts, channels) or exc from None
 
 
 def first_build(builder, params: list[dict]):
@@ -274,7 +274,7 @@ def first_build(builder, params: list[dict]):
     for pair in widths.first_pairs(builder):
         try:
             module = builder(*pair)
-            return (pair, module, *locate(builder.cls, module, params, builder.in_arg, pair[0]))
+            return (pair, module, *locate(builder.cls, module, params, builder.in_arg, pair[0], builder.sets))
         except ProbeError as exc:
             builder.failed = True
             error = error or exc
@@ -333,6 +333,7 @@ def probe_class(cls, sets: dict, given: dict | None = None) -> dict:
             probe_none(module, layout, size, first)
         result.update(channel_rule(builder, first, pair, layout, size))
         result["constraints"] = widths.learn(builder, layout, size) if builder.failed else {}
+    yp.check_training(module, layout, c, size)
     return result
 
 
@@ -342,10 +343,7 @@ def probe_class(cls, sets: dict, given: dict | None = None) -> dict:
 def refusal(name: str, error: str, **fields) -> dict:
     """A class's answer when it cannot be adopted; ``extension`` when the error is a compiled operator's (named
     ``*_ext`` modules in ``names``)."""
-    answer = {"class": name, "ok": False, "error": error, **fields}
-    if any(word in error for word in EXTENSION_FAILURES):
-        answer["extension"] = {"names": EXTENSION_NAME.findall(error)}
-    return answer
+    return {"class": name, "ok": False, "error": error, **yf_refusals.failure_fields(error), **fields}
 
 
 def probe_one(request: dict, item: dict) -> dict:
@@ -353,7 +351,8 @@ def probe_one(request: dict, item: dict) -> dict:
     try:
         module = load_module(request, item.get("module"))
     except Exception as exc:
-        return refusal(name, f"importing the source failed: {one_line(exc)}", traceback=traceback.format_exc()[-3000:])
+        return refusal(name, f"importing the source failed: {one_line(exc)}", traceback=traceback.format_exc()[-3000:],
+                       **yf_refusals.import_failure_fields(exc))
     try:
         cls = getattr(module, name)
     except AttributeError:

@@ -6,6 +6,11 @@ import math
 import sys
 from fractions import Fraction
 
+if __package__:  # imported as yamlforge.runners.yf_probe (the tests)
+    from . import yf_facts
+else:  # a script in the target's Python: its own folder is sys.path[0]
+    import yf_facts
+
 HW_NAMES = ("H", "W", "h", "w", "height", "width")
 SIZE_NAMES = ("x_size", "hw_shape", "hw", "size", "shape")
 
@@ -38,12 +43,45 @@ def run(module, layout: str, channels: int, size: int):
     import torch
 
     progress(type(module).__name__, layout, size)
-    shapes = {"nchw": (1, channels, size, size), "nhwc": (1, size, size, channels)}
-    x = torch.randn(shapes.get(layout, (1, size * size, channels)))
-    args = {"tokens_hw": (size, size), "tokens_size": ((size, size),)}.get(layout, ())
+    x, args = inputs(layout, channels, size)
     with torch.no_grad():
         out = module(x, *args)
     return to_nchw(out, layout)
+
+
+def inputs(layout: str, channels: int, size: int, batch: int = 1) -> tuple:
+    """(x, the forward's other arguments) for one map of ``size`` in ``layout``."""
+    import torch
+
+    shapes = {"nchw": (batch, channels, size, size), "nhwc": (batch, size, size, channels)}
+    x = torch.randn(shapes.get(layout, (batch, size * size, channels)))
+    return x, {"tokens_hw": (size, size), "tokens_size": ((size, size),)}.get(layout, ())
+
+
+def check_training(module, layout: str, channels: int, size: int) -> None:
+    """A train-mode forward of two maps and a backward, the way a detector trains it (its input the output of a
+    layer before, so autograd keeps it); ProbeError naming the cause when either fails."""
+    import torch
+
+    progress(type(module).__name__, layout, size, "train")
+    x, args = inputs(layout, channels, size, batch=2)
+    x.requires_grad_(True)
+    module.train()
+    try:
+        out = unwrap_tokens(module(x * 1, *args), layout)  # x * 1: not a leaf, as a layer's input is in a detector
+        loss = sum(t.float().sum() for t in (out if isinstance(out, (list, tuple)) else [out])
+                   if isinstance(t, torch.Tensor) and t.requires_grad)
+        if isinstance(loss, torch.Tensor):
+            loss.backward()
+    except Exception as exc:
+        if "inplace operation" in str(exc):
+            said = yf_facts.one_line(exc).split(": [", 1)[0]  # the tensor's description would not fit one line
+            raise ProbeError("its forward writes in place into its input (or a tensor its backward needs), so it "
+                             f"cannot be trained: the backward fails with {said}") from None
+        raise ProbeError("it runs in eval mode but a train-mode forward and backward fail: "
+                         + yf_facts.one_line(exc)) from None
+    finally:
+        module.eval()
 
 
 def tokens_to_nchw(t):
