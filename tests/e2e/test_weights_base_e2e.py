@@ -95,12 +95,12 @@ def trained(tmp_path_factory):
         if (kind, version, str(base)) not in made:
             target = detect_target(repo)
             workdir = tmp_path_factory.mktemp(f"train-{kind}-{version}-{Path(str(base)).stem}")
-            args = ["--mode", "verify", "--target", json.dumps(target.runner_facts()), "--yaml",
+            args = ["--mode", "verify", "--yaml",
                     str(resolve_base(str(base), target).path if kind != "ultralytics" else f"{base}.yaml"),
                     "--imgsz", str(IMGSZ.get((version, base), 32)), "--batch", "2", "--train"]
-            raw, stderr = run_runner(resolve_python(None), args, timeout=1800, workdir=workdir, script=RUNNER)
-            assert raw and raw.get("train"), (raw, stderr[-3000:])
-            made[kind, version, str(base)] = Path(raw["train"]["weights"])
+            answer = run_runner(RUNNER, args, python=resolve_python(None), timeout=1800, target=target, workdir=workdir)
+            assert answer.ok and answer.data.get("train"), (answer.data, answer.tail(40))
+            made[kind, version, str(base)] = Path(answer.data["train"]["weights"])
         return repo, made[kind, version, str(base)]
 
     return get
