@@ -243,6 +243,8 @@ def test_yolov9_host_keeps_its_c5_argument(pristine):
 ERRORS = [
     pytest.param("8.0.227", "RIFormerBlock", ["RepC3"], None, "only channel-keeping modules", "--module",
                  id="in-out-module"),
+    pytest.param("8.4.190", "ResidualWrap", ["C2f"], None, "from the width alone, and ResidualWrap also needs args",
+                 "--module", id="module-with-a-required-arg"),
     pytest.param("8.0.227", "SHSA", ["C3k2"], None, "Ultralytics 8.3.0 and later", "--fuse", id="c3k2-on-8.0"),
     pytest.param("8.0.227", "SHSA", ["RepNCSPELAN4"], None, "Ultralytics 8.1.0 and later", "--fuse",
                  id="elan-on-8.0"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import YamlforgeError, command_line
 from ..resources import render
-from ..specs import ModuleSpec
+from ..specs import REQUIRED, ModuleSpec
 from ..targets import Target
 from ..textfile import read_text
 
@@ -162,6 +162,10 @@ def fused_class(spec: ModuleSpec) -> str:
             f"block, and {spec.name} is {spec.channels}", where="--module",
             hint="yamlforge list  # the 'channels' column shows which modules keep their width",
         )
+    required = [arg.name for arg in spec.args if arg.default is REQUIRED]
+    if required:  # ResidualWrap: the module it wraps
+        raise YamlforgeError(f"'{spec.name}' cannot be fused: a host builds its inner block from the width alone, "
+                             f"and {spec.name} also needs {', '.join(required)}", where="--module")
     if spec.name in spec.exports:
         return spec.name
     if len(spec.exports) == 1:

@@ -104,6 +104,18 @@ def entry_choice(entry_point: str | None, cfg: str) -> tuple[object, bool] | Non
 def wrapper_class(facts: dict, cfg: str, cfg_dict: dict):
     """The wrapper ``yolo train model=cfg`` would use; the head decides where the entry point's default would."""
     chosen = entry_choice(facts.get("entry_point"), str(Path(cfg)))
-    if chosen is not None and not chosen[1]:
+    if chosen is not None and not chosen[1] and builds_models(chosen[0]):
         return chosen[0]
     return getattr(importlib.import_module(facts["package"]), yf_facts.by_head(facts["wrappers"], cfg_dict))
+
+
+def builds_models(wrapper) -> bool:
+    """The wrapper's ``task_map`` names a model class for some task: 8.0's ``SAM`` and ``NAS`` only predict (their
+    branch catches any file name with "sam" or "nas" in it), so a YAML built with them is the head's to decide."""
+    task_map = getattr(wrapper, "task_map", None)
+    try:  # a property of the class that reads nothing of the instance, in every release
+        tasks = task_map.fget(None) if isinstance(task_map, property) else task_map
+    except Exception:
+        return True  # a fork's own map that needs its instance: it is the fork's choice
+    return not isinstance(tasks, dict) or any("model" in parts for parts in tasks.values() if isinstance(parts, dict))
+
