@@ -12,11 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
-from yamlforge.specs import REQUIRED, SpecRegistry
+from yamlforge.patch.fusion import fusable
+from yamlforge.specs import SpecRegistry
 
-# every module a host can build from the width alone (fused_class refuses the others: ResidualWrap needs its module)
-KEEP = sorted(s.name for s in SpecRegistry() if s.role == "layer" and s.channels == "keep"
-              and all(arg.default is not REQUIRED for arg in s.args))
+KEEP = sorted(s.name for s in SpecRegistry() if fusable(s))  # not ResidualWrap: it needs the module it wraps
 
 # host -> (YAML args, repeats, {placement: (channels the module gets, number of instances)}), for
 # `[-1, repeats, HOST_MODULE, args]` after two stride-2 convs to 64 channels.

@@ -16,14 +16,14 @@ from yamlforge.errors import YamlforgeError
 from yamlforge.modelyaml.compile import GenRequest, compile_yaml
 from yamlforge.modelyaml.edits import parse_replace_all
 from yamlforge.patch.codemods.registration import Registration, register_in_parse_model
-from yamlforge.patch.fusion import HOSTS, disk_reader, hosts_for, render_fusion, resolve_fusions
+from yamlforge.patch.fusion import HOSTS, disk_reader, fusable, hosts_for, render_fusion, resolve_fusions
 from yamlforge.patch.manifest import read_manifest
 from yamlforge.specs import SpecRegistry
 from yamlforge.targets import detect_target
 
 RUFF = [sys.executable, "-m", "ruff"]
 REGISTRY = SpecRegistry()
-KEEP_SPECS = [s for s in REGISTRY if s.role == "layer" and s.channels == "keep"]
+KEEP_SPECS = [s for s in REGISTRY if fusable(s)]
 TARGETS = [("ultralytics", v) for v in ("8.0.227", "8.1.47", "8.2.103", "8.3.40", "8.3.228", "8.4.190")] + [
     ("yolov9", "0.0.4")
 ]

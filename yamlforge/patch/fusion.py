@@ -154,6 +154,16 @@ def host_named(name: str, kind: str) -> Host:
     raise YamlforgeError(f"unknown fusion host '{name}' (known on {kind}: {known}, or all)", where="--fuse")
 
 
+def required_args(spec: ModuleSpec) -> list[str]:
+    """The spec's arguments without a default: a host cannot give them, so such a module is not fusable."""
+    return [arg.name for arg in spec.args if arg.default is REQUIRED]
+
+
+def fusable(spec: ModuleSpec) -> bool:
+    """A channel-keeping layer a host can build from the width alone (what ``fused_class`` accepts)."""
+    return spec.role == "layer" and spec.channels == "keep" and not required_args(spec)
+
+
 def fused_class(spec: ModuleSpec) -> str:
     """The class of a keep-channel spec that goes into hosts; any other spec is refused."""
     if spec.role != "layer" or spec.channels != "keep":
@@ -162,10 +172,9 @@ def fused_class(spec: ModuleSpec) -> str:
             f"block, and {spec.name} is {spec.channels}", where="--module",
             hint="yamlforge list  # the 'channels' column shows which modules keep their width",
         )
-    required = [arg.name for arg in spec.args if arg.default is REQUIRED]
-    if required:  # ResidualWrap: the module it wraps
+    if required_args(spec):  # ResidualWrap: the module it wraps
         raise YamlforgeError(f"'{spec.name}' cannot be fused: a host builds its inner block from the width alone, "
-                             f"and {spec.name} also needs {', '.join(required)}", where="--module")
+                             f"and {spec.name} also needs {', '.join(required_args(spec))}", where="--module")
     if spec.name in spec.exports:
         return spec.name
     if len(spec.exports) == 1:
