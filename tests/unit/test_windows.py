@@ -150,7 +150,7 @@ def test_python_accepts_an_environment_folder(tmp_path):
                  "specs/mine.yaml", id="windows-paths-ignore-case"),
     pytest.param(PureWindowsPath(r"D:\specs\mine.yaml"), PureWindowsPath(r"C:\work\repo"), "D:/specs/mine.yaml",
                  id="windows-outside-the-checkout"),
-    pytest.param(PurePosixPath("/work/repo/specs/mine.yaml"), PurePosixPath("/work/repo"), "specs/mine.yaml",
+    pytest.param(PurePosixPath("/home/me/repo/specs/mine.yaml"), PurePosixPath("/home/me/repo"), "specs/mine.yaml",
                  id="posix-inside"),
 ])
 def test_the_manifest_records_portable_paths(path, root, expected):
