@@ -5,31 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
+from cli_tools import invoke
 
 from yamlforge.adopt import engine as adopt
 from yamlforge.check.verify import verify
-from yamlforge.cli import app
 from yamlforge.targets import detect_target
 
 CAUSES = Path(__file__).resolve().parents[1] / "fixtures" / "adopt" / "causes"
-cli = CliRunner()
-
-
-def run(*args) -> str:
-    result = cli.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, f"yamlforge {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}"
-    return result.output
 
 
 def test_a_block_with_imports_that_never_run_is_adopted_and_verified(checkout_factory, tmp_path):
     result = adopt.adopt(CAUSES / "deferred_imports.py", "GatedMix", out_dir=tmp_path / "adopted")
     assert sum("is not installed" in note for note in result.notes) == 2
     repo = checkout_factory("ultralytics", "8.4.190")
-    run("apply", "--repo", repo, "--spec", result.spec_path)
+    invoke("apply", "--repo", repo, "--spec", result.spec_path)
     out = tmp_path / "model"
     out.mkdir()
-    run("gen-yaml", "yolov8n", "--insert-after", "6=GatedMix", "--repo", repo, "-o", out, "--spec", result.spec_path)
+    invoke("gen-yaml", "yolov8n", "--insert-after", "6=GatedMix", "--repo", repo, "-o", out, "--spec", result.spec_path)
     (model,) = out.glob("*.yaml")
     report = verify(model, detect_target(repo), imgsz=64, batch=2, train=True)
     assert report.ok, [(c.name, c.message) for c in report.checks if c.status == "fail"]

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_tools import invoke
 
 from yamlforge.adopt import engine as adopt
 from yamlforge.check.verify import verify
-from yamlforge.cli import app
 from yamlforge.resources import SPECS_DIR
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.specs import SpecRegistry
@@ -53,13 +52,6 @@ GELAN_C = str(Path(__file__).resolve().parents[2] / "examples" / "models" / "gel
 # (kind, version, layer base, the base the stride-32 backbone replaces the backbone of)
 BASES = [("ultralytics", "8.4.190", "yolov8n", "rtdetr-l"), ("ultralytics", "8.0.227", "yolov8n", "rtdetr-l"),
          ("yolov9", YOLOV9_RELEASE, GELAN_C, GELAN_C)]
-cli = CliRunner()
-
-
-def run(*args) -> str:
-    result = cli.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, f"yamlforge {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}"
-    return result.output
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +66,7 @@ def gen_verify(repo: Path, base: str, edits: list[str], specs: list[Path], out: 
                imgsz: int = 64):
     """gen-yaml ``base`` with ``edits`` into ``out``, then verify (--train) it; the report."""
     out.mkdir()
-    run("gen-yaml", base, *edits, "--repo", repo, "-o", out, *(a for s in specs for a in ("--spec", s)))
+    invoke("gen-yaml", base, *edits, "--repo", repo, "-o", out, *(a for s in specs for a in ("--spec", s)))
     (model,) = out.glob("*.yaml")
     report = verify(model, detect_target(repo), imgsz=imgsz, batch=2, train=train)
     assert report.ok, [(c.name, c.message) for c in report.checks if c.status == "fail"]
@@ -85,7 +77,7 @@ def gen_verify(repo: Path, base: str, edits: list[str], specs: list[Path], out: 
 def test_every_adopted_fixture_applies_generates_and_trains(checkout_factory, adopted, tmp_path, kind, version, base,
                                                             detr_base):
     repo = checkout_factory(kind, version)
-    run("apply", "--repo", repo, *(arg for spec in adopted for arg in ("--spec", spec)))
+    invoke("apply", "--repo", repo, *(arg for spec in adopted for arg in ("--spec", spec)))
     edits = [arg for *_, option, edit in LAYERS for arg in (option, edit)]
     report = gen_verify(repo, base, edits, adopted[:-2], tmp_path / "layers")
     assert {row["module"].rsplit(".", 1)[-1] for row in report.layers} >= {layer[3] for layer in LAYERS}

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_tools import invoke
 from conftest import run_in_checkout
-from test_adopt_e2e import run  # the CLI, asserting exit 0 and showing the output otherwise
 
 from yamlforge.adopt import engine as adopt
 from yamlforge.check.verify import verify
@@ -32,7 +32,7 @@ def applied(checkout_factory, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
     specs = {key: adopt.adopt(FIXTURES / source, name, out_dir=out).spec_path
              for key, (source, name, *_) in NOTATIONS.items()}
     repo = checkout_factory("ultralytics", "8.4.190")
-    run("apply", "--repo", repo, *(arg for spec in specs.values() for arg in ("--spec", spec)))
+    invoke("apply", "--repo", repo, *(arg for spec in specs.values() for arg in ("--spec", spec)))
     return repo, specs
 
 
@@ -41,7 +41,7 @@ def test_adopted_notation_applies_generates_and_verifies(applied, tmp_path, nota
     repo, specs = applied
     _, name, text, edit = NOTATIONS[notation]
     assert text in specs[notation].read_text()
-    run("gen-yaml", "yolov8n", *edit, "--repo", repo, "-o", tmp_path, "--spec", specs[notation])
+    invoke("gen-yaml", "yolov8n", *edit, "--repo", repo, "-o", tmp_path, "--spec", specs[notation])
     (model,) = tmp_path.glob("*.yaml")
     report = verify(model, detect_target(repo), imgsz=64, batch=2)
     assert report.ok, [(c.name, c.message) for c in report.checks if c.status == "fail"]
@@ -50,7 +50,7 @@ def test_adopted_notation_applies_generates_and_verifies(applied, tmp_path, nota
 
 def test_package_checkpoint_reloads_under_ultralytics_safe_load(applied, tmp_path, monkeypatch):
     repo, specs = applied
-    run("gen-yaml", "yolov8n", *NOTATIONS["package"][3], "--repo", repo, "-o", tmp_path, "--spec", specs["package"])
+    invoke("gen-yaml", "yolov8n", *NOTATIONS["package"][3], "--repo", repo, "-o", tmp_path, "--spec", specs["package"])
     (model,) = tmp_path.glob("*.yaml")
     weights = tmp_path / "package.pt"
     run_in_checkout(repo, f"""

@@ -12,5 +12,5 @@ runner = CliRunner()
 def invoke(*args) -> str:
     """``yamlforge ARGS`` (any value str()-ed) that must succeed; its output."""
     result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, f"yamlforge {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}"
     return result.output
