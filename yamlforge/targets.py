@@ -91,6 +91,13 @@ class Runtime:
     # "module:function" of the target's CLI, whose if/elif chain on the file name picks the model wrapper class
     # (yf_wrappers.py evaluates it); None: the head alone picks (wrappers)
     entry_point: str | None = None
+    # Trainer "script" targets name no tasks: (head module prefix, task) says which task a model YAML's head is
+    # (the first prefix the head starts with); () for targets whose scripts train detection only
+    task_heads: tuple[tuple[str, str], ...] = ()
+    # (training script, "module:Class" of the loss it imports and trains with): the backward check's loss for the
+    # models that script trains (``ComputeLoss(model)(outputs, targets[, masks])``); a script missing here: the
+    # summed outputs (its loss needs the trainer's state)
+    script_losses: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_facts(cls, facts: dict) -> Runtime:
@@ -214,10 +221,12 @@ YOLOV9 = TargetKind(
         model_class="models.yolo:Model",
         wrappers=(),
         flops_function=None,
-        loss="summed_outputs",
+        loss="script_loss",
         loss_args=None,
         trainer="script",
-        train_scripts=(("Dual", "train_dual.py"), ("", "train.py")),
+        # the upstream repository's segment/ scripts (a yolov9pip release ships none: verify --train says so)
+        train_scripts=(("DualDSegment", "segment/train_dual.py"), ("DSegment", "segment/train.py"),
+                       ("Segment", "segment/train.py"), ("Dual", "train_dual.py"), ("", "train.py")),
         checkpoint_loader="models.experimental:attempt_load",
         safe_load_env=None,
         safe_load_since=None,
@@ -227,6 +236,9 @@ YOLOV9 = TargetKind(
         export_script="export.py",
         checkpoint_fields=(("epoch", -1), ("best_fitness", None), ("ema", None), ("updates", None),
                            ("optimizer", None), ("opt", None)),
+        task_heads=(("DualDSegment", "segment"), ("DSegment", "segment"), ("Segment", "segment"), ("", "detect")),
+        script_losses=(("segment/train.py", "utils.segment.loss_tal:ComputeLoss"),
+                       ("segment/train_dual.py", "utils.segment.loss_tal_dual:ComputeLoss")),
     ),
 )
 
@@ -239,7 +251,9 @@ YOLOV5 = replace(
     stride_from_last_input=frozenset(),
     version_file="__init__.py",  # the pip wheel's; a git clone has none
     runtime=replace(YOLOV9.runtime, train_scripts=(("Segment", "segment/train.py"), ("", "train.py")),
-                    uninstall_hint="pip uninstall yolov5", legacy_numpy=True),
+                    uninstall_hint="pip uninstall yolov5", legacy_numpy=True,
+                    task_heads=(("Segment", "segment"), ("", "detect")),
+                    script_losses=(("segment/train.py", "utils.segment.loss:ComputeLoss"),)),
 )
 
 YOLOV7 = replace(
@@ -253,7 +267,7 @@ YOLOV7 = replace(
     runtime=replace(YOLOV9.runtime, train_scripts=(("IAuxDetect", "train_aux.py"), ("", "train.py")),
                     uninstall_hint="pip uninstall yolov7detect", train_flags=(),
                     train_hyp=str(Path(__file__).with_name("data") / "hyp.yolov7.yaml"),
-                    legacy_numpy=True),
+                    legacy_numpy=True, task_heads=(), script_losses=()),
 )
 
 # Detection takes the first kind whose markers all exist: YOLOv9 checkouts also have utils/dataloaders.py.
@@ -305,7 +319,10 @@ class Target:
                 "tasks_module": self.package_prefix + kind.tasks_module, "modules_dir": kind.modules_dir, **runtime}
 
     def _qualified(self, value):
-        """A ``"module:name"`` fact (``models.yolo:Model``) as this checkout imports it; other values unchanged."""
+        """A ``"module:name"`` fact (``models.yolo:Model``) as this checkout imports it, also inside a table's rows;
+        other values unchanged."""
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._qualified(v) for v in value)
         return self.package_prefix + value if isinstance(value, str) and re.fullmatch(r"[\w.]+:\w+", value) else value
 
     def module_path(self, stem: str) -> str:

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_build (the tests)
-    from . import yf_facts, yf_tasks, yf_wrappers
+    from . import yf_facts, yf_scripts, yf_tasks, yf_wrappers
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
+    import yf_scripts
     import yf_tasks
     import yf_wrappers
 
@@ -103,8 +104,9 @@ def build_with_wrapper(facts: dict, cfg: str, cfg_dict: dict):
 
 def build_with_model_class(facts: dict, cfg: str, cfg_dict: dict):
     """The checkout's model class builds it from the YAML file (``models.yolo.Model(cfg, ch=3)``)."""
-    model_cls = yf_facts.load_callable(facts["model_class"])
-    return model_cls(cfg, ch=3), f"{facts['model_class'].replace(':', '.')}({Path(cfg).name})", None
+    model = yf_facts.load_callable(facts["model_class"])(cfg, ch=3)
+    return model, f"{facts['model_class'].replace(':', '.')}({Path(cfg).name})", yf_scripts.describe(facts, cfg_dict,
+                                                                                                     model)
 
 
 BUILDERS = {"wrapper": build_with_wrapper, "model_class": build_with_model_class}

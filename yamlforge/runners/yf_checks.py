@@ -8,9 +8,10 @@ import sys
 import time
 
 if __package__:  # imported as yamlforge.runners.yf_checks (the tests)
-    from . import yf_facts, yf_tasks, yf_traps
+    from . import yf_facts, yf_scripts, yf_tasks, yf_traps
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
+    import yf_scripts
     import yf_tasks
     import yf_traps
 
@@ -197,7 +198,13 @@ def model_loss(facts: dict, model, x):
     return loss.sum(), f"the target's {task} loss ({type(getattr(model, 'criterion', None)).__name__})"
 
 
-LOSSES = {"model_loss": model_loss, "summed_outputs": summed_outputs}
+def script_loss(facts: dict, model, x):
+    """The loss the model's training script imports (:func:`yf_scripts.task_loss`); the summed outputs where the
+    facts name none for that script."""
+    return yf_scripts.task_loss(facts, model, x) or summed_outputs(facts, model, x)
+
+
+LOSSES = {"model_loss": model_loss, "summed_outputs": summed_outputs, "script_loss": script_loss}
 
 
 def watch_gradients(model) -> tuple[dict[int, bool], list]:

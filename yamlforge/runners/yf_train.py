@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_train (the tests)
-    from . import yf_facts, yf_tasks, yf_wrappers
+    from . import yf_facts, yf_scripts, yf_tasks, yf_wrappers
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
+    import yf_scripts
     import yf_tasks
     import yf_wrappers
 
@@ -26,16 +27,6 @@ VERIFY_RUNNER = Path(__file__).with_name("verify_runner.py")
 TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
 # What every target's trainer logs when it starts from a checkpoint (Ultralytics' BaseModel.load, the train.py scripts)
 TRANSFERRED = re.compile(r"Transferred (\d+)/(\d+) items")
-
-# Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style train.py scripts read.
-SCRIPT_HYP = {
-    "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 0.0,
-    "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 7.5, "cls": 0.5, "cls_pw": 1.0, "obj": 0.7,
-    "obj_pw": 1.0, "dfl": 1.5, "iou_t": 0.2, "anchor_t": 5.0, "fl_gamma": 0.0, "hsv_h": 0.015, "hsv_s": 0.7,
-    "hsv_v": 0.4, "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0,
-    "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "copy_paste": 0.0,
-}
-
 
 def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0, task: str = "detect",
                  model_yaml: dict | None = None) -> Path:
@@ -206,13 +197,14 @@ def start_from_checkpoint(output: str, pretrained: str | None) -> tuple[str, dic
     return "pass", moved, f"; from {Path(pretrained).name} it transferred {moved['items']}/{moved['of']} items"
 
 
-def run_train_script(facts: dict, script: str, cfg: str, workdir: Path, imgsz: int, batch: int,
+def run_train_script(facts: dict, script: str, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int, batch: int,
                      pretrained: str | None = None):
-    """The checkout's own training script for one epoch (``--weights pretrained``); returns (its CompletedProcess,
-    the checkpoint or None)."""
-    data = make_dataset(workdir / "data", imgsz)
+    """The checkout's own training script for one epoch (``--weights pretrained``) on a synthetic dataset of the
+    head's task; returns (its CompletedProcess, the checkpoint or None)."""
+    data = make_dataset(workdir / "data", imgsz, task=yf_scripts.head_task(facts, cfg_dict) or "detect",
+                        model_yaml=cfg_dict)
     hyp = workdir / "hyp.yaml"
-    hyp.write_text(Path(facts["train_hyp"]).read_text() if facts["train_hyp"] else json.dumps(SCRIPT_HYP))
+    hyp.write_text(json.dumps(yf_scripts.hyperparameters(facts)))
     cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
            "--hyp", str(hyp), "--weights", pretrained or "", "--epochs", "1", "--batch-size", str(batch),
            "--img", str(imgsz),
@@ -243,8 +235,12 @@ def train_with_script(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: 
     """The checkout's training script (chosen by the head) for one epoch, then its checkpoint loader + a forward."""
     script = yf_facts.by_head(facts["train_scripts"], cfg_dict)
     where = str(Path(facts["root"]) / script)
+    refusal = yf_scripts.missing_script(facts, cfg_dict, script)
+    if refusal:
+        return report.check("train", "fail", refusal, where=where,
+                            hint=f"train it from a checkout that has {script} (the upstream repository's layout)")
     started = time.perf_counter()
-    result, weights = run_train_script(facts, script, cfg, workdir, imgsz, batch, pretrained)
+    result, weights = run_train_script(facts, script, cfg, cfg_dict, workdir, imgsz, batch, pretrained)
     if result.returncode or weights is None:
         tail = [line for line in result.stderr.strip().splitlines() if line.strip()]
         missing = re.search(r"No module named '([\w.]+)'", tail[-1] if tail else "")
