@@ -16,7 +16,7 @@ else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
     import yf_tasks
 
-# Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style train.py scripts (and their losses) read.
+# Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style scripts and their losses read.
 SCRIPT_HYP = {
     "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 0.0,
     "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 7.5, "cls": 0.5, "cls_pw": 1.0, "obj": 0.7,
@@ -60,7 +60,7 @@ def missing_script(facts: dict, cfg_dict: dict, script: str) -> str | None:
     shipped = sorted({path for _, path in facts["train_scripts"] if (root / path).is_file()})
     task = head_task(facts, cfg_dict)
     release = " ".join(str(part) for part in (facts["kind"], facts["version"]) if part)
-    return (f"{release} ships no {script}, the script for {task or 'this'} models; its training scripts: "
+    return (f"the {release} checkout ships no {script}, the script for {task or 'this'} models; its training scripts: "
             f"{', '.join(shipped) or 'none'}")
 
 
