@@ -8,11 +8,12 @@ import sys
 import time
 
 if __package__:  # imported as yamlforge.runners.yf_checks (the tests)
-    from . import yf_facts, yf_scripts, yf_tasks, yf_traps
+    from . import yf_facts, yf_scripts, yf_tasks, yf_train, yf_traps
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
     import yf_scripts
     import yf_tasks
+    import yf_train
     import yf_traps
 
 
@@ -201,7 +202,8 @@ def model_loss(facts: dict, model, x):
 def script_loss(facts: dict, model, x):
     """The loss the model's training script imports (:func:`yf_scripts.task_loss`); the summed outputs where the
     facts name none for that script."""
-    return yf_scripts.task_loss(facts, model, x) or summed_outputs(facts, model, x)
+    hyp = yf_train.script_hyperparameters(facts)
+    return yf_scripts.task_loss(facts, model, x, hyp) or summed_outputs(facts, model, x)
 
 
 LOSSES = {"model_loss": model_loss, "summed_outputs": summed_outputs, "script_loss": script_loss}

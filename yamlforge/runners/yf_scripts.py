@@ -16,14 +16,6 @@ else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_facts
     import yf_tasks
 
-# Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style scripts and their losses read.
-SCRIPT_HYP = {
-    "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 0.0,
-    "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 7.5, "cls": 0.5, "cls_pw": 1.0, "obj": 0.7,
-    "obj_pw": 1.0, "dfl": 1.5, "iou_t": 0.2, "anchor_t": 5.0, "fl_gamma": 0.0, "hsv_h": 0.015, "hsv_s": 0.7,
-    "hsv_v": 0.4, "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0,
-    "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "copy_paste": 0.0,
-}
 MASK_RATIO = 4  # the scripts' default --mask-ratio: their masks are a quarter of the image's side
 
 
@@ -42,15 +34,6 @@ def describe(facts: dict, cfg_dict: dict, model) -> dict | None:
             "metric": None, "tasks": list(dict.fromkeys(task for _, task in facts["task_heads"]))}
 
 
-def hyperparameters(facts: dict) -> dict:
-    """What the scripts pass as ``--hyp`` (the target's own file where the facts name one) and set as ``model.hyp``."""
-    if facts["train_hyp"]:
-        import yaml
-
-        return yaml.safe_load(Path(facts["train_hyp"]).read_text(encoding="utf-8"))
-    return dict(SCRIPT_HYP)
-
-
 def missing_script(facts: dict, cfg_dict: dict, script: str) -> str | None:
     """When the checkout lacks the script the head asks for (yolov9pip ships no ``segment/``): one line naming the
     training scripts it ships."""
@@ -64,9 +47,9 @@ def missing_script(facts: dict, cfg_dict: dict, script: str) -> str | None:
             f"{', '.join(shipped) or 'none'}")
 
 
-def task_loss(facts: dict, model, x):
-    """The loss the model's training script imports, on a batch of its task's targets: ``(loss, what)``, or None
-    when the facts name no loss for that script."""
+def task_loss(facts: dict, model, x, hyp: dict):
+    """The loss the model's training script imports (built with the hyperparameters ``hyp``), on a batch of its
+    task's targets: ``(loss, what)``, or None when the facts name no loss for that script."""
     import torch
 
     script = yf_facts.by_head(facts["train_scripts"], model.yaml)
@@ -74,7 +57,7 @@ def task_loss(facts: dict, model, x):
     if spec is None:
         return None
     head = model.model[-1]
-    model.hyp, model.nc = hyperparameters(facts), head.nc  # what the script sets before building its loss
+    model.hyp, model.nc = hyp, head.nc  # what the script sets before building its loss
     criterion = yf_facts.load_callable(spec)(model)
     shapes = {"nc": head.nc, "kpt_shape": None, "mask_ratio": MASK_RATIO,
               "overlap_mask": bool(getattr(criterion, "overlap", False))}

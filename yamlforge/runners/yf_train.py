@@ -28,6 +28,16 @@ TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size do
 # What every target's trainer logs when it starts from a checkpoint (Ultralytics' BaseModel.load, the train.py scripts)
 TRANSFERRED = re.compile(r"Transferred (\d+)/(\d+) items")
 
+# Hyperparameters for trainer "script": a superset of the keys the YOLOv5-style train.py scripts read.
+SCRIPT_HYP = {
+    "lr0": 0.01, "lrf": 0.01, "momentum": 0.937, "weight_decay": 0.0005, "warmup_epochs": 0.0,
+    "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 7.5, "cls": 0.5, "cls_pw": 1.0, "obj": 0.7,
+    "obj_pw": 1.0, "dfl": 1.5, "iou_t": 0.2, "anchor_t": 5.0, "fl_gamma": 0.0, "hsv_h": 0.015, "hsv_s": 0.7,
+    "hsv_v": 0.4, "degrees": 0.0, "translate": 0.1, "scale": 0.5, "shear": 0.0, "perspective": 0.0,
+    "flipud": 0.0, "fliplr": 0.5, "mosaic": 1.0, "mixup": 0.0, "copy_paste": 0.0,
+}
+
+
 def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0, task: str = "detect",
                  model_yaml: dict | None = None) -> Path:
     """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels for ``task``
@@ -204,7 +214,7 @@ def run_train_script(facts: dict, script: str, cfg: str, cfg_dict: dict, workdir
     data = make_dataset(workdir / "data", imgsz, task=yf_scripts.head_task(facts, cfg_dict) or "detect",
                         model_yaml=cfg_dict)
     hyp = workdir / "hyp.yaml"
-    hyp.write_text(json.dumps(yf_scripts.hyperparameters(facts)))
+    hyp.write_text(json.dumps(script_hyperparameters(facts)))
     cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
            "--hyp", str(hyp), "--weights", pretrained or "", "--epochs", "1", "--batch-size", str(batch),
            "--img", str(imgsz),
@@ -215,6 +225,15 @@ def run_train_script(facts: dict, script: str, cfg: str, cfg_dict: dict, workdir
     sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
     weights_dir = workdir / "runs" / "train" / "weights"
     return result, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+
+
+def script_hyperparameters(facts: dict) -> dict:
+    """What the scripts get as ``--hyp`` (the target's own file where the facts name one) and set as ``model.hyp``."""
+    if facts["train_hyp"]:
+        import yaml
+
+        return yaml.safe_load(Path(facts["train_hyp"]).read_text(encoding="utf-8"))
+    return dict(SCRIPT_HYP)
 
 
 def script_env(facts: dict, workdir: Path) -> dict:
