@@ -98,6 +98,9 @@ class Runtime:
     # models that script trains (``ComputeLoss(model)(outputs, targets[, masks])``); a script missing here: the
     # summed outputs (its loss needs the trainer's state)
     script_losses: tuple[tuple[str, str], ...] = ()
+    # (training script, "module:Class" it trains): a script that takes a checkpoint (``--model``) instead of a YAML
+    # (``--cfg``) gets the YAML's layers in an instance of that class
+    script_models: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_facts(cls, facts: dict) -> Runtime:
@@ -250,10 +253,15 @@ YOLOV5 = replace(
     model_dirs=("models",),  # and its hub/ and segment/ folders
     stride_from_last_input=frozenset(),
     version_file="__init__.py",  # the pip wheel's; a git clone has none
-    runtime=replace(YOLOV9.runtime, train_scripts=(("Segment", "segment/train.py"), ("", "train.py")),
+    # classify/train.py trains a ClassificationModel: the wheel makes one of a detection model's first layers and
+    # common.py's Classify head, which a model YAML writes as its last row (Classify, [c1, nc])
+    runtime=replace(YOLOV9.runtime, train_scripts=(("Segment", "segment/train.py"), ("Classify", "classify/train.py"),
+                                                   ("", "train.py")),
                     uninstall_hint="pip uninstall yolov5", legacy_numpy=True,
-                    task_heads=(("Segment", "segment"), ("", "detect")),
-                    script_losses=(("segment/train.py", "utils.segment.loss:ComputeLoss"),)),
+                    task_heads=(("Segment", "segment"), ("Classify", "classify"), ("", "detect")),
+                    script_losses=(("segment/train.py", "utils.segment.loss:ComputeLoss"),
+                                   ("classify/train.py", "utils.torch_utils:smartCrossEntropyLoss")),
+                    script_models=(("classify/train.py", "models.yolo:ClassificationModel"),)),
 )
 
 YOLOV7 = replace(

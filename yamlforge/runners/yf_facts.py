@@ -21,7 +21,7 @@ FACT_KEYS = frozenset({
     "thop_distribution", "thop_distribution_since", "checkpoint_fields", "path_entry", "train_flags",
     "train_hyp", "legacy_numpy", "export_script", "export_opset_fix",
     "settings_files", "quiet_settings", "settings_object", "analytics_clients", "checkpoint_models", "freeze_syntax",
-    "task_tables", "entry_point", "task_heads", "script_losses",
+    "task_tables", "entry_point", "task_heads", "script_losses", "script_models",
 })
 # yamlforge.target_python sets it: "1" when the user passed --log (the run keeps the settings the user has)
 LOG_ENV = "YAMLFORGE_LOG"

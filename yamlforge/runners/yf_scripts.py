@@ -47,22 +47,55 @@ def missing_script(facts: dict, cfg_dict: dict, script: str) -> str | None:
             f"{', '.join(shipped) or 'none'}")
 
 
+def targets_loss(spec: str, model, x, shapes: dict, task: str):
+    """``Loss(model)(outputs, targets[, masks])``: the box losses (``ComputeLoss``), with the targets in the loaders'
+    collate layout (image index, class, normalised xywh) and instance masks where the task has them."""
+    import torch
+
+    criterion = yf_facts.load_callable(spec)(model)
+    shapes = dict(shapes, overlap_mask=bool(getattr(criterion, "overlap", False)))  # the layout it was built for
+    batch = yf_tasks.to_tensors(yf_tasks.task_batch(task, x.shape[0], x.shape[-1], shapes))
+    targets = torch.cat([batch["batch_idx"][:, None], batch["cls"], batch["bboxes"]], 1)
+    extra = [batch["masks"]] if "masks" in batch else []
+    return criterion(model(x), targets, *extra)[0]
+
+
+def labels_loss(spec: str, model, x, shapes: dict, task: str):
+    """``Loss()(outputs, labels)``: classification's cross-entropy on one class index per image."""
+    batch = yf_tasks.to_tensors(yf_tasks.task_batch(task, x.shape[0], x.shape[-1], shapes))
+    return yf_facts.load_callable(spec)()(model(x), batch["cls"])
+
+
+# How each task's script calls its loss, keyed by the targets' task names; the others: targets_loss
+LOSS_CALLS = {"classify": labels_loss}
+
+
 def task_loss(facts: dict, model, x, hyp: dict):
     """The loss the model's training script imports (built with the hyperparameters ``hyp``), on a batch of its
     task's targets: ``(loss, what)``, or None when the facts name no loss for that script."""
-    import torch
-
     script = yf_facts.by_head(facts["train_scripts"], model.yaml)
     spec = dict(facts["script_losses"]).get(script)
     if spec is None:
         return None
-    head = model.model[-1]
-    model.hyp, model.nc = hyp, head.nc  # what the script sets before building its loss
-    criterion = yf_facts.load_callable(spec)(model)
-    shapes = {"nc": head.nc, "kpt_shape": None, "mask_ratio": MASK_RATIO,
-              "overlap_mask": bool(getattr(criterion, "overlap", False))}
-    batch = yf_tasks.to_tensors(yf_tasks.task_batch(head_task(facts, model.yaml), x.shape[0], x.shape[-1], shapes))
-    targets = torch.cat([batch["batch_idx"][:, None], batch["cls"], batch["bboxes"]], 1)  # the loaders' collate
-    extra = [batch["masks"]] if "masks" in batch else []
-    loss = criterion(model(x), targets, *extra)[0]
-    return loss.sum(), f"{script}'s loss ({spec.rpartition(':')[0]}.{spec.rpartition(':')[2]})"
+    head, task = model.model[-1], head_task(facts, model.yaml)
+    nc = getattr(head, "nc", None) or model.yaml["nc"]
+    model.hyp, model.nc = hyp, nc  # what the script sets before building its loss
+    shapes = {"nc": nc, "kpt_shape": None, "mask_ratio": MASK_RATIO, "overlap_mask": False}
+    loss = LOSS_CALLS.get(task, targets_loss)(spec, model, x, shapes, task)
+    return loss.sum(), f"{script}'s loss ({spec.replace(':', '.')})"
+
+
+def start_checkpoint(facts: dict, script: str, cfg: str, path: Path) -> Path | None:
+    """For a script that trains from a checkpoint (``--model``, YOLOv5's classify/train.py) rather than a YAML: the
+    YAML's layers in the model class it trains (``script_models``), saved as its checkpoints are; None for others.
+    YOLOv5's ClassificationModel() is the empty shell its own conversion of a detection model fills the same way."""
+    spec = dict(facts["script_models"]).get(script)
+    if spec is None:
+        return None
+    import torch
+
+    built = yf_facts.load_callable(facts["model_class"])(cfg, ch=3)
+    model = yf_facts.load_callable(spec)()
+    model.model, model.save, model.nc, model.yaml = built.model, built.save, built.yaml["nc"], built.yaml
+    torch.save({"model": model, "epoch": -1}, path)
+    return path

@@ -213,18 +213,30 @@ def run_train_script(facts: dict, script: str, cfg: str, cfg_dict: dict, workdir
     head's task; returns (its CompletedProcess, the checkpoint or None)."""
     data = make_dataset(workdir / "data", imgsz, task=yf_scripts.head_task(facts, cfg_dict) or "detect",
                         model_yaml=cfg_dict)
-    hyp = workdir / "hyp.yaml"
-    hyp.write_text(json.dumps(script_hyperparameters(facts)))
-    cmd = [sys.executable, str(Path(facts["root"]) / script), "--cfg", str(Path(cfg).resolve()), "--data", str(data),
-           "--hyp", str(hyp), "--weights", pretrained or "", "--epochs", "1", "--batch-size", str(batch),
-           "--img", str(imgsz),
-           "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train",
-           "--exist-ok", *facts["train_flags"]]
+    cmd = [sys.executable, str(Path(facts["root"]) / script), "--data", str(data), "--epochs", "1",
+           "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train", "--exist-ok",
+           *script_arguments(facts, script, cfg, workdir, imgsz, batch, pretrained)]
     result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=script_env(facts, workdir),
                             check=False)
     sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
     weights_dir = workdir / "runs" / "train" / "weights"
     return result, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+
+
+CHECKPOINT_MIN_BATCH = 4  # classify/train.py plots its first batch in a grid that fails for 2-3 images
+
+
+def script_arguments(facts: dict, script: str, cfg: str, workdir: Path, imgsz: int, batch: int,
+                     pretrained: str | None) -> list[str]:
+    """The script's model and batch arguments: ``--model`` a checkpoint of the YAML's layers for a script that
+    trains from one (:func:`yf_scripts.start_checkpoint`), else ``--cfg``, ``--hyp`` and ``--weights``."""
+    start = yf_scripts.start_checkpoint(facts, script, cfg, workdir / "start.pt")
+    if start is not None:
+        return ["--model", str(start), "--batch-size", str(max(batch, CHECKPOINT_MIN_BATCH)), "--img", str(imgsz)]
+    hyp = workdir / "hyp.yaml"
+    hyp.write_text(json.dumps(script_hyperparameters(facts)))
+    return ["--cfg", str(Path(cfg).resolve()), "--hyp", str(hyp), "--weights", pretrained or "",
+            "--batch-size", str(batch), "--img", str(imgsz), *facts["train_flags"]]
 
 
 def script_hyperparameters(facts: dict) -> dict:
