@@ -1,6 +1,7 @@
-"""verify on the segmentation models of the targets that train with their own scripts: the task from the head, the
-backward through the loss the task's script imports, and `--train` with that script (YOLOv5's segment/train.py on
-polygon labels), or the one-line refusal when the checkout ships no such script (yolov9pip has no segment/)."""
+"""verify on the segmentation and classification models of the targets that train with their own scripts: the task
+from the head, the backward through the loss the task's script imports, and `--train` with that script (YOLOv5's
+segment/train.py on polygon labels, classify/train.py on class folders), or the one-line refusal when the checkout
+ships no such script (yolov9pip has no segment/)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,28 @@ def test_yolov9_gelan_c_seg_backward_through_its_segment_loss_and_train_refused_
     assert by_name["train"]["status"] == "fail"
     assert by_name["train"]["message"] == ("the yolov9 checkout ships no segment/train.py, the script for segment "
                                            "models; its training scripts: train.py, train_dual.py")
+
+
+def yolov5s_cls(repo: Path, path: Path) -> Path:
+    """yolov5s-cls as the wheel makes it (classify/train.py's ClassificationModel(model=yolov5s, cutoff=10)): the
+    first nine layers of yolov5s.yaml, then common.py's Classify on layer 8's 512 channels."""
+    text = (repo / "models" / "yolov5s.yaml").read_text(encoding="utf-8")
+    backbone = text[:text.index("# YOLOv5 v6.0 head")].replace("   [-1, 1, SPPF, [1024, 5]],  # 9\n", "")
+    path.write_text(backbone + "head:\n  [[-1, 1, Classify, [512, nc]]]  # 9\n", encoding="utf-8")
+    return path
+
+
+def test_yolov5s_cls_backward_through_the_classify_loss_and_trains_with_classify_train_py(yolov5, tmp_path):
+    base = yolov5s_cls(yolov5, tmp_path / "yolov5s-cls.yaml")
+    out = tmp_path / "yolov5s-cls-SHSA.yaml"
+    cli("gen-yaml", str(base), "--repo", str(yolov5), "--insert-after", "4=residual:SHSA", "-o", str(out))
+    report = verify(out, yolov5)
+    by_name = checks(report)
+    assert report["task"]["task"] == "classify" and report["task"]["trainer"] == "classify/train.py"
+    assert [by_name[name]["status"] for name in ("build", "forward", "backward")] == ["pass"] * 3
+    assert "yolov5.utils.torch_utils.smartCrossEntropyLoss" in by_name["backward"]["message"]
+    if "writes no synthetic classify dataset" in by_name["train"]["message"]:
+        pytest.skip("the class-folder dataset comes with the classify datasets of verify --train (helper tasks-train)")
+    assert report["ok"], [c for c in report["checks"] if c["status"] == "fail"]
+    assert "with classify/train.py" in by_name["train"]["message"]
+    assert by_name["reload"]["message"].endswith("predicted [1, 2]")

@@ -24,11 +24,15 @@ def test_yolov9_head_picks_task_and_script(module, task, script):
         (task, script)
 
 
-def test_yolov5_wheel_names_its_segment_loss_as_its_code_imports_it():
+def test_yolov5_wheel_names_its_task_losses_and_models_as_its_code_imports_them():
     facts = detect_target(pristine_checkout("yolov5", YOLOV5_RELEASE)).runner_facts()
     assert yf_scripts.head_task(facts, head("Segment")) == "segment"
+    assert yf_scripts.head_task(facts, head("Classify")) == "classify"
     assert yf_scripts.head_task(facts, head("Detect")) == "detect"
-    assert dict(facts["script_losses"]) == {"segment/train.py": "yolov5.utils.segment.loss:ComputeLoss"}
+    assert yf_facts.by_head(facts["train_scripts"], head("Classify")) == "classify/train.py"
+    assert dict(facts["script_losses"]) == {"segment/train.py": "yolov5.utils.segment.loss:ComputeLoss",
+                                            "classify/train.py": "yolov5.utils.torch_utils:smartCrossEntropyLoss"}
+    assert dict(facts["script_models"]) == {"classify/train.py": "yolov5.models.yolo:ClassificationModel"}
 
 
 def test_yolov7_names_no_task():
