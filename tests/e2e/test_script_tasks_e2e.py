@@ -24,10 +24,20 @@ def cli(*args: str) -> str:
     return result.output
 
 
-def verify(yaml: Path, repo: Path) -> dict:
-    result = CliRunner().invoke(app, ["verify", str(yaml), "--repo", str(repo), "--imgsz", "64", "--batch", "2",
+def verify_inserted(base: Path | str, repo: Path, edit: str, out: Path) -> tuple[dict, dict]:
+    """gen-yaml BASE with ``--insert-after edit``, then verify --train: (the report, its checks by name)."""
+    cli("gen-yaml", str(base), "--repo", str(repo), "--insert-after", edit, "-o", str(out))
+    result = CliRunner().invoke(app, ["verify", str(out), "--repo", str(repo), "--imgsz", "64", "--batch", "2",
                                       "--train", "--json"])
-    return json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    return report, {c["name"]: c for c in report["checks"]}
+
+
+def assert_task_checked(report: dict, by_name: dict, task: str, script: str, loss: str) -> None:
+    """The head's task and script reported, and the model built, ran and back-propagated the script's own loss."""
+    assert report["task"]["task"] == task and report["task"]["trainer"] == script
+    assert [by_name[name]["status"] for name in ("build", "forward", "backward")] == ["pass"] * 3
+    assert f"{script}'s loss ({loss})" in by_name["backward"]["message"]
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +55,10 @@ def yolov9(tmp_path_factory):
     return repo
 
 
-def checks(report: dict) -> dict:
-    return {c["name"]: c for c in report["checks"]}
-
-
 def test_yolov5s_seg_trains_with_segment_train_py_on_polygons(yolov5, tmp_path):
-    out = tmp_path / "yolov5s-seg-SHSA.yaml"
-    cli("gen-yaml", "yolov5s-seg", "--repo", str(yolov5), "--insert-after", "6=residual:SHSA", "-o", str(out))
-    report = verify(out, yolov5)
-    by_name = checks(report)
+    report, by_name = verify_inserted("yolov5s-seg", yolov5, "6=residual:SHSA", tmp_path / "yolov5s-seg-SHSA.yaml")
+    assert_task_checked(report, by_name, "segment", "segment/train.py", "yolov5.utils.segment.loss.ComputeLoss")
     assert report["ok"], [c for c in report["checks"] if c["status"] == "fail"]
-    assert report["task"]["task"] == "segment" and report["task"]["trainer"] == "segment/train.py"
-    assert "yolov5.utils.segment.loss.ComputeLoss" in by_name["backward"]["message"]
     assert "with segment/train.py" in by_name["train"]["message"]
     assert by_name["reload"]["status"] == "pass"
 
@@ -67,13 +69,8 @@ def test_yolov9_gelan_c_seg_backward_through_its_segment_loss_and_train_refused_
     base = tmp_path / "gelan-c-seg.yaml"
     base.write_text(GELAN_C.read_text(encoding="utf-8").replace("DDetect, [nc]]", "Segment, [nc, 32, 256]]"),
                     encoding="utf-8")
-    out = tmp_path / "gelan-c-seg-SHSA.yaml"
-    cli("gen-yaml", str(base), "--repo", str(yolov9), "--insert-after", "6=residual:SHSA", "-o", str(out))
-    report = verify(out, yolov9)
-    by_name = checks(report)
-    assert report["task"]["task"] == "segment" and report["task"]["trainer"] == "segment/train.py"
-    assert [by_name[name]["status"] for name in ("build", "forward", "backward")] == ["pass"] * 3
-    assert "utils.segment.loss_tal.ComputeLoss" in by_name["backward"]["message"]
+    report, by_name = verify_inserted(base, yolov9, "6=residual:SHSA", tmp_path / "gelan-c-seg-SHSA.yaml")
+    assert_task_checked(report, by_name, "segment", "segment/train.py", "utils.segment.loss_tal.ComputeLoss")
     assert by_name["train"]["status"] == "fail"
     assert by_name["train"]["message"] == ("the yolov9 checkout ships no segment/train.py, the script for segment "
                                            "models; its training scripts: train.py, train_dual.py")
@@ -90,13 +87,9 @@ def yolov5s_cls(repo: Path, path: Path) -> Path:
 
 def test_yolov5s_cls_backward_through_the_classify_loss_and_trains_with_classify_train_py(yolov5, tmp_path):
     base = yolov5s_cls(yolov5, tmp_path / "yolov5s-cls.yaml")
-    out = tmp_path / "yolov5s-cls-SHSA.yaml"
-    cli("gen-yaml", str(base), "--repo", str(yolov5), "--insert-after", "4=residual:SHSA", "-o", str(out))
-    report = verify(out, yolov5)
-    by_name = checks(report)
-    assert report["task"]["task"] == "classify" and report["task"]["trainer"] == "classify/train.py"
-    assert [by_name[name]["status"] for name in ("build", "forward", "backward")] == ["pass"] * 3
-    assert "yolov5.utils.torch_utils.smartCrossEntropyLoss" in by_name["backward"]["message"]
+    report, by_name = verify_inserted(base, yolov5, "4=residual:SHSA", tmp_path / "yolov5s-cls-SHSA.yaml")
+    assert_task_checked(report, by_name, "classify", "classify/train.py",
+                        "yolov5.utils.torch_utils.smartCrossEntropyLoss")
     if "writes no synthetic classify dataset" in by_name["train"]["message"]:
         pytest.skip("the class-folder dataset comes with the classify datasets of verify --train (helper tasks-train)")
     assert report["ok"], [c for c in report["checks"] if c["status"] == "fail"]

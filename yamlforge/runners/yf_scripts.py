@@ -73,12 +73,15 @@ LOSS_CALLS = {"classify": labels_loss}
 def task_loss(facts: dict, model, x, hyp: dict):
     """The loss the model's training script imports (built with the hyperparameters ``hyp``), on a batch of its
     task's targets: ``(loss, what)``, or None when the facts name no loss for that script."""
-    script = yf_facts.by_head(facts["train_scripts"], model.yaml)
+    cfg_dict = getattr(model, "yaml", None)
+    if not isinstance(cfg_dict, dict):  # a model built from no YAML has no head row to read
+        return None
+    script = yf_facts.by_head(facts["train_scripts"], cfg_dict)
     spec = dict(facts["script_losses"]).get(script)
     if spec is None:
         return None
-    head, task = model.model[-1], head_task(facts, model.yaml)
-    nc = getattr(head, "nc", None) or model.yaml["nc"]
+    head, task = model.model[-1], head_task(facts, cfg_dict)
+    nc = getattr(head, "nc", None) or cfg_dict["nc"]
     model.hyp, model.nc = hyp, nc  # what the script sets before building its loss
     shapes = {"nc": nc, "kpt_shape": None, "mask_ratio": MASK_RATIO, "overlap_mask": False}
     loss = LOSS_CALLS.get(task, targets_loss)(spec, model, x, shapes, task)
