@@ -227,9 +227,11 @@ YOLOV9 = TargetKind(
         loss="script_loss",
         loss_args=None,
         trainer="script",
-        # the upstream repository's segment/ scripts (a yolov9pip release ships none: verify --train says so)
+        # the upstream repository's segment/ and panoptic/ scripts (a yolov9pip release ships neither: verify
+        # --train says so)
         train_scripts=(("DualDSegment", "segment/train_dual.py"), ("DSegment", "segment/train.py"),
-                       ("Segment", "segment/train.py"), ("Dual", "train_dual.py"), ("", "train.py")),
+                       ("Segment", "segment/train.py"), ("Panoptic", "panoptic/train.py"), ("Dual", "train_dual.py"),
+                       ("", "train.py")),
         checkpoint_loader="models.experimental:attempt_load",
         safe_load_env=None,
         safe_load_since=None,
@@ -239,7 +241,8 @@ YOLOV9 = TargetKind(
         export_script="export.py",
         checkpoint_fields=(("epoch", -1), ("best_fitness", None), ("ema", None), ("updates", None),
                            ("optimizer", None), ("opt", None)),
-        task_heads=(("DualDSegment", "segment"), ("DSegment", "segment"), ("Segment", "segment"), ("", "detect")),
+        task_heads=(("DualDSegment", "segment"), ("DSegment", "segment"), ("Segment", "segment"),
+                    ("Panoptic", "panoptic"), ("", "detect")),
         script_losses=(("segment/train.py", "utils.segment.loss_tal:ComputeLoss"),
                        ("segment/train_dual.py", "utils.segment.loss_tal_dual:ComputeLoss")),
     ),

@@ -15,7 +15,8 @@ def head(module: str) -> dict:
 
 @pytest.mark.parametrize(("module", "task", "script"), [
     ("Segment", "segment", "segment/train.py"), ("DSegment", "segment", "segment/train.py"),
-    ("DualDSegment", "segment", "segment/train_dual.py"), ("DualDDetect", "detect", "train_dual.py"),
+    ("DualDSegment", "segment", "segment/train_dual.py"), ("Panoptic", "panoptic", "panoptic/train.py"),
+    ("DualDDetect", "detect", "train_dual.py"),
     ("DDetect", "detect", "train.py"),
 ])
 def test_yolov9_head_picks_task_and_script(module, task, script):

@@ -105,8 +105,8 @@ def build_with_wrapper(facts: dict, cfg: str, cfg_dict: dict):
 def build_with_model_class(facts: dict, cfg: str, cfg_dict: dict):
     """The checkout's model class builds it from the YAML file (``models.yolo.Model(cfg, ch=3)``)."""
     model = yf_facts.load_callable(facts["model_class"])(cfg, ch=3)
-    return model, f"{facts['model_class'].replace(':', '.')}({Path(cfg).name})", yf_scripts.describe(facts, cfg_dict,
-                                                                                                     model)
+    builder = f"{facts['model_class'].replace(':', '.')}({Path(cfg).name})"
+    return model, builder, yf_scripts.describe(facts, cfg_dict, model)
 
 
 BUILDERS = {"wrapper": build_with_wrapper, "model_class": build_with_model_class}
