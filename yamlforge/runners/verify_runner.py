@@ -81,7 +81,7 @@ def mode_verify(args, facts: dict) -> dict:
 def mode_predict(args, facts: dict) -> dict:
     yf_facts.put_checkout_on_path(facts["path_entry"])
     try:
-        return {"boxes": yf_train.predict_with_wrapper(facts["package"], args.wrapper, Path(args.weights),
+        return {"predicted": yf_train.predict_with_wrapper(facts["package"], args.wrapper, Path(args.weights),
                                                        Path(args.image), args.imgsz)}
     except Exception as exc:
         return {"error": yf_facts.one_line(exc)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 # Every image of the synthetic batch holds these objects: normalised centre x, y, width, height and an angle in
@@ -168,6 +169,7 @@ def to_tensors(batch: dict) -> dict:
 
 
 # The smoke training's synthetic dataset draws class 0 as a filled rectangle and class 1 as a filled ellipse.
+SHAPE_NAMES = ("rectangle", "ellipse")
 ELLIPSE_POINTS = 16
 
 
@@ -209,10 +211,54 @@ def keypoints_label(cls: int, box: tuple[int, int, int, int], imgsz: int, model_
     return " ".join([box_label(cls, box, imgsz, model_yaml), *values])
 
 
-# The label line of one object in each task's YOLO-format dataset (tasks missing here get no smoke training yet)
-DATASET_LABELS = {"detect": box_label, "segment": polygon_label, "obb": corners_label, "pose": keypoints_label}
-# The keys of the model YAML a task's dataset YAML repeats (its loader checks the labels against them)
-DATASET_KEYS = {"pose": ("kpt_shape",)}
+class PixelMap(NamedTuple):
+    """A per-pixel label image beside each picture: ``folder/train/imN.png`` of ``dtype`` (``uint8``/``uint16``),
+    ``background`` everywhere, each drawn shape filled with ``value(cls, k)`` (its class, its index k in the image)."""
+
+    folder: str
+    dtype: str
+    background: int
+    value: Callable[[int, int], int]
+
+
+class DatasetLayout(NamedTuple):
+    """How a task's trainer reads a dataset, as the targets' own loaders do: a label line per object
+    (``labels/train/imN.txt``), a label image per picture (:class:`PixelMap`), or one folder per class
+    (``train/<class>/``, the folder itself passed as ``data``). ``yaml`` holds the dataset YAML's entries the loader
+    reads beyond ``path``/``train``/``val``/``names``; ``model_keys`` the model YAML's keys it repeats."""
+
+    label: Callable | None = None
+    pixel_map: PixelMap | None = None
+    by_class: bool = False
+    names: tuple[str, ...] = SHAPE_NAMES
+    yaml: dict = {}
+    model_keys: tuple[str, ...] = ()
+    one_shape: bool = False  # one shape per image: its class is the image's (classification)
+
+
+DEPTH_SCALE = 1000  # depth PNG units per metre: Ultralytics' uint16 depth maps (its ``depth_scale``)
+# The layout each task's trainer reads, keyed by the targets' task names (tasks missing here get no smoke training).
+# Semantic: class-id PNGs in masks/ (``masks_dir``), the background a class of its own; depth: uint16 PNGs in depth/
+# beside images/, objects nearer (1-3 m) than a 4 m background.
+DATASETS = {
+    "detect": DatasetLayout(label=box_label),
+    "segment": DatasetLayout(label=polygon_label),
+    "obb": DatasetLayout(label=corners_label),
+    "pose": DatasetLayout(label=keypoints_label, model_keys=("kpt_shape",)),
+    "classify": DatasetLayout(by_class=True, one_shape=True),
+    "semantic": DatasetLayout(pixel_map=PixelMap("masks", "uint8", len(SHAPE_NAMES), lambda cls, k: cls),
+                              names=(*SHAPE_NAMES, "background"), yaml={"masks_dir": "masks"}),
+    "depth": DatasetLayout(pixel_map=PixelMap("depth", "uint16", 4 * DEPTH_SCALE,
+                                              lambda cls, k: (1 + k % 3) * DEPTH_SCALE),
+                           names=("depth",), yaml={"depth_scale": DEPTH_SCALE}),
+}
+
+
+def dataset_yaml(layout: DatasetLayout, folder: str, model_yaml: dict) -> dict:
+    """The dataset YAML of a smoke-training set in ``folder`` (absolute paths: YOLOv7 reads no ``path:`` key)."""
+    images = f"{folder}/images/train"
+    return {"path": folder, "train": images, "val": images, "nc": len(layout.names), "names": list(layout.names),
+            **layout.yaml, **{key: model_yaml[key] for key in layout.model_keys}}
 
 
 def reported_task(data: dict) -> str | None:
