@@ -12,7 +12,9 @@ the mask layout its hyperparameters ask for; :func:`task_batch` is pure Python, 
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -166,6 +168,49 @@ def to_tensors(batch: dict) -> dict:
             tensor[index, y0:y1, x0:x1] = value
         tensors[key] = tensor
     return tensors
+
+
+# An open-vocabulary model's loss reads the class embeddings its trainer makes with a text encoder (a download):
+# the batch key -> the model's attribute holding the embeddings it was built or saved with, which the backward check
+# uses instead (YOLO-World's txt_feats; YOLOE's loss falls back to its stored ``pe`` by itself).
+STORED_EMBEDDINGS = {"txt_feats": "txt_feats"}
+# The method a model encodes class names with: the mark of an open-vocabulary model (WorldModel, YOLOEModel)
+TEXT_ENCODER_METHOD = "get_text_pe"
+ENCODER_NAME = re.compile(r"""build_text_model\(\s*["']([^"']+)["']""")
+
+
+def stored_embeddings(model, images: int) -> dict:
+    """The batch entries (:data:`STORED_EMBEDDINGS`) a model's loss reads, from the embeddings it stores, one row per
+    image of the batch; empty for a closed-vocabulary model."""
+    found = {}
+    for key, attribute in STORED_EMBEDDINGS.items():
+        value = getattr(model, attribute, None)
+        if getattr(value, "ndim", 0) == 3:
+            found[key] = value.expand(images, *value.shape[1:]) if value.shape[0] == 1 else value
+    return found
+
+
+def text_encoder(model) -> str | None:
+    """The text encoder an open-vocabulary model names its classes with (its ``text_model``, or the one its
+    ``get_text_pe`` builds), "a text encoder" where neither says; None for a closed-vocabulary model."""
+    method = getattr(model, TEXT_ENCODER_METHOD, None)
+    if method is None:
+        return None
+    named = getattr(model, "text_model", None)
+    if not named:
+        try:
+            found = ENCODER_NAME.search(inspect.getsource(method))
+        except (OSError, TypeError):
+            found = None
+        named = found.group(1) if found else None
+    return str(named) if named else "a text encoder"
+
+
+def open_vocabulary_note(model, encoder: str, trainer: str | None) -> str:
+    """What verify did not check on an open-vocabulary model, and why, in one line."""
+    return (f"open vocabulary ({type(model).__name__}): forward and backward ran on the class embeddings the model "
+            f"stores; not checked: its text encoder {encoder} (new class names, and --train, whose "
+            f"{trainer or 'trainer'} encodes the dataset's names with it), whose weights are a download")
 
 
 # The smoke training's synthetic dataset draws class 0 as a filled rectangle and class 1 as a filled ellipse.

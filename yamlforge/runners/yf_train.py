@@ -326,6 +326,10 @@ def check_train(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, 
     if report.failed():
         report.check("train", "skip", "not run: an earlier check failed")
         return
+    if report.data.get("text_encoder"):
+        report.check("train", "skip", f"not run: the trainer encodes the dataset's class names with the text encoder "
+                     f"{report.data['text_encoder']}, whose weights are a download (see the note)")
+        return
     task = yf_tasks.reported_task(report.data)
     if task and task not in yf_tasks.DATASETS:
         report.check("train", "skip", f"not run: yamlforge writes no synthetic {task} dataset yet "
