@@ -67,10 +67,9 @@ def apply(
 
 def _verify_probe(run, *, imgsz: int, train: bool, log: bool) -> None:
     """Verify the small probe detector built from the modules just applied; the undo names exactly them."""
-    from ..check.probe import probe_scope
     from ..operations.patching import probe_file
 
-    stderr(probe_scope(run.modules))
+    stderr(run.probe_scope)
     undo = f"yamlforge revert --repo {run.target.root}" + "".join(f" --module {n}" for n in run.modules)
     with probe_file(run.probe) as model:
         verify_written(model, run.target, imgsz=imgsz, train=train, undo=undo,
