@@ -23,8 +23,8 @@ else:  # a script in the target's Python: its own folder is sys.path[0]
 NUMPY_ALIASES = "numpy.int = int; numpy.float = float; numpy.trapz = getattr(numpy, 'trapz', None) or numpy.trapezoid"
 # check_safe_reload reloads the checkpoint in a fresh process: the runner script in its predict mode
 VERIFY_RUNNER = Path(__file__).with_name("verify_runner.py")
-TRAIN_IMGSZ_MAX = 160
-SMOKE_IMAGES = 6  # the smoke training proves the loop works; image size does not matter for that
+TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
+SMOKE_IMAGES = 6  # nor does the number of images: a few batches of the smallest batch size
 # What every target's trainer logs when it starts from a checkpoint (Ultralytics' BaseModel.load, the train.py scripts)
 TRANSFERRED = re.compile(r"Transferred (\d+)/(\d+) items")
 
@@ -216,8 +216,9 @@ def prediction(result) -> str:
     keypoints, obb, semantic_mask, depth) that are set, each with the shape of its data."""
     if result is None:
         return "no result"
+    outputs = [(key, getattr(result, key, None)) for key in getattr(result, "_keys", ("boxes",))]
     shown = [f"{key} " + "x".join(str(n) for n in getattr(getattr(value, "data", value), "shape", ()))
-             for key in getattr(result, "_keys", ("boxes",)) if (value := getattr(result, key, None)) is not None]
+             for key, value in outputs if value is not None]
     return ", ".join(shown) or "nothing"
 
 
