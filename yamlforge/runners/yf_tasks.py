@@ -1,5 +1,5 @@
-"""Runs inside the target's Python: the task a model is, as the target's own wrapper decides it, and the batch its
-loss reads.
+"""Runs inside the target's Python: the task a model is, as the target's own wrapper decides it, the batch its
+loss reads and the dataset layout its trainer reads.
 
 The task is never guessed here: the wrapper the target's entry point picks (``YOLO``, ``RTDETR``, ``YOLOWorld``,
 ``YOLOE``, a fork's own class) runs its ``guess_model_task`` on the YAML and maps the task to a model class, trainer
@@ -7,6 +7,9 @@ and validator through its ``task_map``; :func:`describe` reports what it chose, 
 from the target's own tables (``TASK2DATA``, ``TASK2METRIC``). What differs per task here is data keyed by the
 target's task names (:data:`BATCH_PARTS`), filled with the shapes the built model has (``nc``, ``kpt_shape``) and
 the mask layout its hyperparameters ask for; :func:`task_batch` is pure Python, :func:`to_tensors` makes it torch.
+The smoke training's dataset per task is data too (:data:`DATASETS`: label lines, label images or class folders, as
+the targets' loaders read them). An open-vocabulary model (one that encodes class names with a text encoder, a
+download) is checked on the class embeddings it stores (:func:`stored_embeddings`), and says what that leaves out.
 """
 
 from __future__ import annotations
