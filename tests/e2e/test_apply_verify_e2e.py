@@ -26,6 +26,7 @@ def test_apply_verify_builds_a_probe_with_every_applied_module(checkout_factory,
                               "--imgsz", "64"], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "yamlforge-probe.yaml" in result.output and "verify: ok" in result.output
+    assert f"apply --verify proves {', '.join(modules)} in a detect model (the probe)" in result.output
     table = result.output.partition("yamlforge-probe.yaml on")[2]
     for name in shown:
         assert f" {name} " in table, result.output

@@ -168,10 +168,6 @@ def test_segmentation_labels_outline_the_drawn_shape_inside_its_box(cls, points)
     assert (round(min(xs), 3), round(min(ys), 3), round(max(xs), 3), round(max(ys), 3)) == (10, 20, 40, 60)
 
 
-def test_every_task_with_a_dataset_has_a_batch():
-    assert set(yf_tasks.DATASET_LABELS) <= set(BATCH_PARTS)
-
-
 def test_rotated_box_labels_are_the_four_corners_for_either_shape():
     for cls in (0, 1):
         assert yf_tasks.corners_label(cls, (16, 32, 16, 8), 64, {}) == (
@@ -183,4 +179,4 @@ def test_pose_labels_carry_the_yamls_kpt_shape(kpt_shape, fields):
     label = yf_tasks.keypoints_label(0, (16, 32, 16, 8), 64, {"kpt_shape": kpt_shape}).split()
     assert len(label) == fields
     assert label[:5] == yf_tasks.box_label(0, (16, 32, 16, 8), 64, {}).split()
-    assert yf_tasks.DATASET_KEYS["pose"] == ("kpt_shape",)
+    assert yf_tasks.DATASETS["pose"].model_keys == ("kpt_shape",)

@@ -1,4 +1,8 @@
-"""The probe model ``apply --verify`` builds: a small detector that uses every module one apply call added."""
+"""The probe model ``apply --verify`` builds: a small detector that uses every module one apply call added.
+
+The probe proves the modules in one task, detection (every probe template ends in its target's detection head):
+:func:`probe_scope` says so, and how to prove them in another task's model.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ P5_WIDTH = 256
 LAYER_WIDTH = 128  # the c2 given to in_out modules: the width they would get at P4 in a small model
 DETECT_STRIDES = (8, 16, 32)
 LAYER_STRIDE = 16
+PROBE_TASK = "detect"  # the task of every probe template's head (the target's own name for it)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,15 @@ def _layer_rows(layers: list[tuple[str, ModuleSpec]], levels: dict[int, int], sl
         rows.append(ProbeRow(source, name, _args(spec, name), str(slot), f"{name} (applied by this call)"))
         source, levels[level], slot = "-1", slot, slot + 1
     return rows
+
+
+def probe_scope(modules: list[str]) -> str:
+    """One line: the task the probe proves the applied ``modules`` in, and the command that proves them in another."""
+    shown = ", ".join(modules) or "the applied modules"
+    first = modules[0] if modules else "MODULE"
+    return (f"apply --verify proves {shown} in a {PROBE_TASK} model (the probe); for segment, pose, obb, classify or "
+            f"another task: yamlforge gen-yaml BASE --insert-after N={first} --verify (BASE: that task's model, "
+            "e.g. yolo11n-seg)")
 
 
 def write_probe(text: str, folder: Path) -> Path:

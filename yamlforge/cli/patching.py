@@ -14,6 +14,7 @@ from .common import (
     handle_errors,
     print_diff,
     report_plan,
+    stderr,
     verify_wanted,
     verify_written,
 )
@@ -68,6 +69,7 @@ def _verify_probe(run, *, imgsz: int, train: bool, log: bool) -> None:
     """Verify the small probe detector built from the modules just applied; the undo names exactly them."""
     from ..operations.patching import probe_file
 
+    stderr(run.probe_scope)
     undo = f"yamlforge revert --repo {run.target.root}" + "".join(f" --module {n}" for n in run.modules)
     with probe_file(run.probe) as model:
         verify_written(model, run.target, imgsz=imgsz, train=train, undo=undo,

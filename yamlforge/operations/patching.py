@@ -28,6 +28,7 @@ class PatchRun:
     plan: Plan
     modules: list[str] = field(default_factory=list)  # the specs applied, by name: what an undo reverts
     probe: str | None = None
+    probe_scope: str | None = None  # the task the probe proves the modules in, in one line
     python: str | None = None  # the resolved --python of the probe
 
     def preview(self) -> str:
@@ -66,11 +67,12 @@ def plan_apply_run(repo: Path, modules: list[str], spec_paths: list[Path], *, fi
     plan.notes += probe_notes
     run = PatchRun(target, plan, list(dict.fromkeys(s.name for s in specs)), python=python)
     if verify:
-        from ..check.probe import probe_names, probe_yaml
+        from ..check.probe import probe_names, probe_scope, probe_yaml
         from ..target_python import resolve_python
 
         run.probe = probe_yaml(target, probe_names(names, registry))  # before writing: a bad probe changes nothing
         run.python = resolve_python(python)  # so does an unknown --python
+        run.probe_scope = probe_scope(run.modules)
     return run
 
 

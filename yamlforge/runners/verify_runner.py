@@ -26,11 +26,12 @@ import sys
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.verify_runner (the tests)
-    from . import yf_build, yf_checks, yf_facts, yf_train, yf_traps
+    from . import yf_build, yf_checks, yf_facts, yf_tasks, yf_train, yf_traps
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_build
     import yf_checks
     import yf_facts
+    import yf_tasks
     import yf_train
     import yf_traps
 
@@ -71,6 +72,10 @@ def mode_verify(args, facts: dict) -> dict:
     if model is not None and yf_checks.check_forward(report, model, args.imgsz, args.batch):
         yf_checks.check_flops(report, facts, model, args.imgsz)
         yf_checks.check_backward(report, facts, model, args.imgsz, args.batch)
+    encoder = yf_tasks.text_encoder(model) if model is not None else None
+    if encoder:  # the checks ran on the embeddings the model stores: say what that leaves out
+        report.data["text_encoder"] = encoder
+        report.note(yf_tasks.open_vocabulary_note(model, encoder, (report.data.get("task") or {}).get("trainer")))
     if args.train:
         yf_train.check_train(report, facts, args.yaml, cfg_dict, args.imgsz, args.batch, args.pretrained)
     report.data["settings"] = yf_facts.settings_state(facts, report.data.get("settings"))
@@ -81,7 +86,7 @@ def mode_verify(args, facts: dict) -> dict:
 def mode_predict(args, facts: dict) -> dict:
     yf_facts.put_checkout_on_path(facts["path_entry"])
     try:
-        return {"boxes": yf_train.predict_with_wrapper(facts["package"], args.wrapper, Path(args.weights),
+        return {"predicted": yf_train.predict_with_wrapper(facts["package"], args.wrapper, Path(args.weights),
                                                        Path(args.image), args.imgsz)}
     except Exception as exc:
         return {"error": yf_facts.one_line(exc)}

@@ -195,7 +195,7 @@ def model_loss(facts: dict, model, x):
         model.nc = getattr(model.model[-1], "nc", None) or model.yaml.get("nc")
     task = getattr(model, "task", None) or "detect"  # a model class built without the wrapper
     batch = yf_tasks.to_tensors(yf_tasks.task_batch(task, x.shape[0], x.shape[-1], yf_tasks.model_shapes(model)))
-    loss = model.loss({"img": x, **batch})[0]
+    loss = model.loss({"img": x, **yf_tasks.stored_embeddings(model, x.shape[0]), **batch})[0]
     return loss.sum(), f"the target's {task} loss ({type(getattr(model, 'criterion', None)).__name__})"
 
 

@@ -1,5 +1,5 @@
-"""Runs inside the target's Python: the task a model is, as the target's own wrapper decides it, and the batch its
-loss reads.
+"""Runs inside the target's Python: the task a model is, as the target's own wrapper decides it, the batch its
+loss reads and the dataset layout its trainer reads.
 
 The task is never guessed here: the wrapper the target's entry point picks (``YOLO``, ``RTDETR``, ``YOLOWorld``,
 ``YOLOE``, a fork's own class) runs its ``guess_model_task`` on the YAML and maps the task to a model class, trainer
@@ -7,12 +7,18 @@ and validator through its ``task_map``; :func:`describe` reports what it chose, 
 from the target's own tables (``TASK2DATA``, ``TASK2METRIC``). What differs per task here is data keyed by the
 target's task names (:data:`BATCH_PARTS`), filled with the shapes the built model has (``nc``, ``kpt_shape``) and
 the mask layout its hyperparameters ask for; :func:`task_batch` is pure Python, :func:`to_tensors` makes it torch.
+The smoke training's dataset per task is data too (:data:`DATASETS`: label lines, label images or class folders, as
+the targets' loaders read them). An open-vocabulary model (one that encodes class names with a text encoder, a
+download) is checked on the class embeddings it stores (:func:`stored_embeddings`), and says what that leaves out.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
+import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 # Every image of the synthetic batch holds these objects: normalised centre x, y, width, height and an angle in
@@ -167,7 +173,51 @@ def to_tensors(batch: dict) -> dict:
     return tensors
 
 
+# An open-vocabulary model's loss reads the class embeddings its trainer makes with a text encoder (a download):
+# the batch key -> the model's attribute holding the embeddings it was built or saved with, which the backward check
+# uses instead (YOLO-World's txt_feats; YOLOE's loss falls back to its stored ``pe`` by itself).
+STORED_EMBEDDINGS = {"txt_feats": "txt_feats"}
+# The method a model encodes class names with: the mark of an open-vocabulary model (WorldModel, YOLOEModel)
+TEXT_ENCODER_METHOD = "get_text_pe"
+ENCODER_NAME = re.compile(r"""build_text_model\(\s*["']([^"']+)["']""")
+
+
+def stored_embeddings(model, images: int) -> dict:
+    """The batch entries (:data:`STORED_EMBEDDINGS`) a model's loss reads, from the embeddings it stores, one row per
+    image of the batch; empty for a closed-vocabulary model."""
+    found = {}
+    for key, attribute in STORED_EMBEDDINGS.items():
+        value = getattr(model, attribute, None)
+        if getattr(value, "ndim", 0) == 3:
+            found[key] = value.expand(images, *value.shape[1:]) if value.shape[0] == 1 else value
+    return found
+
+
+def text_encoder(model) -> str | None:
+    """The text encoder an open-vocabulary model names its classes with (its ``text_model``, or the one its
+    ``get_text_pe`` builds), "a text encoder" where neither says; None for a closed-vocabulary model."""
+    method = getattr(model, TEXT_ENCODER_METHOD, None)
+    if method is None:
+        return None
+    named = getattr(model, "text_model", None)
+    if not named:
+        try:
+            found = ENCODER_NAME.search(inspect.getsource(method))
+        except (OSError, TypeError):
+            found = None
+        named = found.group(1) if found else None
+    return str(named) if named else "a text encoder"
+
+
+def open_vocabulary_note(model, encoder: str, trainer: str | None) -> str:
+    """What verify did not check on an open-vocabulary model, and why, in one line."""
+    return (f"open vocabulary ({type(model).__name__}): forward and backward ran on the class embeddings the model "
+            f"stores; not checked: its text encoder {encoder} (new class names, and --train, whose "
+            f"{trainer or 'trainer'} encodes the dataset's names with it), whose weights are a download")
+
+
 # The smoke training's synthetic dataset draws class 0 as a filled rectangle and class 1 as a filled ellipse.
+SHAPE_NAMES = ("rectangle", "ellipse")
 ELLIPSE_POINTS = 16
 
 
@@ -209,10 +259,54 @@ def keypoints_label(cls: int, box: tuple[int, int, int, int], imgsz: int, model_
     return " ".join([box_label(cls, box, imgsz, model_yaml), *values])
 
 
-# The label line of one object in each task's YOLO-format dataset (tasks missing here get no smoke training yet)
-DATASET_LABELS = {"detect": box_label, "segment": polygon_label, "obb": corners_label, "pose": keypoints_label}
-# The keys of the model YAML a task's dataset YAML repeats (its loader checks the labels against them)
-DATASET_KEYS = {"pose": ("kpt_shape",)}
+class PixelMap(NamedTuple):
+    """A per-pixel label image beside each picture: ``folder/train/imN.png`` of ``dtype`` (``uint8``/``uint16``),
+    ``background`` everywhere, each drawn shape filled with ``value(cls, k)`` (its class, its index k in the image)."""
+
+    folder: str
+    dtype: str
+    background: int
+    value: Callable[[int, int], int]
+
+
+class DatasetLayout(NamedTuple):
+    """How a task's trainer reads a dataset, as the targets' own loaders do: a label line per object
+    (``labels/train/imN.txt``), a label image per picture (:class:`PixelMap`), or one folder per class
+    (``train/<class>/``, the folder itself passed as ``data``). ``yaml`` holds the dataset YAML's entries the loader
+    reads beyond ``path``/``train``/``val``/``names``; ``model_keys`` the model YAML's keys it repeats."""
+
+    label: Callable | None = None
+    pixel_map: PixelMap | None = None
+    by_class: bool = False
+    names: tuple[str, ...] = SHAPE_NAMES
+    yaml: dict = {}
+    model_keys: tuple[str, ...] = ()
+    one_shape: bool = False  # one shape per image: its class is the image's (classification)
+
+
+DEPTH_SCALE = 1000  # depth PNG units per metre: Ultralytics' uint16 depth maps (its ``depth_scale``)
+# The layout each task's trainer reads, keyed by the targets' task names (tasks missing here get no smoke training).
+# Semantic: class-id PNGs in masks/ (``masks_dir``), the background a class of its own; depth: uint16 PNGs in depth/
+# beside images/, objects nearer (1-3 m) than a 4 m background.
+DATASETS = {
+    "detect": DatasetLayout(label=box_label),
+    "segment": DatasetLayout(label=polygon_label),
+    "obb": DatasetLayout(label=corners_label),
+    "pose": DatasetLayout(label=keypoints_label, model_keys=("kpt_shape",)),
+    "classify": DatasetLayout(by_class=True, one_shape=True),
+    "semantic": DatasetLayout(pixel_map=PixelMap("masks", "uint8", len(SHAPE_NAMES), lambda cls, k: cls),
+                              names=(*SHAPE_NAMES, "background"), yaml={"masks_dir": "masks"}),
+    "depth": DatasetLayout(pixel_map=PixelMap("depth", "uint16", 4 * DEPTH_SCALE,
+                                              lambda cls, k: (1 + k % 3) * DEPTH_SCALE),
+                           names=("depth",), yaml={"depth_scale": DEPTH_SCALE}),
+}
+
+
+def dataset_yaml(layout: DatasetLayout, folder: str, model_yaml: dict) -> dict:
+    """The dataset YAML of a smoke-training set in ``folder`` (absolute paths: YOLOv7 reads no ``path:`` key)."""
+    images = f"{folder}/images/train"
+    return {"path": folder, "train": images, "val": images, "nc": len(layout.names), "names": list(layout.names),
+            **layout.yaml, **{key: model_yaml[key] for key in layout.model_keys}}
 
 
 def reported_task(data: dict) -> str | None:

@@ -25,6 +25,7 @@ NUMPY_ALIASES = "numpy.int = int; numpy.float = float; numpy.trapz = getattr(num
 # check_safe_reload reloads the checkpoint in a fresh process: the runner script in its predict mode
 VERIFY_RUNNER = Path(__file__).with_name("verify_runner.py")
 TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
+SMOKE_IMAGES = 6  # nor does the number of images: a few batches of the smallest batch size
 # What every target's trainer logs when it starts from a checkpoint (Ultralytics' BaseModel.load, the train.py scripts)
 TRANSFERRED = re.compile(r"Transferred (\d+)/(\d+) items")
 
@@ -38,38 +39,73 @@ SCRIPT_HYP = {
 }
 
 
-def make_dataset(folder: Path, imgsz: int, count: int = 6, seed: int = 0, task: str = "detect",
+def make_dataset(folder: Path, imgsz: int, count: int = SMOKE_IMAGES, seed: int = 0, task: str = "detect",
                  model_yaml: dict | None = None) -> Path:
-    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their YOLO labels for ``task``
-    (of the model ``model_yaml``: a pose dataset has its ``kpt_shape``)."""
-    import cv2
+    """A few images with coloured rectangles (class 0) and ellipses (class 1) and their labels in the layout
+    ``task``'s trainer reads (:data:`yf_tasks.DATASETS`; a pose dataset has ``model_yaml``'s ``kpt_shape``); returns
+    what its trainer takes as ``data``: the dataset YAML, or the folder of a class-per-folder set."""
     import numpy as np
 
+    layout = yf_tasks.DATASETS[task]
     rng = np.random.default_rng(seed)
-    images, labels = folder / "images" / "train", folder / "labels" / "train"
-    images.mkdir(parents=True, exist_ok=True)
-    labels.mkdir(parents=True, exist_ok=True)
     for n in range(count):
         img = np.full((imgsz, imgsz, 3), rng.integers(0, 255, 3), dtype=np.uint8)
-        lines = []
-        for _ in range(int(rng.integers(1, 4))):
+        shapes = []
+        for _ in range(1 if layout.one_shape else int(rng.integers(1, 4))):
             w, h = (int(v) for v in rng.integers(imgsz // 6, imgsz // 2, 2))
             x0, y0 = int(rng.integers(0, imgsz - w)), int(rng.integers(0, imgsz - h))
             colour = tuple(int(c) for c in rng.integers(0, 255, 3))
-            cls = int(rng.integers(0, 2))
-            if cls == 0:
-                cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), colour, -1)
-            else:
-                cv2.ellipse(img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, colour, -1)
-            lines.append(yf_tasks.DATASET_LABELS[task](cls, (x0, y0, w, h), imgsz, model_yaml or {}))
-        cv2.imwrite(str(images / f"im{n}.jpg"), img)
-        (labels / f"im{n}.txt").write_text("\n".join(lines) + "\n")
+            cls = n % 2 if layout.one_shape else int(rng.integers(0, 2))  # every class has an image
+            draw_shape(img, cls, (x0, y0, w, h), colour)
+            shapes.append((cls, (x0, y0, w, h)))
+        write_example(folder, f"im{n}", img, shapes, layout, model_yaml or {})
+    if layout.by_class:
+        return folder
     data = folder / "data.yaml"
-    # Absolute paths: YOLOv7 reads no ``path:`` key
-    data.write_text(json.dumps({"path": str(folder), "train": str(images), "val": str(images),
-                                "nc": 2, "names": ["rectangle", "ellipse"],
-                                **{key: model_yaml[key] for key in yf_tasks.DATASET_KEYS.get(task, ())}}))
+    data.write_text(json.dumps(yf_tasks.dataset_yaml(layout, str(folder), model_yaml or {})))
     return data
+
+
+def draw_shape(canvas, cls: int, box: tuple[int, int, int, int], value) -> None:
+    """Class 0 as a filled rectangle, class 1 as a filled ellipse, in ``value`` (a colour or a label value)."""
+    import cv2
+
+    x0, y0, w, h = box
+    if cls == 0:
+        cv2.rectangle(canvas, (x0, y0), (x0 + w, y0 + h), value, -1)
+    else:
+        cv2.ellipse(canvas, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, value, -1)
+
+
+def write_example(folder: Path, stem: str, img, shapes: list, layout, model_yaml: dict) -> None:
+    """One image and its labels in ``layout``: ``images/train/`` with a text label or a label image beside it, or
+    ``train/<class>/`` and ``val/<class>/`` (the class of its one shape)."""
+    import cv2
+    import numpy as np
+
+    imgsz = img.shape[0]
+    splits = [folder / split / layout.names[shapes[0][0]] for split in ("train", "val")] if layout.by_class else \
+        [folder / "images" / "train"]
+    for where in splits:
+        where.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(where / f"{stem}.jpg"), img)
+    if layout.label:
+        labels = folder / "labels" / "train"
+        labels.mkdir(parents=True, exist_ok=True)
+        lines = [layout.label(cls, box, imgsz, model_yaml) for cls, box in shapes]
+        (labels / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    if layout.pixel_map:
+        spec = layout.pixel_map
+        label_image = np.full(img.shape[:2], spec.background, dtype=spec.dtype)
+        for k, (cls, box) in enumerate(shapes):
+            draw_shape(label_image, cls, box, int(spec.value(cls, k)))
+        (folder / spec.folder / "train").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / spec.folder / "train" / f"{stem}.png"), label_image)
+
+
+def dataset_images(folder: Path) -> list[Path]:
+    """The training images of a smoke-training set written by :func:`make_dataset`, in order."""
+    return sorted(p for p in folder.rglob("*.jpg") if "val" not in p.relative_to(folder).parts)
 
 
 def provide_fonts() -> None:
@@ -134,6 +170,7 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
     wrapper_name, wrapper_spec = wrapper_cls.__name__, f"{wrapper_cls.__module__}:{wrapper_cls.__name__}"
     data = make_dataset(workdir / "data", imgsz, task=yf_tasks.reported_task(report.data) or "detect",
                         model_yaml=cfg_dict)
+    image = dataset_images(workdir / "data")[0]
     started = time.perf_counter()
     try:
         with LogLines(facts["package"]) as log:
@@ -153,27 +190,37 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
                             "transferred": moved,
                             # the integrations (and analytics) the settings let the trainer load
                             "callbacks": sorted({f.__module__ for fs in trainer.callbacks.values() for f in fs})}
-    report.check("train", status, f"1 epoch on {len(list((workdir / 'data/images/train').iterdir()))} synthetic "
-                 f"images at {imgsz} with {wrapper_name}.train ({type(trainer).__name__}) in "
-                 f"{time.perf_counter() - started:.0f} s" + start)
-    image = next((workdir / "data" / "images" / "train").iterdir())
+    report.check("train", status, f"1 epoch on {SMOKE_IMAGES} synthetic images at {imgsz} with {wrapper_name}.train "
+                 f"({type(trainer).__name__}) in {time.perf_counter() - started:.0f} s" + start)
     try:
-        boxes = predict_with_wrapper(facts["package"], wrapper_spec, weights, image, imgsz)
+        predicted = predict_with_wrapper(facts["package"], wrapper_spec, weights, image, imgsz)
     except Exception as exc:
         return report.check("reload", "fail", f"{wrapper_name}('{weights.name}') + predict failed: "
                             f"{yf_facts.one_line(exc)}", where=yf_facts.where_in_traceback(exc))
-    report.check("reload", "pass", f"{wrapper_name}('{weights.name}') reloaded and predicted ({boxes} boxes)")
+    report.check("reload", "pass", f"{wrapper_name}('{weights.name}') reloaded and predicted ({predicted})")
     if facts["safe_load_env"] and yf_facts.version_at_least(facts["version"], facts["safe_load_since"]):
         return check_safe_reload(report, facts, wrapper_spec, weights, image, imgsz)
     return True
 
 
-def predict_with_wrapper(package: str, wrapper: str, weights: Path, image: Path, imgsz: int) -> int:
-    """``wrapper``: a class of the package (``YOLO``) or ``"module:Class"`` (a fork's own, wherever it lives)."""
+def predict_with_wrapper(package: str, wrapper: str, weights: Path, image: Path, imgsz: int) -> str:
+    """What the reloaded model predicts for ``image`` (:func:`prediction`). ``wrapper``: a class of the package
+    (``YOLO``) or ``"module:Class"`` (a fork's own, wherever it lives)."""
     spec = wrapper if ":" in wrapper else f"{package}:{wrapper}"
     model = yf_facts.load_callable(spec)(str(weights))
     results = model.predict(str(image), imgsz=imgsz, device="cpu", verbose=False, save=False)
-    return len(results[0].boxes) if results and results[0].boxes is not None else 0
+    return prediction(results[0] if results else None)
+
+
+def prediction(result) -> str:
+    """A prediction in a few words, whatever its task: the result's outputs (its ``_keys``: boxes, masks, probs,
+    keypoints, obb, semantic_mask, depth) that are set, each with the shape of its data."""
+    if result is None:
+        return "no result"
+    outputs = [(key, getattr(result, key, None)) for key in getattr(result, "_keys", ("boxes",))]
+    shown = [f"{key} " + "x".join(str(n) for n in getattr(getattr(value, "data", value), "shape", ()))
+             for key, value in outputs if value is not None]
+    return ", ".join(shown) or "nothing"
 
 
 def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper: str, weights: Path, image: Path,
@@ -191,7 +238,7 @@ def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper: str, weight
         return report.check("safe_reload", "fail",
                             f"with {env_name}=1 the checkpoint does not reload: {answer['error']}",
                             hint=f"place the module's file directly in {facts['modules_dir']}/ (yamlforge apply does)")
-    return report.check("safe_reload", "pass", f"reloaded with {env_name}=1 and predicted ({answer['boxes']} boxes)")
+    return report.check("safe_reload", "pass", f"reloaded with {env_name}=1 and predicted ({answer['predicted']})")
 
 
 def start_from_checkpoint(output: str, pretrained: str | None) -> tuple[str, dict | None, str]:
@@ -307,10 +354,14 @@ def check_train(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, 
     if report.failed():
         report.check("train", "skip", "not run: an earlier check failed")
         return
+    if report.data.get("text_encoder"):
+        report.check("train", "skip", f"not run: the trainer encodes the dataset's class names with the text encoder "
+                     f"{report.data['text_encoder']}, whose weights are a download (see the note)")
+        return
     task = yf_tasks.reported_task(report.data)
-    if task and task not in yf_tasks.DATASET_LABELS:
+    if task and task not in yf_tasks.DATASETS:
         report.check("train", "skip", f"not run: yamlforge writes no synthetic {task} dataset yet "
-                     f"(it writes {', '.join(yf_tasks.DATASET_LABELS)} datasets)")
+                     f"(it writes {', '.join(yf_tasks.DATASETS)} datasets)")
         return
     if needs_legacy_load(facts):
         import torch
