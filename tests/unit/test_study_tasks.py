@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import ast
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
 from yamlforge.errors import YamlforgeError
+from yamlforge.runners.train_runner import script_hyp
+from yamlforge.runners.yf_train import SCRIPT_HYP
 from yamlforge.scratch import pristine_checkout
-from yamlforge.study.plan import parse_options
+from yamlforge.study.plan import Hyper, Plan, Variant, parse_options
 from yamlforge.study.tasks import METRIC_COLUMNS, check_data_task, metric_columns, model_task
 from yamlforge.study.trial import read_results
 
@@ -128,3 +133,34 @@ def test_set_options_are_yaml_scalars(pairs, options):
 def test_set_without_a_value_is_refused():
     with pytest.raises(YamlforgeError, match="--set takes KEY=VALUE"):
         parse_options(["nbs"])
+
+
+def test_the_plans_task_and_trainer_options_survive_json_and_change_its_fingerprint():
+    made = Plan("yolov8n-seg", "/repo", "/data.yaml", "ultralytics 8.4.190", (0,),
+                Hyper(epochs=2, imgsz=64, options={"nbs": 4}), (Variant("base", (), "models/yolov8n-seg.yaml"),),
+                "segment")
+    again = Plan.from_dict(json.loads(json.dumps(made.to_dict())))
+    assert (again.task, again.hyper.options, again.fingerprint) == ("segment", {"nbs": 4}, made.fingerprint)
+    assert replace(made, hyper=Hyper(epochs=2, imgsz=64)).fingerprint != made.fingerprint
+
+
+@pytest.mark.parametrize(("train_hyp", "default", "options", "written"), [
+    (None, False, {"lr0": 0.02}, {**SCRIPT_HYP, "lr0": 0.02}),  # no file of the target's: verify's superset
+    (None, True, {"mosaic": 0}, {"lr0": 0.01, "mosaic": 0}),     # the script's own default file
+    ("hyp.mine.yaml", True, {}, {"lr0": 0.1, "mosaic": 1.0}),     # the target's own file (YOLOv7's, from yamlforge)
+])
+def test_a_train_py_trial_reads_its_options_as_hyperparameters(tmp_path, monkeypatch, train_hyp, default, options,
+                                                               written):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hyp.mine.yaml").write_text("lr0: 0.1\nmosaic: 1.0\n")
+    if default:
+        (tmp_path / "data" / "hyps").mkdir(parents=True)
+        (tmp_path / "data" / "hyps" / "hyp.scratch-low.yaml").write_text("lr0: 0.01\nmosaic: 1.0\n")
+    facts = {"root": str(tmp_path), "train_hyp": train_hyp and str(tmp_path / train_hyp)}
+    assert yaml.safe_load(script_hyp(facts, options).read_text()) == written
+
+
+def test_a_train_py_trial_refuses_an_option_its_hyperparameters_lack(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="have no nbs"):
+        script_hyp({"root": str(tmp_path), "train_hyp": None}, {"nbs": 4})
