@@ -47,7 +47,7 @@ args: []
 requires: []
 """
 TRAINING = ["--imgsz", 64, "--batch", 4, "--workers", 0, "--seeds", 0, "--set", "nbs=4", "--set", "warmup_epochs=0",
-            "--set", "mosaic=0", "--set", "optimizer=AdamW", "--set", "lr0=0.01"]
+            "--set", "mosaic=0", "--set", "optimizer=AdamW", "--set", "lr0=0.01", "--set", "plots=False"]
 
 
 def invoke(*args) -> list[dict]:
