@@ -78,7 +78,7 @@ def ultralytics(checkout_factory, tmp_path_factory):
 
 
 def test_a_segmentation_study_reports_mask_map(ultralytics, tmp_path):
-    data = shapes_dataset(tmp_path / "shapes", count=16, imgsz=64, task="segment")
+    data = shapes_dataset(tmp_path / "shapes", count=8, imgsz=64, task="segment")
     out = tmp_path / "study"
     rows = invoke("yolov8n-seg", "--repo", ultralytics, "--data", data, "--module", "SHSA", "--at", 6, "--epochs", 2,
                   *TRAINING, "-o", out)
@@ -91,7 +91,7 @@ def test_a_segmentation_study_reports_mask_map(ultralytics, tmp_path):
 
 
 def test_a_diverging_variant_is_a_failed_row_and_the_base_finishes(ultralytics, tmp_path):
-    data = shapes_dataset(tmp_path / "shapes", count=16, imgsz=64)
+    data = shapes_dataset(tmp_path / "shapes", count=8, imgsz=64)
     rows = invoke("yolov8n", "--repo", ultralytics, "--data", data, "--module", "NaNAfter", "--at", 6, "--epochs", 2,
                   *TRAINING, "-o", tmp_path / "study")
     base, diverged = rows
@@ -101,7 +101,7 @@ def test_a_diverging_variant_is_a_failed_row_and_the_base_finishes(ultralytics, 
 
 def test_a_yolov5_study_trains_with_its_train_py(tmp_path):
     root = applied(make_checkout("yolov5", YOLOV5_RELEASE, tmp_path / "yolov5"), "--module", "SHSA")  # its own name
-    data = shapes_dataset(tmp_path / "shapes", count=16, imgsz=64)
+    data = shapes_dataset(tmp_path / "shapes", count=8, imgsz=64)
     out = tmp_path / "study"
     rows = invoke("yolov5n", "--repo", root, "--data", data, "--module", "SHSA", "--at", 6, "--epochs", 1,
                   "--imgsz", 64, "--batch", 8, "--workers", 0, "-o", out)
