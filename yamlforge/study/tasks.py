@@ -19,11 +19,15 @@ from ..targets import TASK_SUFFIXES
 DEFAULT_TASK = "detect"
 # (metric, mAP50) columns of each task's results.csv, as the trainers name them; a file is read with the first pair
 # it has. YOLOv5/v9's detection columns have no box suffix; their segmentation ones name boxes (B) and masks (M).
+# Tasks without an mAP50 give their second figure in its place (top-5 accuracy, pixel accuracy, delta2).
 METRIC_COLUMNS = {
     "detect": (("metrics/mAP50-95(B)", "metrics/mAP50(B)"), ("metrics/mAP_0.5:0.95", "metrics/mAP_0.5")),
     "segment": (("metrics/mAP50-95(M)", "metrics/mAP50(M)"), ("metrics/mAP_0.5:0.95(M)", "metrics/mAP_0.5(M)")),
     "pose": (("metrics/mAP50-95(P)", "metrics/mAP50(P)"),),
     "obb": (("metrics/mAP50-95(B)", "metrics/mAP50(B)"),),
+    "classify": (("metrics/accuracy_top1", "metrics/accuracy_top5"),),
+    "semantic": (("metrics/mIoU", "metrics/pixel_acc"),),
+    "depth": (("metrics/delta1", "metrics/delta2"),),
 }
 # The head module of a model YAML's last layer names its task, as Ultralytics' guess_model_task reads it (the
 # first word the lower-cased name contains): Segment, DSegment, DualDDetect, Pose, OBB, Classify
