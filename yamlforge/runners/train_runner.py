@@ -12,7 +12,6 @@ a checkpoint that does not load (the trainer was killed writing it) is a fresh s
 from __future__ import annotations
 
 import argparse
-import collections
 import importlib
 import json
 import os
@@ -99,12 +98,12 @@ def train_with_script(args, facts: dict, save_dir: Path, resumed: bool) -> str |
         cmd += ["--workers", str(args.workers)] if args.workers is not None else []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env=yf_train.script_env(facts, Path.cwd())) as process:
-        tail = collections.deque(maxlen=1)
-        for line in process.stdout:
+        last = "no output"
+        for line in process.stdout:  # the trial's train.log, and its reason when it fails: the last line
             sys.stderr.write(line)
-            tail.extend([line.strip()] if line.strip() else [])
+            last = line.strip() or last
     if process.returncode:
-        return f"{script.name} exited with {process.returncode}: {tail[0] if tail else 'no output'}"
+        return f"{script.name} exited with {process.returncode}: {last}"
     return None
 
 
