@@ -23,6 +23,8 @@ def ablate_command(
     batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 16,
     workers: Annotated[int | None, typer.Option("--workers", help="Dataloader workers.")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds, each a repeat of every row: 0,1,2.")] = "0",
+    options: Annotated[list[str] | None, typer.Option(
+        "--set", help="KEY=VALUE: a trainer option of every trial (repeatable): nbs=8, lr0=0.01.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="The study's folder (plan, trials).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json (rows as a list).")] = "table",
     report: Annotated[bool, typer.Option("--report", help="Print the table of the study in DIR only.")] = False,
@@ -36,7 +38,7 @@ def ablate_command(
     """
     from ..check.compare import check_output_format
     from ..study.engine import run_study
-    from ..study.plan import Hyper, StudyRequest, parse_numbers
+    from ..study.plan import Hyper, StudyRequest, parse_numbers, parse_options
     from ..study.report import render, study_rows
 
     check_output_format(fmt)
@@ -50,7 +52,8 @@ def ablate_command(
                                  "a folder", where=missing[0], hint="or ablate DIR --report for a study's table")
         request = StudyRequest(base, repo, data, module, parse_numbers(at, "--at"), output,
                                parse_numbers(seeds, "--seeds"),
-                               Hyper(epochs=epochs, imgsz=imgsz, batch=batch, workers=workers))
+                               Hyper(epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
+                                     options=parse_options(options or [])))
         rows = run_study(request, engine=engine, retry_failed=retry_failed, python=python, progress=stderr)
     typer.echo(render(rows, fmt))
 

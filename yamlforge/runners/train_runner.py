@@ -4,7 +4,8 @@
 --save-dir FOLDER ...`` with the trial's folder as working directory. The trainer writes everything a study reports
 (``results.csv``, ``weights/last.pt``, ``weights/best.pt``) into ``--save-dir``; the one JSON answer only says whether
 it finished (``failed``: the trainer's own exception in one line). With ``--resume`` and a ``weights/last.pt`` there,
-the trainer continues from that checkpoint with its own resume (``resume=True``), the hyperparameters it recorded;
+the trainer continues from that checkpoint with its own resume (``resume=True``, train.py's ``--resume last.pt``), the
+hyperparameters it recorded;
 a checkpoint that does not load (the trainer was killed writing it) is a fresh start (``restarted``: why).
 """
 
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,16 +43,14 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--deterministic", action="store_true")
+    parser.add_argument("--options", default="{}", help="JSON: more trainer options (train.py: hyperparameters)")
     parser.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/weights/last.pt if it exists")
     return parser.parse_args(argv)
 
 
 def train(args, facts: dict) -> dict:
-    """The wrapper's own ``.train()`` (the class verify's smoke training picks by the model's head)."""
+    """The target's own trainer (the wrapper's ``.train()``, or its train.py chosen by the head) on the dataset."""
     yf_facts.put_checkout_on_path(facts["path_entry"])
-    if facts["trainer"] != "wrapper":
-        return {"schema": SCHEMA, "failed": f"{facts['kind']} trains with its train.py scripts; a study runs only the "
-                                            "Ultralytics trainer yet"}
     if yf_train.needs_legacy_load(facts):
         os.environ[yf_facts.LEGACY_LOAD_ENV] = "1"
     yf_train.provide_fonts()
@@ -59,19 +60,71 @@ def train(args, facts: dict) -> dict:
     if restarted:  # killed while the trainer wrote it: what it had is lost, the trial starts over
         shutil.rmtree(save_dir)
     resumed = bool(args.resume and last.is_file())
+    try:
+        failed = TRAINERS[facts["trainer"]](args, facts, save_dir, resumed)
+    except Exception as exc:  # the trainer's own failure (out of memory, a crash in the model): the trial's reason
+        failed = yf_facts.one_line(exc)
+    if failed:
+        return {"schema": SCHEMA, "failed": failed, "resumed": resumed, "restarted": restarted}
+    return {"schema": SCHEMA, "save_dir": str(save_dir), "resumed": resumed, "restarted": restarted}
+
+
+def train_with_wrapper(args, facts: dict, save_dir: Path, resumed: bool) -> None:
+    """The wrapper's own ``.train()`` (the class verify's smoke training picks by the model's head); with
+    ``resumed``, its ``resume=True`` from ``last.pt``. Its exceptions are the trial's reason."""
     wrapper = getattr(importlib.import_module(facts["package"]),
                       yf_facts.by_head(facts["wrappers"], yf_build.load_yaml_dict(facts, args.yaml)))
     options = {"workers": args.workers} if args.workers is not None else {}
-    try:
-        if resumed:
-            wrapper(str(last)).train(resume=True, **options)
-        else:
-            wrapper(args.yaml).train(data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                                     seed=args.seed, deterministic=args.deterministic, project=str(save_dir.parent),
-                                     name=save_dir.name, exist_ok=True, verbose=False, **options)
-    except Exception as exc:  # the trainer's own failure (out of memory, a crash in the model): the trial's reason
-        return {"schema": SCHEMA, "failed": yf_facts.one_line(exc), "resumed": resumed, "restarted": restarted}
-    return {"schema": SCHEMA, "save_dir": str(save_dir), "resumed": resumed, "restarted": restarted}
+    if resumed:
+        wrapper(str(save_dir / "weights" / "last.pt")).train(resume=True, **options)
+        return None
+    wrapper(args.yaml).train(data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed,
+                             deterministic=args.deterministic, project=str(save_dir.parent), name=save_dir.name,
+                             exist_ok=True, verbose=False, **options, **json.loads(args.options))
+    return None
+
+
+def train_with_script(args, facts: dict, save_dir: Path, resumed: bool) -> str | None:
+    """The checkout's train.py chosen by the head (``segment/train.py`` for a Segment head), in a subprocess with
+    its output on stderr; with ``resumed``, its own ``--resume last.pt``. Returns why it failed (its last line)."""
+    script = Path(facts["root"]) / yf_facts.by_head(facts["train_scripts"], yf_build.load_yaml_dict(facts, args.yaml))
+    if resumed:
+        cmd = [sys.executable, str(script), "--resume", str(save_dir / "weights" / "last.pt")]
+    else:
+        cmd = [sys.executable, str(script), "--cfg", str(Path(args.yaml).resolve()), "--data", args.data,
+               "--hyp", str(script_hyp(facts, json.loads(args.options))), "--weights", "", "--epochs",
+               str(args.epochs), "--batch-size", str(args.batch), "--img", str(args.imgsz), "--seed", str(args.seed),
+               "--project", str(save_dir.parent), "--name", save_dir.name, "--exist-ok", *facts["train_flags"]]
+        cmd += ["--workers", str(args.workers)] if args.workers is not None else []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=yf_train.script_env(facts, Path.cwd())) as process:
+        last = "no output"
+        for line in process.stdout:  # the trial's train.log, and its reason when it fails: the last line
+            sys.stderr.write(line)
+            last = line.strip() or last
+    if process.returncode:
+        return f"{script.name} exited with {process.returncode}: {last}"
+    return None
+
+
+def script_hyp(facts: dict, options: dict) -> Path:
+    """The hyperparameter file a train.py trial reads, in the trial's folder: the target's own (YOLOv7's from
+    yamlforge), else the script's default ``data/hyps/hyp.scratch-low.yaml``, else verify's superset; ``options``
+    replace its values. A key the file lacks is refused: the script would not read it."""
+    import yaml
+
+    default = Path(facts["root"]) / "data" / "hyps" / "hyp.scratch-low.yaml"
+    source = facts["train_hyp"] or (str(default) if default.is_file() else None)
+    hyp = yaml.safe_load(Path(source).read_text(encoding="utf-8")) if source else dict(yf_train.SCRIPT_HYP)
+    unknown = sorted(set(options) - set(hyp))
+    if unknown:
+        raise ValueError(f"the train.py hyperparameters have no {', '.join(unknown)} (they have {', '.join(hyp)})")
+    path = Path.cwd() / "hyp.yaml"
+    path.write_text(yaml.safe_dump({**hyp, **options}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+TRAINERS = {"wrapper": train_with_wrapper, "script": train_with_script}
 
 
 def unloadable(checkpoint: Path) -> str | None:

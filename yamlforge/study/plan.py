@@ -17,6 +17,7 @@ from ..errors import YamlforgeError
 from ..modelyaml.compile import GenRequest, compile_yaml
 from ..modelyaml.edits import parse_edit
 from ..targets import detect_target
+from .tasks import check_data_task, model_task
 
 SCHEMA = "yamlforge.study/1"
 PLAN_FILE = "plan.json"
@@ -25,13 +26,15 @@ BASE_ROW = "base"
 
 @dataclass(frozen=True)
 class Hyper:
-    """One set of training options for every trial (``workers``: None keeps the trainer's default)."""
+    """One set of training options for every trial (``workers``: None keeps the trainer's default; ``options``: more
+    of the trainer's own, by its names: Ultralytics' train arguments, the train.py scripts' hyperparameters)."""
 
     epochs: int = 100
     imgsz: int = 640
     batch: int = 16
     workers: int | None = None
     deterministic: bool = True
+    options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Plan:
     seeds: tuple[int, ...]
     hyper: Hyper
     variants: tuple[Variant, ...]
+    task: str | None = None  # the base's (tasks.model_task): its dataset check and its metric columns
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -84,7 +88,7 @@ class Plan:
     def from_dict(cls, raw: dict) -> Plan:
         variants = tuple(Variant(v["name"], tuple(v["edits"]), v["yaml"], v["refused"]) for v in raw["variants"])
         return cls(raw["base"], raw["repo"], raw["data"], raw["target"], tuple(raw["seeds"]), Hyper(**raw["hyper"]),
-                   variants)
+                   variants, raw.get("task"))
 
 
 def trial_name(variant: Variant, seed: int) -> str:
@@ -93,6 +97,11 @@ def trial_name(variant: Variant, seed: int) -> str:
 
 def check_data(data: Path) -> Path:
     """The dataset YAML, absolute: it must exist and name a ``val`` split (every row is validated on it)."""
+    return read_data(data)[0]
+
+
+def read_data(data: Path) -> tuple[Path, dict]:
+    """:func:`check_data`'s path and the YAML's mapping."""
     import yaml
 
     path = data.expanduser().resolve()
@@ -105,13 +114,13 @@ def check_data(data: Path) -> Path:
     if not isinstance(raw, dict) or not raw.get("val"):
         raise YamlforgeError("the dataset YAML has no 'val' split: every row is validated on it", where=str(data),
                              hint="add 'val: images/val' (a folder, a .txt list or a list of them)")
-    return path
+    return path, raw
 
 
 def make_plan(request: StudyRequest) -> tuple[Plan, dict[str, str]]:
     """The base row and one row per ``--at`` position, compiled by gen-yaml, with their YAML texts by relative path
     (nothing written yet)."""
-    data = check_data(request.data)
+    data, data_yaml = read_data(request.data)
     if request.hyper.epochs < 1 or request.hyper.batch < 1 or request.hyper.imgsz < 32:
         raise YamlforgeError("--epochs and --batch must be at least 1 and --imgsz at least 32", where="--epochs")
     if not request.seeds or len(set(request.seeds)) != len(request.seeds):
@@ -120,6 +129,8 @@ def make_plan(request: StudyRequest) -> tuple[Plan, dict[str, str]]:
     base = compile_yaml(GenRequest(request.base, repo=request.repo, output=_model_path(request.out, stem),
                                    dry_run=True, force=True))
     check_positions(request.at, base.new_text)
+    task = model_task(request.base, base.new_text)
+    check_data_task(task, data, data_yaml)
     variants = [Variant(BASE_ROW, (), _relative(base.output_path, request.out))]
     texts = {variants[0].yaml: base.new_text}
     module_name = re.sub(r"\W+", "", request.module.partition("(")[0]) or "module"
@@ -137,7 +148,7 @@ def make_plan(request: StudyRequest) -> tuple[Plan, dict[str, str]]:
         texts[variants[-1].yaml] = result.new_text
     root = base.root if base.root is not None else Path.cwd()
     plan = Plan(request.base, str(root), str(data), detect_target(root).label, tuple(request.seeds), request.hyper,
-                tuple(variants))
+                tuple(variants), task)
     return plan, texts
 
 
@@ -158,6 +169,22 @@ def parse_numbers(text: str, option: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise YamlforgeError(f"{option} takes whole numbers separated by commas, got '{text}'", where=option) from None
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``--set nbs=8 --set optimizer=SGD`` -> {"nbs": 8, "optimizer": "SGD"} (values read as YAML scalars)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise YamlforgeError(f"--set takes KEY=VALUE, got '{pair}'", where="--set")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options
 
 
 def _model_path(out: Path, stem: str) -> Path:

@@ -41,4 +41,5 @@ def _curves(variant: Variant, plan: Plan, out: Path) -> dict[str, dict]:
     """Each trial of ``variant``: its per-epoch metric from its ``results.csv`` (none for a refused row)."""
     if variant.refused is not None:
         return {}
-    return {trial_name(variant, seed): read_curve(Trial.of(out, variant, seed).results_csv) for seed in plan.seeds}
+    return {trial_name(variant, seed): read_curve(Trial.of(out, variant, seed).results_csv, plan.task)
+            for seed in plan.seeds}

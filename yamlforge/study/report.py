@@ -102,7 +102,8 @@ def study_rows(out: Path, plan: Plan | None = None) -> list[StudyRow]:
     rows = []
     for variant in plan.variants:
         trials = [Trial.of(out, variant, seed) for seed in plan.seeds]
-        row = variant_row(variant, [t.state() for t in trials], [read_results(t.results_csv) for t in trials])
+        results = [read_results(t.results_csv, plan.task) for t in trials]
+        row = variant_row(variant, [t.state() for t in trials], results)
         size = measured.get(variant.name, {})
         rows.append(replace(row, parameters=size.get("parameters"), gflops=size.get("gflops")))
     return with_differences(rows)

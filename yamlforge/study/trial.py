@@ -18,13 +18,13 @@ from pathlib import Path
 from ..target_python import RUNNERS, run_runner
 from ..targets import Target
 from .plan import Hyper, Plan, Variant, trial_name
+from .tasks import metric_columns
 
 RUNNER = RUNNERS / "train_runner.py"
 STATE_FILE = "trial.json"
 SAVE_DIR = "train"
 TIMEOUT = 7 * 24 * 3600  # a training may take days; a hung one is the user's to stop (Ctrl-C, then rerun)
-# The columns of Ultralytics' detection results.csv a study reads (older releases pad the names with spaces)
-METRIC, MAP50, EPOCH = "metrics/mAP50-95(B)", "metrics/mAP50(B)", "epoch"
+EPOCH = "epoch"  # the other columns a study reads are its task's (tasks.METRIC_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -69,29 +69,35 @@ class TrialResult:
     epochs: int
 
 
-def read_epochs(path: Path) -> list[dict[str, str]]:
-    """The rows of the trainer's ``results.csv`` that have a metric, as the trainer wrote them (names stripped)."""
+def read_epochs(path: Path, task: str | None) -> tuple[list[dict[str, str]], tuple[str, str]]:
+    """The rows of the trainer's ``results.csv`` that have ``task``'s metric, as the trainer wrote them (names and
+    values stripped: older releases and the train.py scripts pad them with spaces), and its (metric, mAP50)
+    columns."""
     try:
         with path.open(encoding="utf-8", newline="") as f:
-            rows = [{key.strip(): value.strip() for key, value in row.items()} for row in csv.DictReader(f)]
+            rows = [{key.strip(): (value or "").strip() for key, value in row.items() if key}
+                    for row in csv.DictReader(f)]
     except OSError:
-        return []
-    return [row for row in rows if row.get(METRIC)]
+        return [], ("", "")
+    columns = metric_columns(task, list(rows[0]) if rows else [])
+    if columns is None:
+        return [], ("", "")
+    return [row for row in rows if row.get(columns[0])], columns
 
 
-def read_curve(path: Path) -> dict[str, list]:
+def read_curve(path: Path, task: str | None) -> dict[str, list]:
     """``{"epochs": [...], "values": [...]}``: the validation metric of each epoch in ``results.csv``."""
-    rows = read_epochs(path)
-    return {"epochs": [int(float(row[EPOCH])) for row in rows], "values": [float(row[METRIC]) for row in rows]}
+    rows, (metric, _) = read_epochs(path, task)
+    return {"epochs": [int(float(row[EPOCH])) for row in rows], "values": [float(row[metric]) for row in rows]}
 
 
-def read_results(path: Path) -> TrialResult | None:
+def read_results(path: Path, task: str | None) -> TrialResult | None:
     """The trainer's ``results.csv`` read back (None when it has no epoch yet)."""
-    rows = read_epochs(path)
+    rows, (metric, map50) = read_epochs(path, task)
     if not rows:
         return None
-    best = max(rows, key=lambda row: _number(row[METRIC]))  # the first of equal ones: the earliest epoch
-    return TrialResult(float(best[METRIC]), float(best[MAP50]), int(float(best[EPOCH])), len(rows))
+    best = max(rows, key=lambda row: _number(row[metric]))  # the first of equal ones: the earliest epoch
+    return TrialResult(float(best[metric]), float(best[map50]), int(float(best[EPOCH])), len(rows))
 
 
 def _number(text: str) -> float:
@@ -112,7 +118,7 @@ def run_trial(trial: Trial, plan: Plan, out: Path, target: Target, *, python: st
     """Train ``trial`` (with ``resume``, from its ``last.pt``); record and return its state. A crash, a NaN metric or
     no results is a failed trial, never an exception."""
     previous = trial.state()
-    finished = read_results(trial.results_csv) if resume else None
+    finished = read_results(trial.results_csv, plan.task) if resume else None
     if finished is not None and finished.epochs >= plan.hyper.epochs:  # it ended while no driver was watching
         trial.record("done", seconds=previous.get("seconds", 0.0), resumed=False)
         return trial.state()
@@ -125,7 +131,7 @@ def run_trial(trial: Trial, plan: Plan, out: Path, target: Target, *, python: st
                         target=target, workdir=trial.folder)
     seconds = round(spent + time.perf_counter() - started, 1)
     (trial.folder / "train.log").write_text(answer.stderr, encoding="utf-8")
-    reason = failure(answer, read_results(trial.results_csv))
+    reason = failure(answer, read_results(trial.results_csv, plan.task))
     said = answer.data or {}
     resumed = {"resumed": bool(said.get("resumed")), "restarted": said.get("restarted")}
     if reason:
@@ -142,6 +148,8 @@ def runner_args(trial: Trial, plan: Plan, out: Path, *, resume: bool) -> list[st
             "--imgsz", str(hyper.imgsz), "--batch", str(hyper.batch), "--seed", str(trial.seed)]
     if hyper.workers is not None:
         args += ["--workers", str(hyper.workers)]
+    if hyper.options:
+        args += ["--options", json.dumps(hyper.options)]
     return args + (["--deterministic"] if hyper.deterministic else []) + (["--resume"] if resume else [])
 
 
