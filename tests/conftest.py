@@ -25,14 +25,43 @@ E2E = TESTS / "e2e"
 sys.path.insert(0, str(TESTS / "lib"))  # the helpers the test files share (checkout_tools, graph_checks, ...)
 
 
+# The end-to-end files that take longest alone, longest first (from one-file runs, `pytest FILE -n 0 --durations=15`,
+# and the trainings each runs). Listed files start first, then the other end-to-end files in name order, then the
+# unit files: a greedy two-worker schedule that starts with the longest leaves no long file running alone at the end.
+# Put a new long file at its place here.
+LONGEST_FIRST = (
+    "test_weights_base_e2e.py",  # six base trainings, then a training from each carried checkpoint
+    "test_timm_backbone_e2e.py",  # fifteen trainings, the 34-model sweep, an ONNX export
+    "test_scenarios_e2e.py",  # nine trainings, three of them RT-DETR at 128 on 8.0.227
+    "test_tasks_e2e.py",
+    "test_ablate_e2e.py",
+    "test_adopt_e2e.py",  # six trainings
+    "test_verify_e2e.py",
+    "test_apply_e2e.py",
+    "test_backbone_e2e.py",
+    "test_export_e2e.py",
+    "test_yolov5_yolov7_e2e.py",
+    "test_fuse_e2e.py",
+    "test_backbone_genyaml_e2e.py",
+)
+
+
+def run_order(item) -> tuple[bool, int]:
+    """End-to-end tests first, the files of LONGEST_FIRST in its order before the others (a stable sort: the
+    tests of a file keep theirs)."""
+    e2e = item.get_closest_marker("e2e") is not None
+    name = item.path.name
+    return not e2e, LONGEST_FIRST.index(name) if e2e and name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under ``tests/e2e/`` is marked ``e2e`` (so ``-m "not e2e"`` is the fast layer), and end-to-end
-    tests run first (a stable sort: files and tests keep their order): ``scripts/test``'s two workers start on the
-    long files, and the many short ones fill in at the end instead of one long file running alone."""
+    tests run first, the longest files before the others (:data:`LONGEST_FIRST`): ``scripts/test``'s two workers
+    start on the long files, and the many short ones fill in at the end instead of one long file running alone."""
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.e2e)
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    items.sort(key=run_order)
 
 
 @pytest.fixture(scope="session")

@@ -114,19 +114,18 @@ def check(yaml, cls):
     }
 
 
-print(json.dumps({
+synthetic = {
     "first-rtdetr": check("synthetic-first-rtdetr.yaml", RTDETR),
     "first-detect": check("synthetic-first-detect.yaml", YOLO),
     "third-detect": check("synthetic-third-detect.yaml", YOLO),
     "third-rtdetr": check("synthetic-third-rtdetr.yaml", RTDETR),
-}))
+}
 """
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_synthetic_backbone_builds_trains_and_reports_gflops(checkouts, version):
-    _, patched = checkouts("ultralytics", version)
-    result = run_json(patched, ULTRALYTICS_SYNTHETIC)
+def test_synthetic_backbone_builds_trains_and_reports_gflops(patched_run, version):
+    result = patched_run(version)["synthetic"]
 
     first, third = result["first-detect"], result["third-detect"]
     # layer 0 takes slots 0-2, so the head's first row is 3 and Detect (row 14 of the YAML) is slot 16
@@ -156,7 +155,7 @@ import torch
 from ultralytics import RTDETR, YOLO
 from ultralytics.utils.torch_utils import get_flops
 
-result = {}
+stock = {}
 for yaml, cls in (("yolov8n.yaml", YOLO), ("rtdetr-l.yaml", RTDETR)):
     torch.manual_seed(0)
     net = cls(yaml).model.eval()
@@ -165,27 +164,44 @@ for yaml, cls in (("yolov8n.yaml", YOLO), ("rtdetr-l.yaml", RTDETR)):
         out = net(x)
     first = out[0] if isinstance(out, (list, tuple)) else out
     torch.save(first, f"{sys.argv[1]}/{yaml}.pt")
-    result[yaml] = {"params": sum(p.numel() for p in net.parameters())}
+    stock[yaml] = {"params": sum(p.numel() for p in net.parameters())}
     if cls is RTDETR:
-        result[yaml]["gflops"] = get_flops(net, 640)
-print(json.dumps(result))
+        stock[yaml]["gflops"] = get_flops(net, 640)
 """
+
+PRINT_STOCK = '\nprint(json.dumps({"stock": stock}))\n'
+
+
+@pytest.fixture(scope="module")
+def patched_run(checkouts, tmp_path_factory):
+    """``patched_run(version)`` -> what one subprocess of the patched checkout found, made once for both tests of the
+    version (one interpreter start instead of two): ``stock`` (ULTRALYTICS_STOCK, its outputs saved in ``saved``) and
+    ``synthetic`` (ULTRALYTICS_SYNTHETIC). The stock models are built first, before the synthetic backbone's."""
+    made: dict[str, dict] = {}
+
+    def get(version: str) -> dict:
+        if version not in made:
+            _, patched = checkouts("ultralytics", version)
+            saved = tmp_path_factory.mktemp(f"patched-{version}")
+            code = (ULTRALYTICS_STOCK.replace("sys.argv[1]", repr(str(saved))) + ULTRALYTICS_SYNTHETIC
+                    + '\nprint(json.dumps({"stock": stock, "synthetic": synthetic}))\n')
+            made[version] = {**run_json(patched, code), "saved": str(saved)}
+        return made[version]
+
+    return get
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_stock_models_identical_and_rtdetr_reports_gflops(checkouts, version, tmp_path):
+def test_stock_models_identical_and_rtdetr_reports_gflops(checkouts, patched_run, version, tmp_path):
     import torch
 
-    stock, patched = checkouts("ultralytics", version)
-    (tmp_path / "stock").mkdir()
-    (tmp_path / "patched").mkdir()
-    before = run_json(stock, ULTRALYTICS_STOCK.replace("sys.argv[1]", repr(str(tmp_path / "stock"))))
-    after = run_json(patched, ULTRALYTICS_STOCK.replace("sys.argv[1]", repr(str(tmp_path / "patched"))))
+    stock, _ = checkouts("ultralytics", version)
+    before = run_json(stock, ULTRALYTICS_STOCK.replace("sys.argv[1]", repr(str(tmp_path))) + PRINT_STOCK)["stock"]
+    patched = patched_run(version)
+    after = patched["stock"]
     for yaml in ("yolov8n.yaml", "rtdetr-l.yaml"):
         assert after[yaml]["params"] == before[yaml]["params"]
-        assert torch.equal(
-            torch.load(tmp_path / "patched" / f"{yaml}.pt"), torch.load(tmp_path / "stock" / f"{yaml}.pt")
-        )
+        assert torch.equal(torch.load(Path(patched["saved"]) / f"{yaml}.pt"), torch.load(tmp_path / f"{yaml}.pt"))
     # rtdetr-l is about 110 GFLOPs at 640; 8.0.227 could not measure it before the fix, later versions already could
     assert after["rtdetr-l.yaml"]["gflops"] == pytest.approx(110, rel=0.05)
     if version == "8.0.227":
