@@ -7,8 +7,10 @@ finished trial is skipped, an interrupted one resumes from its ``last.pt``, a fa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..check.compare import compare
@@ -20,28 +22,57 @@ from .plots import draw_plots
 from .report import MEASURED_FILE, StudyRow, study_rows
 from .trial import Trial, next_step, run_trial
 
-ENGINES = ("local",)
+ENGINES = ("local", "ray")
 
 
-def check_engine(engine: str) -> None:
-    if engine not in ENGINES:
-        raise YamlforgeError(f"--engine {engine} is not one of {', '.join(ENGINES)}", where="--engine",
-                             hint="--engine local runs the trials one after another on this machine")
+@dataclass(frozen=True)
+class Engine:
+    """Where the trials run: ``local`` (this machine, one at a time, or one per device of ``devices`` at once) or
+    ``ray`` (Ray Tune trials on the cluster at ``address``, with these resources each; fractions allowed)."""
+
+    name: str = "local"
+    devices: tuple[str, ...] = ()
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
 
 
-def run_study(request: StudyRequest, *, engine: str = "local", retry_failed: bool = False, python: str | None = None,
-              progress: Callable[[str], None] = lambda line: None) -> list[StudyRow]:
+def check_engine(engine: Engine) -> None:
+    """An engine that exists and can run here (ray installed), with resources it can grant."""
+    if engine.name not in ENGINES:
+        raise YamlforgeError(f"--engine {engine.name} is not one of {', '.join(ENGINES)}", where="--engine",
+                             hint="--engine local runs the trials on this machine, --engine ray on a Ray cluster")
+    if engine.name == "ray" and importlib.util.find_spec("ray") is None:
+        raise YamlforgeError("--engine ray needs Ray, which is not installed in yamlforge's Python", where="--engine",
+                             hint="pip install 'yamlforge[ray]'")
+    if engine.cpus_per_trial <= 0 or engine.gpus_per_trial < 0:
+        raise YamlforgeError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0",
+                             where="--cpus-per-trial")
+
+
+def run_study(request: StudyRequest, *, engine: Engine = Engine(), retry_failed: bool = False,
+              python: str | None = None, progress: Callable[[str], None] = lambda line: None) -> list[StudyRow]:
     """Plan (bad input raises before anything is written or trained), then train what is left; the table."""
     check_engine(engine)
     python = resolve_python(python)
     plan, texts = make_plan(request)
+    if engine.name == "ray":
+        from .ray_engine import connect
+
+        connect(engine.address)
     out = request.out
     write_plan(plan, texts, out)
     for variant in plan.variants:
         if variant.refused is not None:
             progress(f"refused  {variant.name}: {variant.refused}")
     measure_models(plan, out, python=python, progress=progress)
-    run_local(plan, out, retry_failed=retry_failed, python=python, progress=progress)
+    if engine.name == "ray":
+        from .ray_engine import run_ray
+
+        run_ray(plan, out, retry_failed=retry_failed, python=python, progress=progress,
+                cpus_per_trial=engine.cpus_per_trial, gpus_per_trial=engine.gpus_per_trial)
+    else:
+        run_local(plan, out, retry_failed=retry_failed, python=python, progress=progress)
     rows = study_rows(out, plan)
     written, why_not = draw_plots(rows, plan, out, python=python)
     for path in written:
