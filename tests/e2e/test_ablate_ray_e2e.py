@@ -1,5 +1,5 @@
 """``yamlforge ablate --engine ray`` on a local two-CPU Ray cluster the module starts on 127.0.0.1: the same study as
-the local engine (8.4.190, yolov8n and SHSA after layer 6, 2 epochs at 64 px) gives the same table, and a killed
+the local engine (8.4.190, yolov8n and SHSA after layer 6, 1 epoch at 64 px) gives the same table, and a killed
 driver's Tune experiment is restored by the rerun."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from yamlforge.cli import app
 
-EPOCHS = 2
+EPOCHS = 1
 SAME = ("variant", "status", "metric", "map50", "difference", "epochs", "best_epoch", "parameters", "gflops")
 
 
@@ -37,7 +37,7 @@ def cluster():
     """A two-CPU Ray cluster on 127.0.0.1 for the module, its address; its workers inherit this environment."""
     import ray
 
-    context = ray.init(num_cpus=2, include_dashboard=False, node_ip_address="127.0.0.1", log_to_driver=False)
+    context = ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     yield context.address_info["gcs_address"]
     ray.shutdown()
 
@@ -77,7 +77,7 @@ def written(checkpoint: Path) -> bool:
 def test_a_killed_driver_is_restored_and_finishes(checkout, cluster, tmp_path):
     """SIGKILL to the driver once a trial saved a checkpoint: Ray ends the driver's trials; the rerun restores the
     Tune experiment (no second one) and finishes every trial."""
-    out, epochs = tmp_path / "study", 3
+    out, epochs = tmp_path / "study", 2
     command = [*study_command(*checkout, out, epochs=epochs), "--engine", "ray", "--address", cluster]
     driver = subprocess.Popen([sys.executable, "-m", "yamlforge", *command], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

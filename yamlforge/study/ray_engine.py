@@ -12,9 +12,11 @@ Imported only when ``--engine ray`` is used: ray is an extra (``pip install 'yam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,7 +105,8 @@ def run_ray(plan: Plan, out: Path, *, retry_failed: bool, python: str, progress:
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES)))
         progress(f"start    {RUNS}/{experiment.name}: {len(todo)} trials, {cpus_per_trial:g} CPU "
                  f"{gpus_per_trial:g} GPU each")
-    grid = tuner.fit()
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's own report; stdout is the table's
+        grid = tuner.fit()
     record_errors(grid, plan, out)
     (experiment / FINISHED).write_text("", encoding="utf-8")
 
