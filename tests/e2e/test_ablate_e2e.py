@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 from shapes_dataset import shapes_dataset
+from study_tools import written
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -96,16 +96,6 @@ def test_rerunning_trains_nothing_and_report_prints_the_same_table(study):
     assert json.loads(ablate(out, "--report", "--format", "json")) == rows
     table = ablate(out, "--report").splitlines()
     assert table[0].split()[0] == "variant" and len(table) == 1 + len(rows) + 1  # header, rows, the refusal's reason
-
-
-def written(checkpoint: Path) -> bool:
-    """The trainer finished writing ``checkpoint`` (a zip archive: one cut short has no central directory). Not
-    unpickled here: that would import the test environment's own ultralytics."""
-    try:
-        with zipfile.ZipFile(checkpoint) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def test_a_killed_study_resumes_its_interrupted_trial_from_last_pt(checkout, tmp_path):

@@ -10,11 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
-from shapes_dataset import shapes_dataset
+from study_tools import shsa_checkout, written
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -26,10 +25,7 @@ SAME = ("variant", "status", "metric", "map50", "difference", "epochs", "best_ep
 @pytest.fixture(scope="module")
 def checkout(checkout_factory, tmp_path_factory):
     """8.4.190 with SHSA applied, and the synthetic dataset."""
-    root = checkout_factory("ultralytics", "8.4.190")
-    applied = CliRunner().invoke(app, ["apply", "--repo", str(root), "--module", "SHSA"])
-    assert applied.exit_code == 0, applied.output
-    return root, shapes_dataset(tmp_path_factory.mktemp("shapes"), count=24, imgsz=64)
+    return shsa_checkout(checkout_factory("ultralytics", "8.4.190"), tmp_path_factory.mktemp("shapes"), imgsz=64)
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +59,6 @@ def test_the_ray_engine_gives_the_local_engines_table(checkout, cluster, tmp_pat
     assert [row["status"] for row in ray_rows] == ["done", "done"]
     assert [{k: row[k] for k in SAME} for row in ray_rows] == [{k: row[k] for k in SAME} for row in local_rows]
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == ["models", "plan.json", "plots", "ray", "trials"]
-
-
-def written(checkpoint: Path) -> bool:
-    """The trainer finished writing ``checkpoint`` (a zip archive: one cut short has no central directory)."""
-    try:
-        with zipfile.ZipFile(checkpoint) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def test_a_killed_driver_is_restored_and_finishes(checkout, cluster, tmp_path):
