@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,8 +109,8 @@ def measure_models(plan: Plan, out: Path, *, python: str, progress: Callable[[st
 
 def run_local(plan: Plan, out: Path, *, retry_failed: bool, python: str, progress: Callable[[str], None],
               devices: tuple[str, ...] = ()) -> None:
-    """Each trial in the plan's order, in this machine's target Python: one after another, or with two or more
-    ``devices``, one trial on each device at once."""
+    """Each trial in the plan's order, in this machine's target Python: one after another, or with ``devices``,
+    one trial on each device at once."""
     target = detect_target(plan.repo)
     trials = plan.trials()
     todo = []
@@ -133,19 +133,19 @@ def run_local(plan: Plan, out: Path, *, retry_failed: bool, python: str, progres
         said = f"failed: {state['reason']}" if state["status"] == "failed" else "done"
         progress(f"{counter} {said:<8} {trial.folder.name} ({state['seconds']:.0f} s)")
 
-    if len(devices) > 1:
+    if devices:
         on_devices(todo, devices, train)
     else:
         for counter, trial, step in todo:
             train(counter, trial, step)
 
 
-def on_devices(todo: list[tuple], devices: tuple[str, ...], train: Callable) -> None:
-    """Each device's thread trains the next trial of ``todo`` until none is left, in a process of its own that
-    sees only that device (``CUDA_VISIBLE_DEVICES``), so the trainer's default device is it."""
+def on_devices(todo: list[tuple], devices: tuple[str, ...], train: Callable, *, work: Callable = run_trial) -> None:
+    """Each device's thread gives ``train`` the next trial of ``todo`` until none is left, and runs its ``work`` in
+    a process of its own that sees only that device (``CUDA_VISIBLE_DEVICES``): the trainer's default device."""
     left, lock = list(todo), threading.Lock()
 
-    def work(device: str) -> None:
+    def serve(device: str) -> None:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=spawn, initializer=see_only, initargs=(device,)) as pool:
             while True:
@@ -154,13 +154,11 @@ def on_devices(todo: list[tuple], devices: tuple[str, ...], train: Callable) -> 
                         return
                     counter, trial, step = left.pop(0)
                 train(f"{counter} (device {device})", trial, step,
-                      lambda *args, **kwargs: pool.submit(run_trial, *args, **kwargs).result())
+                      lambda *args, **kwargs: pool.submit(work, *args, **kwargs).result())
 
-    threads = [threading.Thread(target=work, args=(device,), name=f"device-{device}") for device in devices]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(len(devices), thread_name_prefix="device") as threads:
+        for served in [threads.submit(serve, device) for device in devices]:
+            served.result()  # a device's failure (not a trial's: those are failed rows) is the study's
 
 
 def see_only(device: str) -> None:
