@@ -15,7 +15,9 @@ from yamlforge.study.engine import Engine, check_engine, on_devices
     (Engine("slurm"), "--engine slurm is not one of local, ray"),
     (Engine("ray", cpus_per_trial=0), "--cpus-per-trial must be above 0"),
     (Engine("local", gpus_per_trial=-1), "--cpus-per-trial must be above 0 and --gpus-per-trial at least 0"),
-], ids=["unknown", "no-cpus", "negative-gpus"])
+    (Engine("ray", devices=("0", "1")), "--devices is the local engine's"),
+    (Engine("local", address="auto"), "--address is the Ray engine's"),
+], ids=["unknown", "no-cpus", "negative-gpus", "devices-on-ray", "address-on-local"])
 def test_a_bad_engine_is_one_line(engine, said):
     with pytest.raises(YamlforgeError, match=said):
         check_engine(engine)

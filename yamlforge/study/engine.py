@@ -51,6 +51,11 @@ def check_engine(engine: Engine) -> None:
     if engine.name == "ray" and importlib.util.find_spec("ray") is None:
         raise YamlforgeError("--engine ray needs Ray, which is not installed in yamlforge's Python", where="--engine",
                              hint="pip install 'yamlforge[ray]'")
+    if engine.name == "ray" and engine.devices:
+        raise YamlforgeError("--devices is the local engine's: on Ray, --gpus-per-trial gives each trial its GPUs",
+                             where="--devices")
+    if engine.name == "local" and engine.address is not None:
+        raise YamlforgeError("--address is the Ray engine's", where="--address", hint="add --engine ray")
     if engine.cpus_per_trial <= 0 or engine.gpus_per_trial < 0:
         raise YamlforgeError("--cpus-per-trial must be above 0 and --gpus-per-trial at least 0",
                              where="--cpus-per-trial")
