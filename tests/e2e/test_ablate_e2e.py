@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from shapes_dataset import shapes_dataset
-from study_tools import written
+from study_tools import kill_when, written
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -106,14 +103,8 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_last_pt(checkout, tmp
     driver = subprocess.Popen([sys.executable, "-m", "yamlforge", *command], start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = out / "trials" / "SHSA-at6-s0" / "train"
-    try:  # killed right after the trainer finished writing a checkpoint: the next one is an epoch away
-        while not written(second / "weights" / "last.pt"):
-            assert driver.poll() is None, "the study ended before the second trial saved a checkpoint"
-            time.sleep(0.05)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
+    # killed right after the trainer finished writing a checkpoint: the next one is an epoch away
+    kill_when(driver, lambda: written(second / "weights" / "last.pt"), session=True)
     first = out / "trials" / "base-s0" / "train" / "results.csv"
     first_mtime, epoch_one = first.stat().st_mtime_ns, (second / "results.csv").read_text().splitlines()[1]
     rows = json.loads(ablate(*command[1:]))

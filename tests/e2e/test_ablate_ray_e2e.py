@@ -5,15 +5,12 @@ driver's Tune experiment is restored by the rerun."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from study_tools import shsa_checkout, written
+from study_tools import kill_when, shsa_checkout, written
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -68,14 +65,7 @@ def test_a_killed_driver_is_restored_and_finishes(checkout, cluster, tmp_path):
     command = [*study_command(*checkout, out, epochs=epochs), "--engine", "ray", "--address", cluster]
     driver = subprocess.Popen([sys.executable, "-m", "yamlforge", *command], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    try:
-        while not any(written(path) for path in out.glob("trials/*/train/weights/last.pt")):
-            assert driver.poll() is None, "the study ended before a trial saved a checkpoint"
-            time.sleep(0.05)
-    finally:
-        if driver.poll() is None:
-            os.kill(driver.pid, signal.SIGKILL)
-        driver.wait()
+    kill_when(driver, lambda: any(written(path) for path in out.glob("trials/*/train/weights/last.pt")), session=False)
     assert not (out / "ray" / "run-1" / "finished").exists()
     rerun = yamlforge(*command)
     assert rerun.returncode == 0, rerun.stderr
