@@ -28,8 +28,8 @@ def ablate_command(
     report: Annotated[bool, typer.Option("--report", help="Print the table of the study in DIR only.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed trials again.")] = False,
     engine: Annotated[str, typer.Option(
-        "--engine", help="Where trials run: local (this machine) or ray (a Ray cluster, pip install 'yamlforge[ray]')."
-    )] = "local",
+        "--engine", help="Where trials run: local (this machine) or ray (a Ray cluster; yamlforge's ray extra).")
+    ] = "local",
     devices: Annotated[str | None, typer.Option(
         "--devices", help="local: CUDA devices, one trial on each at once: 0,1.")] = None,
     address: Annotated[str | None, typer.Option(
