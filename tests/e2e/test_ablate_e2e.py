@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-import zipfile
 from pathlib import Path
 
 import pytest
 from shapes_dataset import shapes_dataset
+from study_tools import kill_when, written
 from typer.testing import CliRunner
 
 from yamlforge.cli import app
@@ -104,16 +101,6 @@ def test_rerunning_trains_nothing_and_report_prints_the_same_table(study):
     assert table[0].split()[0] == "variant" and len(table) == 1 + len(rows) + 1  # header, rows, the refusal's reason
 
 
-def written(checkpoint: Path) -> bool:
-    """The trainer finished writing ``checkpoint`` (a zip archive: one cut short has no central directory). Not
-    unpickled here: that would import the test environment's own ultralytics."""
-    try:
-        with zipfile.ZipFile(checkpoint) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
 def test_a_killed_study_resumes_its_interrupted_trial_from_last_pt(checkout, tmp_path):
     """SIGKILL to the driver and its trainer (the whole session, as a killed job) during the second trial; the rerun
     keeps the first and resumes the second with the trainer's own resume."""
@@ -122,14 +109,8 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_last_pt(checkout, tmp
     driver = subprocess.Popen([sys.executable, "-m", "yamlforge", *command], start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = out / "trials" / "SHSA-at6-s0" / "train"
-    try:  # killed right after the trainer finished writing a checkpoint: the next one is an epoch away
-        while not written(second / "weights" / "last.pt"):
-            assert driver.poll() is None, "the study ended before the second trial saved a checkpoint"
-            time.sleep(0.05)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
+    # killed right after the trainer finished writing a checkpoint: the next one is an epoch away
+    kill_when(driver, lambda: written(second / "weights" / "last.pt"), session=True)
     first = out / "trials" / "base-s0" / "train" / "results.csv"
     first_mtime, epoch_one = first.stat().st_mtime_ns, (second / "results.csv").read_text().splitlines()[1]
     rows = json.loads(ablate(*command[1:]))

@@ -29,7 +29,16 @@ def ablate_command(
     fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json (rows as a list).")] = "table",
     report: Annotated[bool, typer.Option("--report", help="Print the table of the study in DIR only.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed trials again.")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="Where trials run: local (one after another).")] = "local",
+    engine: Annotated[str, typer.Option(
+        "--engine", help="Where trials run: local (this machine) or ray (a Ray cluster; yamlforge's ray extra).")
+    ] = "local",
+    devices: Annotated[str | None, typer.Option(
+        "--devices", help="local: CUDA devices, one trial on each at once: 0,1.")] = None,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="ray: the cluster (auto, HOST:PORT; default RAY_ADDRESS, else a local one).")] = None,
+    cpus_per_trial: Annotated[float, typer.Option("--cpus-per-trial", help="ray: CPUs of each trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(
+        "--gpus-per-trial", help="ray: GPUs of each trial, fractions allowed: 0.5.")] = 0.0,
     python: Annotated[str | None, typer.Option("--python", help="Python to train in (your training venv).")] = None,
 ):
     """Train BASE and BASE with MODULE after each --at layer on DATA, the same way, and compare them.
@@ -37,7 +46,7 @@ def ablate_command(
     Rerunning the command skips finished trials and resumes an interrupted one from its last checkpoint.
     """
     from ..check.compare import check_output_format
-    from ..study.engine import run_study
+    from ..study.engine import Engine, run_study
     from ..study.plan import Hyper, StudyRequest, parse_numbers, parse_options
     from ..study.report import render, study_rows
 
@@ -54,6 +63,8 @@ def ablate_command(
                                parse_numbers(seeds, "--seeds"),
                                Hyper(epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
                                      options=parse_options(options or [])))
-        rows = run_study(request, engine=engine, retry_failed=retry_failed, python=python, progress=stderr)
+        where = Engine(engine, tuple(d.strip() for d in (devices or "").split(",") if d.strip()), address,
+                       cpus_per_trial, gpus_per_trial)
+        rows = run_study(request, engine=where, retry_failed=retry_failed, python=python, progress=stderr)
     typer.echo(render(rows, fmt))
 
