@@ -41,6 +41,7 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int)
     parser.add_argument("--deterministic", action="store_true")
     parser.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/weights/last.pt if it exists")
+    parser.add_argument("--pretrained", help="a checkpoint of this model to start from (the wrapper's .load())")
     return parser.parse_args(argv)
 
 
@@ -66,9 +67,12 @@ def train(args, facts: dict) -> dict:
         if resumed:
             wrapper(str(last)).train(resume=True, **options)
         else:
-            wrapper(args.yaml).train(data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                                     seed=args.seed, deterministic=args.deterministic, project=str(save_dir.parent),
-                                     name=save_dir.name, exist_ok=True, verbose=False, **options)
+            model = wrapper(args.yaml)
+            if args.pretrained:
+                model.load(args.pretrained)
+            model.train(data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed,
+                        deterministic=args.deterministic, project=str(save_dir.parent), name=save_dir.name,
+                        exist_ok=True, verbose=False, **options)
     except Exception as exc:  # the trainer's own failure (out of memory, a crash in the model): the trial's reason
         return {"schema": SCHEMA, "failed": yf_facts.one_line(exc), "resumed": resumed, "restarted": restarted}
     return {"schema": SCHEMA, "save_dir": str(save_dir), "resumed": resumed, "restarted": restarted}

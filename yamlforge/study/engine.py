@@ -15,7 +15,7 @@ from ..check.compare import compare
 from ..errors import YamlforgeError
 from ..target_python import resolve_python
 from ..targets import detect_target
-from .plan import Plan, StudyRequest, make_plan, trial_name, write_plan
+from .plan import Plan, StudyRequest, make_plan, trial_name, write_carried_weights, write_plan
 from .plots import draw_plots
 from .report import MEASURED_FILE, StudyRow, study_rows
 from .trial import Trial, next_step, run_trial
@@ -37,9 +37,12 @@ def run_study(request: StudyRequest, *, engine: str = "local", retry_failed: boo
     plan, texts = make_plan(request)
     out = request.out
     write_plan(plan, texts, out)
+    for note in plan.notes:
+        progress(note)
     for variant in plan.variants:
         if variant.refused is not None:
             progress(f"refused  {variant.name}: {variant.refused}")
+    write_carried_weights(plan, out, python=python, progress=progress)
     measure_models(plan, out, python=python, progress=progress)
     run_local(plan, out, retry_failed=retry_failed, python=python, progress=progress)
     rows = study_rows(out, plan)

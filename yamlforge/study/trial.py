@@ -142,6 +142,8 @@ def runner_args(trial: Trial, plan: Plan, out: Path, *, resume: bool) -> list[st
             "--imgsz", str(hyper.imgsz), "--batch", str(hyper.batch), "--seed", str(trial.seed)]
     if hyper.workers is not None:
         args += ["--workers", str(hyper.workers)]
+    if trial.variant.weights is not None:  # --base-weights: the base's checkpoint, or the one carried into the variant
+        args += ["--pretrained", str((out / trial.variant.weights).resolve())]
     return args + (["--deterministic"] if hyper.deterministic else []) + (["--resume"] if resume else [])
 
 
