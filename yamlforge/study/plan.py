@@ -124,13 +124,25 @@ def check_data(data: Path) -> Path:
     return path
 
 
+def data_classes(data: Path) -> int | None:
+    """The dataset's number of classes (``nc``, else its ``names``): every row's YAML is built for it, as the trainer
+    builds the model, so compare measures the model trained and a ``--base-weights`` head carries whole."""
+    import yaml
+
+    raw = yaml.safe_load(data.expanduser().read_text(encoding="utf-8"))
+    nc = raw.get("nc")
+    if isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
+        return nc
+    return len(raw["names"]) if isinstance(raw.get("names"), (list, dict)) and raw["names"] else None
+
+
 def make_plan(request: StudyRequest) -> tuple[Plan, dict[str, str]]:
     """The base row, then one row per ``--module``/``--at`` position and per ``--variant``, compiled by gen-yaml,
     with their YAML texts by relative path (nothing written yet)."""
     data = check_request(request)
     stem = Path(request.base).stem if request.base.endswith((".yaml", ".yml")) else request.base
     base = compile_yaml(GenRequest(request.base, repo=request.repo, output=_model_path(request.out, stem),
-                                   dry_run=True, force=True))
+                                   nc=data_classes(data), dry_run=True, force=True))
     weights = str(request.base_weights.expanduser().resolve()) if request.base_weights else None
     variants = [Variant(BASE_ROW, (), _relative(base.output_path, request.out), weights=weights)]
     texts = {variants[0].yaml: base.new_text}
@@ -197,8 +209,9 @@ def compile_variant(request: StudyRequest, spec: VariantSpec, stem: str, texts: 
     """One variant by gen-yaml (its text added to ``texts``), or the refused row with gen-yaml's reason."""
     yaml = _model_path(request.out, f"{stem}-{spec.name}")
     try:
-        result = compile_yaml(gen_request(spec.edits, request.base, repo=request.repo, output=yaml, dry_run=True,
-                                          force=True, where=f"{spec.where} {spec.name}"))
+        result = compile_yaml(gen_request(spec.edits, request.base, repo=request.repo, output=yaml,
+                                          nc=data_classes(request.data), dry_run=True, force=True,
+                                          where=f"{spec.where} {spec.name}"))
     except YamlforgeError as exc:
         return Variant(spec.name, spec.edits, None, str(exc))
     relative = _relative(result.output_path, request.out)

@@ -64,7 +64,10 @@ def variant_of(name: str, words: list[str], where: str) -> VariantSpec:
         raise YamlforgeError(f"{where}: '{name}' is not a variant name (letters, digits, '_', '.', '+', '-')",
                              where=where, hint=f'--variant "{EXAMPLE}"')
     edits = _edit_strings(words, f"{where} {name}")
-    gen_request(edits, None, where=f"{where} {name}")  # the edit syntax, checked now (no file is read)
+    try:
+        gen_request(edits, None, where=f"{where} {name}")  # the edit syntax, checked now (no file is read)
+    except YamlforgeError as exc:
+        raise YamlforgeError(f"{where} {name}: {exc.message}", where=exc.where, hint=exc.hint) from None
     return VariantSpec(name, tuple(edits), where)
 
 
