@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cli_tools import invoke
 from conftest import run_in_checkout
 from shapes_dataset import shapes_dataset
 from typer.testing import CliRunner
@@ -17,24 +18,24 @@ from yamlforge.cli import app
 from yamlforge.study.plan import AUTO, StudyRequest, make_plan
 
 
-def ablate(*args) -> str:
-    result = CliRunner().invoke(app, ["ablate", *map(str, args)])
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def checkout(checkout_factory, tmp_path_factory):
     """8.4.190 with SHSA applied, and the synthetic dataset."""
     root = checkout_factory("ultralytics", "8.4.190")
-    applied = CliRunner().invoke(app, ["apply", "--repo", str(root), "--module", "SHSA"])
-    assert applied.exit_code == 0, applied.output
+    invoke("apply", "--repo", root, "--module", "SHSA")
     return root, shapes_dataset(tmp_path_factory.mktemp("shapes"), count=16, imgsz=64)
+
+
+def ablate_rows(*args) -> list[dict]:
+    """The rows ``yamlforge ablate ARGS --format json`` prints on stdout (its progress goes to stderr)."""
+    result = CliRunner().invoke(app, ["ablate", *map(str, args), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
 
 
 def training(root: Path, data: Path, out: Path, *rows) -> list:
     return ["yolov8n", "--repo", root, "--data", data, *rows, "--epochs", 1, "--imgsz", 64, "--batch", 8,
-            "--workers", 0, "-o", out, "--format", "json"]
+            "--workers", 0, "-o", out]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,8 @@ def test_at_auto_plans_shsa_after_each_stage_output_and_head_level(checkout, tmp
 
 def test_base_weights_start_each_row_from_the_base_checkpoint(checkout, base_checkpoint, tmp_path):
     checkpoint, out = base_checkpoint, tmp_path / "study"
-    rows = json.loads(ablate(*training(*checkout, out, "--variant", "shsa6: --insert-after 6=SHSA",
-                                       "--base-weights", checkpoint)))
+    rows = ablate_rows(*training(*checkout, out, "--variant", "shsa6: --insert-after 6=SHSA", "--base-weights",
+                                 checkpoint))
     assert [(row["variant"], row["status"]) for row in rows] == [("base", "done"), ("shsa6", "done")]
     assert (out / "models" / "yolov8n-shsa6.pt").is_file()  # carried by the plan, beside its YAML
     for trial in ("base-s0", "shsa6-s0"):  # the trainer's own count of what it took from the checkpoint

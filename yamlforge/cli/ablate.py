@@ -23,8 +23,8 @@ def ablate_command(
     residual: Annotated[bool, typer.Option(
         "--residual", help="Insert the --module rows as x + MODULE(x) (apply ResidualWrap too).")] = False,
     variant: Annotated[list[str], typer.Option(
-        "--variant", help='A row of any gen-yaml edits, "NAME: EDITS": "cbam6: --insert-after 6=CBAM", '
-                          '"c3: --replace 6=C3", "res: --insert-after 6=residual:SHSA". Repeatable.')] = [],
+        "--variant", help='A row of any gen-yaml edits, "NAME: EDITS": "c3: --replace 6=C3", '
+                          '"res6: --insert-after 6=residual:SHSA". Repeatable.')] = [],
     variants_file: Annotated[Path | None, typer.Option(
         "--variants", help="A YAML file of rows: 'variants:' mapping each NAME to its gen-yaml edits.")] = None,
     base_weights: Annotated[Path | None, typer.Option(

@@ -171,7 +171,7 @@ def check_request(request: StudyRequest) -> Path:
                              hint="--module SHSA --at 4,6,9 or --module SHSA --at auto")
     if not request.modules and not request.variants:
         raise YamlforgeError("no variant to compare with the base", where="--module",
-                             hint='--module SHSA --at auto, or --variant "cbam6: --insert-after 6=CBAM"')
+                             hint='--module SHSA --at auto, or --variant "c3: --replace 6=C3"')
     return data
 
 

@@ -1,7 +1,7 @@
 """A study's variants as gen-yaml edits: ``--module/--at`` rows, ``--variant "NAME: EDITS"`` and a variants file.
 
 A variant is a name and the gen-yaml edit options that make it from the base, kept as text (``--insert-after
-6=CBAM``) in the plan; :func:`gen_request` turns them into the request gen-yaml compiles, so a study takes exactly the
+6=SHSA``) in the plan; :func:`gen_request` turns them into the request gen-yaml compiles, so a study takes exactly the
 edits gen-yaml takes and refuses what it refuses.
 """
 
@@ -21,7 +21,7 @@ BASE_ROW = "base"
 EDIT_OPTIONS = tuple(f"--{op}" for op in EDIT_OPS) + ("--replace-all", "--backbone")
 MODIFIERS = ("--in", "--set")
 NAME = re.compile(r"[A-Za-z0-9][\w.+-]*")
-EXAMPLE = 'cbam6: --insert-after 6=CBAM'
+EXAMPLE = 'shsa6: --insert-after 6=SHSA'
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def module_variants(modules: list[str], at: tuple[int, ...], *, residual: bool =
 
 
 def parse_variant(text: str, where: str = "--variant") -> VariantSpec:
-    """``"cbam6: --insert-after 6=CBAM --remove 9"`` (shell words) -> its name and edits; bad syntax is one error
+    """``"shsa6: --insert-after 6=SHSA --remove 9"`` (shell words) -> its name and edits; bad syntax is one error
     naming ``where``."""
     name, colon, options = str(text).partition(":")
     if not colon:
@@ -59,7 +59,7 @@ def parse_variant(text: str, where: str = "--variant") -> VariantSpec:
 
 
 def variant_of(name: str, words: list[str], where: str) -> VariantSpec:
-    """A variant from its name and its options as words (``["--insert-after", "6=CBAM"]``), syntax checked."""
+    """A variant from its name and its options as words (``["--insert-after", "6=SHSA"]``), syntax checked."""
     if not NAME.fullmatch(name):
         raise YamlforgeError(f"{where}: '{name}' is not a variant name (letters, digits, '_', '.', '+', '-')",
                              where=where, hint=f'--variant "{EXAMPLE}"')
@@ -72,7 +72,7 @@ def variant_of(name: str, words: list[str], where: str) -> VariantSpec:
 
 
 def _edit_strings(words: list[str], where: str) -> list[str]:
-    """``["--insert-after", "6=CBAM", "--in=head"]`` -> ``["--insert-after 6=CBAM", "--in head"]``."""
+    """``["--insert-after", "6=SHSA", "--in=head"]`` -> ``["--insert-after 6=SHSA", "--in head"]``."""
     edits, rest = [], list(words)
     while rest:
         option, _, value = rest.pop(0).partition("=")
@@ -126,7 +126,7 @@ def read_variants_file(path: Path) -> list[VariantSpec]:
     listed = raw.get("variants") if isinstance(raw, dict) else None
     if not isinstance(listed, dict) or not listed:
         raise YamlforgeError("the variants file needs a 'variants:' mapping of names to gen-yaml edits", where=where,
-                             hint="variants: {cbam6: --insert-after 6=CBAM, shsa-res: --insert-after 6=residual:SHSA}")
+                             hint="variants: {shsa6: --insert-after 6=SHSA, c3: --replace 6=C3}")
     specs = []
     for name, edits in listed.items():
         if isinstance(edits, str):
