@@ -45,6 +45,7 @@ def parse_args(argv):
     parser.add_argument("--deterministic", action="store_true")
     parser.add_argument("--options", default="{}", help="JSON: more trainer options (train.py: hyperparameters)")
     parser.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/weights/last.pt if it exists")
+    parser.add_argument("--pretrained", help="a checkpoint of this model to start from (the wrapper's .load())")
     return parser.parse_args(argv)
 
 
@@ -78,9 +79,12 @@ def train_with_wrapper(args, facts: dict, save_dir: Path, resumed: bool) -> None
     if resumed:
         wrapper(str(save_dir / "weights" / "last.pt")).train(resume=True, **options)
         return None
-    wrapper(args.yaml).train(data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed,
-                             deterministic=args.deterministic, project=str(save_dir.parent), name=save_dir.name,
-                             exist_ok=True, verbose=False, **options, **json.loads(args.options))
+    model = wrapper(args.yaml)
+    if args.pretrained:
+        model.load(args.pretrained)
+    model.train(data=args.data, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed,
+                deterministic=args.deterministic, project=str(save_dir.parent), name=save_dir.name,
+                exist_ok=True, verbose=False, **options, **json.loads(args.options))
     return None
 
 
@@ -92,7 +96,7 @@ def train_with_script(args, facts: dict, save_dir: Path, resumed: bool) -> str |
         cmd = [sys.executable, str(script), "--resume", str(save_dir / "weights" / "last.pt")]
     else:
         cmd = [sys.executable, str(script), "--cfg", str(Path(args.yaml).resolve()), "--data", args.data,
-               "--hyp", str(script_hyp(facts, json.loads(args.options))), "--weights", "", "--epochs",
+               "--hyp", str(script_hyp(facts, json.loads(args.options))), "--weights", args.pretrained or "", "--epochs",
                str(args.epochs), "--batch-size", str(args.batch), "--img", str(args.imgsz), "--seed", str(args.seed),
                "--project", str(save_dir.parent), "--name", save_dir.name, "--exist-ok", *facts["train_flags"]]
         cmd += ["--workers", str(args.workers)] if args.workers is not None else []

@@ -22,7 +22,7 @@ from ..check.compare import compare
 from ..errors import YamlforgeError
 from ..target_python import resolve_python
 from ..targets import detect_target
-from .plan import Plan, StudyRequest, make_plan, write_plan
+from .plan import Plan, StudyRequest, make_plan, write_carried_weights, write_plan
 from .plots import draw_plots
 from .progress import Watcher
 from .report import MEASURED_FILE, StudyRow, study_rows
@@ -73,9 +73,12 @@ def run_study(request: StudyRequest, *, engine: Engine = Engine(), retry_failed:
         connect(engine.address)
     out = request.out
     write_plan(plan, texts, out)
+    for note in plan.notes:
+        progress(note)
     for variant in plan.variants:
         if variant.refused is not None:
             progress(f"refused  {variant.name}: {variant.refused}")
+    write_carried_weights(plan, out, python=python, progress=progress)
     measure_models(plan, out, python=python, progress=progress)
     with Watcher(plan, out, progress, live=sys.stderr.isatty()) as watcher:
         run_trials(plan, out, engine, retry_failed=retry_failed, python=python, progress=watcher.say)

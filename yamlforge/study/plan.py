@@ -1,27 +1,30 @@
 """A study's plan: the base and its variants (each a gen-yaml edit), seeds and hyperparameters, as data in DIR.
 
 The plan is computed without training anything and written first (``DIR/plan.json``, the variants' YAMLs in
-``DIR/models/``); a rerun of the same command finds the same plan there (its fingerprint) and carries on, a different
-one is refused. A placement gen-yaml refuses stays in the plan as a refused variant, with gen-yaml's reason.
+``DIR/models/``, with ``--base-weights`` each variant's carried checkpoint beside its YAML); a rerun of the same
+command finds the same plan there (its fingerprint) and carries on, a different one is refused. A variant gen-yaml
+refuses stays in the plan as a refused row, with gen-yaml's reason; ``--at auto`` keeps only the candidates gen-yaml
+accepts and says which it chose (the plan's notes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import YamlforgeError
 from ..modelyaml.compile import GenRequest, compile_yaml
-from ..modelyaml.edits import parse_edit
 from ..targets import detect_target
 from .tasks import check_data_task, model_task
+from .positions import Candidate, candidate_layers, describe
+from .variants import BASE_ROW, VariantSpec, check_names, gen_request, module_variants
 
 SCHEMA = "yamlforge.study/1"
 PLAN_FILE = "plan.json"
-BASE_ROW = "base"
+AUTO = "auto"  # --at auto
 
 
 @dataclass(frozen=True)
@@ -45,20 +48,29 @@ class Variant:
     edits: tuple[str, ...]
     yaml: str | None
     refused: str | None = None
+    weights: str | None = None  # --base-weights: the checkpoint it starts from (relative to DIR: the carried one)
 
 
 @dataclass(frozen=True)
 class StudyRequest:
-    """What ``yamlforge ablate`` was asked: the base, the module and its positions, the dataset and the training."""
+    """What ``yamlforge ablate`` was asked: the base, its variants (``module`` after each ``at`` layer, ``at`` a tuple
+    or AUTO; ``variants`` of any gen-yaml edits), the dataset and the training."""
 
     base: str
     repo: Path | None
     data: Path
-    module: str
-    at: tuple[int, ...]
+    module: str | tuple[str, ...] | None
+    at: tuple[int, ...] | str | None
     out: Path
     seeds: tuple[int, ...] = (0,)
     hyper: Hyper = field(default_factory=Hyper)
+    variants: tuple[VariantSpec, ...] = ()
+    residual: bool = False  # the --module rows in the form x + MODULE(x)
+    base_weights: Path | None = None
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return (self.module,) if isinstance(self.module, str) else tuple(self.module or ())
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,8 @@ class Plan:
     hyper: Hyper
     variants: tuple[Variant, ...]
     task: str | None = None  # the base's (tasks.model_task): its dataset check and its metric columns
+    base_weights: str | None = None
+    notes: tuple[str, ...] = ()  # what the plan decided for the user (--at auto's layers), said when it runs
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -78,7 +92,8 @@ class Plan:
     @property
     def fingerprint(self) -> str:
         """The plan's identity: equal for the same command on the same checkout and dataset."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        identity = {key: value for key, value in self.to_dict().items() if key != "notes"}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     def trials(self) -> list[tuple[Variant, int]]:
         """Every (variant, seed) to train, in the order given, the seeds of a row together; refused rows have none."""
@@ -86,9 +101,10 @@ class Plan:
 
     @classmethod
     def from_dict(cls, raw: dict) -> Plan:
-        variants = tuple(Variant(v["name"], tuple(v["edits"]), v["yaml"], v["refused"]) for v in raw["variants"])
+        variants = tuple(Variant(v["name"], tuple(v["edits"]), v["yaml"], v["refused"], v.get("weights"))
+                         for v in raw["variants"])
         return cls(raw["base"], raw["repo"], raw["data"], raw["target"], tuple(raw["seeds"]), Hyper(**raw["hyper"]),
-                   variants, raw.get("task"))
+                   variants, raw.get("task"), raw.get("base_weights"), tuple(raw.get("notes", ())))
 
 
 def trial_name(variant: Variant, seed: int) -> str:
@@ -117,39 +133,102 @@ def read_data(data: Path) -> tuple[Path, dict]:
     return path, raw
 
 
+def data_classes(data: Path) -> int | None:
+    """The dataset's number of classes (``nc``, else its ``names``): every row's YAML is built for it, as the trainer
+    builds the model, so compare measures the model trained and a ``--base-weights`` head carries whole."""
+    import yaml
+
+    raw = yaml.safe_load(data.expanduser().read_text(encoding="utf-8"))
+    nc = raw.get("nc")
+    if isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
+        return nc
+    return len(raw["names"]) if isinstance(raw.get("names"), (list, dict)) and raw["names"] else None
+
+
 def make_plan(request: StudyRequest) -> tuple[Plan, dict[str, str]]:
-    """The base row and one row per ``--at`` position, compiled by gen-yaml, with their YAML texts by relative path
-    (nothing written yet)."""
-    data, data_yaml = read_data(request.data)
+    """The base row, then one row per ``--module``/``--at`` position and per ``--variant``, compiled by gen-yaml,
+    with their YAML texts by relative path (nothing written yet)."""
+    data = check_request(request)
+    stem = Path(request.base).stem if request.base.endswith((".yaml", ".yml")) else request.base
+    base = compile_yaml(GenRequest(request.base, repo=request.repo, output=_model_path(request.out, stem),
+                                   nc=data_classes(data), dry_run=True, force=True))
+    task = model_task(request.base, base.new_text)
+    check_data_task(task, data, read_data(request.data)[1])
+    weights = str(request.base_weights.expanduser().resolve()) if request.base_weights else None
+    variants = [Variant(BASE_ROW, (), _relative(base.output_path, request.out), weights=weights)]
+    texts = {variants[0].yaml: base.new_text}
+    module_rows, notes = _module_rows(request, stem, texts, base_text=base.new_text)
+    check_names([spec for spec, _ in module_rows] + list(request.variants))
+    rows = module_rows + [(spec, compile_variant(request, spec, stem, texts)) for spec in request.variants]
+    variants += [variant for _, variant in rows]
+    root = base.root if base.root is not None else Path.cwd()
+    plan = Plan(request.base, str(root), str(data), detect_target(root).label, tuple(request.seeds), request.hyper,
+                tuple(variants), task, weights, tuple(notes))
+    return plan, texts
+
+
+def check_request(request: StudyRequest) -> Path:
+    """Bad input before anything is compiled: the dataset, the training options, the checkpoint, some variant."""
+    data = check_data(request.data)
     if request.hyper.epochs < 1 or request.hyper.batch < 1 or request.hyper.imgsz < 32:
         raise YamlforgeError("--epochs and --batch must be at least 1 and --imgsz at least 32", where="--epochs")
     if not request.seeds or len(set(request.seeds)) != len(request.seeds):
         raise YamlforgeError("--seeds must name each seed once", where="--seeds")
-    stem = Path(request.base).stem if request.base.endswith((".yaml", ".yml")) else request.base
-    base = compile_yaml(GenRequest(request.base, repo=request.repo, output=_model_path(request.out, stem),
-                                   dry_run=True, force=True))
-    check_positions(request.at, base.new_text)
-    task = model_task(request.base, base.new_text)
-    check_data_task(task, data, data_yaml)
-    variants = [Variant(BASE_ROW, (), _relative(base.output_path, request.out))]
-    texts = {variants[0].yaml: base.new_text}
-    module_name = re.sub(r"\W+", "", request.module.partition("(")[0]) or "module"
-    for at in request.at:
-        name = f"{module_name}-at{at}"
-        edit = f"{at}={request.module}"
-        try:
-            result = compile_yaml(GenRequest(request.base, [parse_edit("insert-after", edit)], repo=request.repo,
-                                             output=_model_path(request.out, f"{stem}-{name}"), dry_run=True,
-                                             force=True))
-        except YamlforgeError as exc:
-            variants.append(Variant(name, (f"--insert-after {edit}",), None, str(exc)))
-            continue
-        variants.append(Variant(name, (f"--insert-after {edit}",), _relative(result.output_path, request.out)))
-        texts[variants[-1].yaml] = result.new_text
-    root = base.root if base.root is not None else Path.cwd()
-    plan = Plan(request.base, str(root), str(data), detect_target(root).label, tuple(request.seeds), request.hyper,
-                tuple(variants), task)
-    return plan, texts
+    if request.base_weights is not None and not request.base_weights.expanduser().is_file():
+        raise YamlforgeError(f"checkpoint '{request.base_weights}' does not exist", where="--base-weights")
+    if bool(request.modules) != bool(request.at):
+        raise YamlforgeError("--module and --at go together: the module, and the layers to insert it after",
+                             where="--at" if request.modules else "--module",
+                             hint="--module SHSA --at 4,6,9 or --module SHSA --at auto")
+    if not request.modules and not request.variants:
+        raise YamlforgeError("no variant to compare with the base", where="--module",
+                             hint='--module SHSA --at auto, or --variant "c3: --replace 6=C3"')
+    return data
+
+
+def _module_rows(request: StudyRequest, stem: str, texts: dict[str, str], *,
+                 base_text: str) -> tuple[list[tuple[VariantSpec, Variant]], list[str]]:
+    """The ``--module``/``--at`` rows; ``--at auto`` keeps the candidates gen-yaml accepts for every module, and
+    says which (the plan's notes)."""
+    if not request.modules:
+        return [], []
+    if request.at != AUTO:
+        check_positions(request.at, base_text)
+        specs = module_variants(list(request.modules), request.at, residual=request.residual)
+        return [(spec, compile_variant(request, spec, stem, texts)) for spec in specs], []
+    candidates = candidate_layers(request.base, request.repo)
+    rows, notes = [], []
+    for module in request.modules:
+        specs = module_variants([module], tuple(c.layer for c in candidates), residual=request.residual)
+        compiled = [(spec, compile_variant(request, spec, stem, texts)) for spec in specs]
+        kept = [(c, row) for c, row in zip(candidates, compiled) if row[1].refused is None]
+        if not kept:
+            raise YamlforgeError(f"--at auto: gen-yaml refuses {module} at every candidate layer "
+                                 f"({describe(candidates)}): {compiled[0][1].refused}", where="--at")
+        rows += [row for _, row in kept]
+        notes.append(_auto_note(module, [c for c, _ in kept], [(c, row[1]) for c, row in zip(candidates, compiled)
+                                                                if row[1].refused is not None]))
+    return rows, notes
+
+
+def _auto_note(module: str, chosen: list[Candidate], skipped: list[tuple[Candidate, Variant]]) -> str:
+    note = f"--at auto: {module} after layers {describe(chosen)}"
+    return note + "".join(f"; not after {c.layer}: {variant.refused}" for c, variant in skipped)
+
+
+def compile_variant(request: StudyRequest, spec: VariantSpec, stem: str, texts: dict[str, str]) -> Variant:
+    """One variant by gen-yaml (its text added to ``texts``), or the refused row with gen-yaml's reason."""
+    yaml = _model_path(request.out, f"{stem}-{spec.name}")
+    try:
+        result = compile_yaml(gen_request(spec.edits, request.base, repo=request.repo, output=yaml,
+                                          nc=data_classes(request.data), dry_run=True, force=True,
+                                          where=f"{spec.where} {spec.name}"))
+    except YamlforgeError as exc:
+        return Variant(spec.name, spec.edits, None, str(exc))
+    relative = _relative(result.output_path, request.out)
+    texts[relative] = result.new_text
+    weights = str(Path(relative).with_suffix(".pt").as_posix()) if request.base_weights else None
+    return Variant(spec.name, spec.edits, relative, weights=weights)
 
 
 def check_positions(at: tuple[int, ...], base_text: str) -> None:
@@ -222,3 +301,24 @@ def read_plan(out: Path) -> Plan:
     if raw.get("schema") != SCHEMA:
         raise YamlforgeError(f"{out / PLAN_FILE} has schema {raw.get('schema')!r}, not {SCHEMA}", where=str(out))
     return Plan.from_dict(raw)
+
+
+def write_carried_weights(plan: Plan, out: Path, *, python: str, progress: Callable[[str], None]) -> None:
+    """``--base-weights``: each variant's checkpoint beside its YAML, the base's tensors carried into every row it
+    keeps (``yamlforge weights --base``), once per study. One that cannot be made stops the study before training."""
+    from ..weights.load import load_weights
+
+    target = detect_target(plan.repo)
+    for variant in plan.variants:
+        if variant.weights is None or variant.name == BASE_ROW or (out / variant.weights).is_file():
+            continue
+        final = out / variant.weights
+        partial = final.with_name(f"{final.stem}.partial.pt")  # a driver killed while it is written leaves no .pt
+        try:
+            result = load_weights(out / variant.yaml, target, [], partial, base=Path(plan.base_weights), python=python)
+        except YamlforgeError as exc:
+            raise YamlforgeError(f"variant {variant.name}: {exc.message}; nothing was trained", where="--base-weights",
+                                 hint=exc.hint) from None
+        partial.replace(final)
+        carried = sum(len(row["carried"]) for row in result.base["rows"]) if result.base else 0
+        progress(f"carry    {variant.weights} ({carried} base tensor(s) of {Path(plan.base_weights).name})")

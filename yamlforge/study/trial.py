@@ -150,6 +150,8 @@ def runner_args(trial: Trial, plan: Plan, out: Path, *, resume: bool) -> list[st
         args += ["--workers", str(hyper.workers)]
     if hyper.options:
         args += ["--options", json.dumps(hyper.options)]
+    if trial.variant.weights is not None:  # --base-weights: the base's checkpoint, or the one carried into the variant
+        args += ["--pretrained", str((out / trial.variant.weights).resolve())]
     return args + (["--deterministic"] if hyper.deterministic else []) + (["--resume"] if resume else [])
 
 
