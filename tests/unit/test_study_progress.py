@@ -31,7 +31,7 @@ def running(out: Path, variant: Variant, epochs: list[float], started: float) ->
 def test_a_running_trial_says_its_epoch_metric_and_eta(tmp_path):
     plan = make_plan()
     trial = running(tmp_path, plan.variants[0], [0.1, 0.25], started=1000.0)
-    assert trial_line(trial, 4, now=1020.0) == "base-s0  epoch 2/4  mAP50-95 0.2500  ETA 20 s"
+    assert trial_line(trial, 4, now=1020.0) == "base-s0  epoch 2/4  mAP50-95(B) 0.2500  ETA 20 s"
 
 
 def test_a_trial_not_running_has_no_line_and_the_summary_counts(tmp_path):
@@ -52,8 +52,8 @@ def test_plain_lines_come_once_per_new_epoch(tmp_path):
     trial.results_csv.write_text(trial.results_csv.read_text() + "2, 0.5, 0.2\n")
     watcher.tick(1020.0)
     watcher.say("[2/2] done     SHSA-at6-s0 (20 s)")
-    assert lines == ["SHSA-at6-s0  epoch 1/4  mAP50-95 0.1000  ETA 30 s",
-                     "SHSA-at6-s0  epoch 2/4  mAP50-95 0.2000  ETA 20 s", "[2/2] done     SHSA-at6-s0 (20 s)"]
+    assert lines == ["SHSA-at6-s0  epoch 1/4  mAP50-95(B) 0.1000  ETA 30 s",
+                     "SHSA-at6-s0  epoch 2/4  mAP50-95(B) 0.2000  ETA 20 s", "[2/2] done     SHSA-at6-s0 (20 s)"]
 
 
 def test_on_a_terminal_the_block_is_rewritten_in_place(tmp_path):
@@ -62,5 +62,5 @@ def test_on_a_terminal_the_block_is_rewritten_in_place(tmp_path):
     watcher = Watcher(plan, tmp_path, lines.append, live=True)
     watcher.tick(1010.0)
     watcher.say("[2/2] train    SHSA-at6-s0")
-    assert lines == ["base-s0  epoch 1/4  mAP50-95 0.1000  ETA 30 s\n0/2 trials done, 1 running, 0 failed",
+    assert lines == ["base-s0  epoch 1/4  mAP50-95(B) 0.1000  ETA 30 s\n0/2 trials done, 1 running, 0 failed",
                      "\x1b[2F\x1b[J[2/2] train    SHSA-at6-s0"]

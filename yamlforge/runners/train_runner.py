@@ -96,9 +96,10 @@ def train_with_script(args, facts: dict, save_dir: Path, resumed: bool) -> str |
         cmd = [sys.executable, str(script), "--resume", str(save_dir / "weights" / "last.pt")]
     else:
         cmd = [sys.executable, str(script), "--cfg", str(Path(args.yaml).resolve()), "--data", args.data,
-               "--hyp", str(script_hyp(facts, json.loads(args.options))), "--weights", args.pretrained or "", "--epochs",
-               str(args.epochs), "--batch-size", str(args.batch), "--img", str(args.imgsz), "--seed", str(args.seed),
-               "--project", str(save_dir.parent), "--name", save_dir.name, "--exist-ok", *facts["train_flags"]]
+               "--hyp", str(script_hyp(facts, json.loads(args.options))), "--weights", args.pretrained or "",
+               "--epochs", str(args.epochs), "--batch-size", str(args.batch), "--img", str(args.imgsz),
+               "--seed", str(args.seed), "--project", str(save_dir.parent), "--name", save_dir.name, "--exist-ok",
+               *facts["train_flags"]]
         cmd += ["--workers", str(args.workers)] if args.workers is not None else []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env=yf_train.script_env(facts, Path.cwd())) as process:

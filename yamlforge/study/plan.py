@@ -18,8 +18,8 @@ from pathlib import Path
 from ..errors import YamlforgeError
 from ..modelyaml.compile import GenRequest, compile_yaml
 from ..targets import detect_target
-from .tasks import check_data_task, model_task
 from .positions import Candidate, candidate_layers, describe
+from .tasks import check_data_task, model_task
 from .variants import BASE_ROW, VariantSpec, check_names, gen_request, module_variants
 
 SCHEMA = "yamlforge.study/1"

@@ -13,23 +13,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .plan import Plan
-from .trial import METRIC, STATE_FILE, Trial, read_epochs
+from .trial import STATE_FILE, Trial, read_epochs
 
 TICK_SECONDS = 2.0
 UP_AND_CLEAR = "\x1b[{}F\x1b[J"  # cursor up n lines, erase to the end of the screen
 
 
-def trial_line(trial: Trial, epochs: int, now: float) -> str | None:
-    """``name  epoch k/N  mAP50-95 m  ETA s`` for a running trial with an epoch done; None otherwise."""
+def trial_line(trial: Trial, epochs: int, now: float, task: str | None = None) -> str | None:
+    """``name  epoch k/N  METRIC m  ETA s`` for a running trial (``task``'s metric); None otherwise."""
     if trial.state()["status"] != "running":
         return None
-    rows = read_epochs(trial.results_csv)
+    rows, (metric, _) = read_epochs(trial.results_csv, task)
     if not rows:
         return f"{trial.folder.name}  epoch 0/{epochs}"
     done = len(rows)
     spent = now - (trial.folder / STATE_FILE).stat().st_mtime  # trial.json is written when the trial starts
     eta = spent / done * max(epochs - done, 0)
-    return f"{trial.folder.name}  epoch {done}/{epochs}  mAP50-95 {float(rows[-1][METRIC]):.4f}  ETA {eta:.0f} s"
+    label = metric.removeprefix("metrics/")
+    return f"{trial.folder.name}  epoch {done}/{epochs}  {label} {float(rows[-1][metric]):.4f}  ETA {eta:.0f} s"
 
 
 def summary_line(trials: list[Trial]) -> str:
@@ -44,7 +45,7 @@ class Watcher:
 
     def __init__(self, plan: Plan, out: Path, write: Callable[[str], None], *, live: bool):
         self.trials = [Trial.of(out, v, s) for v, s in plan.trials()]
-        self.epochs, self.write, self.live = plan.hyper.epochs, write, live
+        self.epochs, self.task, self.write, self.live = plan.hyper.epochs, plan.task, write, live
         self.shown: dict[str, str] = {}
         self.block = 0  # lines of the live block on screen
         self.lock, self.stop = threading.Lock(), threading.Event()
@@ -63,7 +64,7 @@ class Watcher:
             self.write(self._erase() + line)
 
     def tick(self, now: float) -> None:
-        lines = {t.folder.name: line for t in self.trials if (line := trial_line(t, self.epochs, now))}
+        lines = {t.folder.name: line for t in self.trials if (line := trial_line(t, self.epochs, now, self.task))}
         with self.lock:
             if self.live:
                 block = [*lines.values(), summary_line(self.trials)]
