@@ -60,3 +60,16 @@ def test_markdown_table_has_one_row_per_model_in_order(rtdetr_models):
     assert "(+" in lines[3]  # SHSA adds parameters: the difference to the first model
     assert [line.split(":")[0] for line in result.stderr.splitlines() if line.endswith("MiB")] == [
         f"compare [1/2] {models[0]}", f"compare [2/2] {models[1]}"]  # one progress line per model, on stderr
+
+
+def test_without_imgsz_each_model_is_measured_at_its_tasks_training_size(rtdetr_models):
+    """A classifier at 224 (its trainer's own default), a detector at 640; each GFLOPs figure is verify's there."""
+    repo, _ = rtdetr_models
+    data = json.loads(invoke("compare", "yolov8n-cls.yaml", "yolov8n.yaml", "--repo", repo, "--runs", 1,
+                             "--format", "json"))
+    assert data["imgsz"] is None and [(r["model"], r["imgsz"]) for r in data["rows"]] == [("yolov8n-cls", 224),
+                                                                                          ("yolov8n", 640)]
+    classify = json.loads(invoke("verify", "yolov8n-cls.yaml", "--repo", repo, "--imgsz", 224, "--batch", 1, "--json"))
+    assert data["rows"][0]["gflops"] == classify["totals"]["gflops"]
+    table = invoke("compare", "yolov8n-cls.yaml", "--repo", repo, "--imgsz", IMGSZ, "--runs", 1)
+    assert "GFLOPs@64" in table.splitlines()[0]  # --imgsz given: every model at that size
