@@ -117,8 +117,8 @@ def thop_trap(facts: dict) -> dict | None:
 
 
 def torchvision_ops_load() -> bool:
-    """torchvision's compiled ops load into this torch and define ``nms``: the import can only succeed then, and
-    this costs milliseconds where ``import torchvision`` costs seconds (it imports torch._dynamo)."""
+    """torchvision's compiled ops load into this torch and define ``nms`` (what a torchvision built for another torch
+    fails at): known in milliseconds, where ``import torchvision`` costs seconds (it imports torch._dynamo)."""
     import importlib.util
 
     import torch
