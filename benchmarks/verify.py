@@ -39,8 +39,10 @@ sys.path.append(runners)
 import torch
 from ultralytics import YOLO
 from ultralytics.cfg import get_cfg
+import yf_facts
 import yf_tasks
 
+torch.set_num_threads(yf_facts.torch_threads())  # the runner's threads (at most two unless OMP_NUM_THREADS says)
 wrapper = YOLO(cfg)
 model = wrapper.model
 x = torch.rand(batch, 3, imgsz, imgsz)
