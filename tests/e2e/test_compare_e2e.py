@@ -60,3 +60,15 @@ def test_markdown_table_has_one_row_per_model_in_order(rtdetr_models):
     assert "(+" in lines[3]  # SHSA adds parameters: the difference to the first model
     assert [line.split(":")[0] for line in result.stderr.splitlines() if line.endswith("MiB")] == [
         f"compare [1/2] {models[0]}", f"compare [2/2] {models[1]}"]  # one progress line per model, on stderr
+
+
+def test_without_imgsz_a_classifier_is_measured_at_its_trainers_size(rtdetr_models):
+    """224, ClassificationTrainer's own default (a detector's, 640, is the default hyperparameters'); the GFLOPs figure
+    is verify's at that size. Given --imgsz, every model is measured at it."""
+    repo, _ = rtdetr_models
+    data = json.loads(invoke("compare", "yolov8n-cls.yaml", "--repo", repo, "--runs", 1, "--format", "json"))
+    assert data["imgsz"] is None and [(r["model"], r["imgsz"]) for r in data["rows"]] == [("yolov8n-cls", 224)]
+    classify = json.loads(invoke("verify", "yolov8n-cls.yaml", "--repo", repo, "--imgsz", 224, "--batch", 1, "--json"))
+    assert data["rows"][0]["gflops"] == classify["totals"]["gflops"]
+    table = invoke("compare", "yolov8n-cls.yaml", "--repo", repo, "--imgsz", IMGSZ, "--runs", 1)
+    assert "GFLOPs@64" in table.splitlines()[0]

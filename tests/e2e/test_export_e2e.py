@@ -83,3 +83,21 @@ def test_a_block_without_onnx_symbolic_is_named_by_its_row(ultralytics_repo, tmp
     assert Path(file) == ultralytics_repo / "ultralytics/nn/modules/svd_gate.py"
     assert Path(file).read_text().splitlines()[int(line) - 1].startswith("class SvdGate(")
 
+
+
+def test_segmentation_export_compares_boxes_and_mask_prototypes(ultralytics_repo, tmp_path):
+    """yolo11n-seg's ONNX file has two outputs, boxes with mask coefficients and the mask prototypes: both are
+    compared, each with the PyTorch output of its shape."""
+    apply_module(ultralytics_repo, "BiLevelRoutingAttention")
+    out = tmp_path / "yolo11n-seg-BiLevelRoutingAttention.yaml"
+    result = cli.invoke(app, ["gen-yaml", "yolo11n-seg", "--insert-after", "6=BiLevelRoutingAttention", "--repo",
+                              str(ultralytics_repo), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = verify_export(out, ultralytics_repo)
+    check = export_check(report)
+    assert report["ok"], json.dumps(report["checks"], indent=1)
+    anchors = sum((IMGSZ // stride) ** 2 for stride in (8, 16, 32))
+    boxes, prototypes = [1, 4 + 80 + 32, anchors], [1, 32, IMGSZ // 4, IMGSZ // 4]
+    assert [(o["onnx_shape"], o["torch_shape"]) for o in check["outputs"]] == [(boxes, boxes), (prototypes, prototypes)]
+    assert all(0 <= o["max_abs_diff"] <= o["tolerance"] for o in check["outputs"])
+    assert "all 2 outputs, worst " in check["message"]

@@ -265,3 +265,54 @@ def test_gen_yaml_base_weights_writes_the_checkpoint_next_to_the_yaml_and_trains
     assert (tmp_path / "rtdetr-l-zr.pt").is_file()
     moved = re.search(r"from rtdetr-l-zr\.pt it transferred (\d+)/(\d+) items", result.output)
     assert moved and moved.group(1) == moved.group(2), result.output[-3000:]
+
+
+# (base, the head's row in the base): a segmentation and a pose model of 8.4, trained by their own task's trainer
+TASK_BASES = [("yolo11n-seg", 23), ("yolov8n-pose", 22)]
+
+
+@pytest.mark.parametrize("base,head", TASK_BASES, ids=[b for b, _ in TASK_BASES])
+def test_task_model_from_out_pt_computes_what_the_base_computed(trained, tmp_path, base, head):
+    """The identity block in a segmentation and a pose model: masks, prototypes and keypoints as the base's."""
+    repo, base_pt = trained("ultralytics", "8.4.190", base)
+    model = edited(repo, base, 4, tmp_path / "edited.yaml", "--nc", NC)
+    out = tmp_path / "edited.pt"
+    result = cli("weights", model, "--repo", repo, "--base", base_pt, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["base"]["rows"]
+    assert [row["index"] for row in rows if row["status"] != "carried"] == [5]
+    assert all(not row["mismatched"] and not row["missing"] for row in rows if row["index"] != 5)
+    facts = detect_target(repo).runner_facts()
+    code = COMPARE.format(loader=LOADERS["ultralytics"], base=str(base_pt), out=str(out), imgsz=64,
+                          path_entry=facts["path_entry"])
+    assert json.loads(run_in_checkout(repo, code).stdout.strip().splitlines()[-1]) <= 1e-6
+
+
+def other_head(model: Path, base: str) -> str:
+    """The model's YAML with a head of another shape: three classes for segmentation, five keypoints for pose."""
+    text = model.read_text()
+    if "kpt_shape" in text:
+        changed = re.sub(r"kpt_shape: \[\d+, *(\d)\]", r"kpt_shape: [5, \1]", text)
+    else:
+        changed = re.sub(r"^nc: \d+", "nc: 3", text, flags=re.M)
+    assert changed != text, text[:600]
+    model.write_text(changed)
+    return "kpt_shape" if "kpt_shape" in text else "nc"
+
+
+@pytest.mark.parametrize("base,head", TASK_BASES, ids=[b for b, _ in TASK_BASES])
+def test_a_head_of_another_nc_or_kpt_shape_is_mismatched_and_the_rest_carried(trained, tmp_path, base, head):
+    repo, base_pt = trained("ultralytics", "8.4.190", base)
+    model = edited(repo, base, 4, tmp_path / "edited.yaml", "--nc", NC)
+    changed = other_head(model, base)
+    out = tmp_path / "edited.pt"
+    result = cli("weights", model, "--repo", repo, "--base", base_pt, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["index"]: row for row in json.loads(result.stdout)["base"]["rows"]}
+    new_head = rows[head + 1]
+    assert new_head["base"] == head and new_head["mismatched"] and new_head["carried"]
+    # only the head's last convolutions of the branch that changed: classes (cv3) or keypoints (cv4)
+    branch = {"nc": ".cv3.", "kpt_shape": ".cv4."}[changed]
+    assert all(branch in key for key in new_head["mismatched"]), new_head["mismatched"]
+    assert all(not row["mismatched"] and not row["missing"] for i, row in rows.items() if i not in (5, head + 1))
+    assert out.is_file()

@@ -131,3 +131,14 @@ def test_csv_and_json_carry_raw_numbers_and_differences():
 def test_cli_refuses_an_unknown_format():
     result = CliRunner().invoke(app, ["compare", "a.yaml", "--repo", ".", "--format", "html"])
     assert result.exit_code == 2 and "--format html is not one of table, markdown, csv, json" in result.output
+
+
+def test_without_imgsz_the_runner_picks_each_tasks_size_and_the_header_shows_them(monkeypatch, models, tmp_path):
+    answers = {name: ({**answer, "imgsz": size}, "") for (name, (answer, _)), size in zip(ANSWERS.items(),
+                                                                                          (224, None, 640))}
+    calls = fake_runner(monkeypatch, answers)
+    rows = compare(models, Target(root=tmp_path, kind=ULTRALYTICS, version="8.4.190"), runs=1)
+    assert all("--usual-imgsz" in args and "--imgsz" not in args for _, args, _ in calls)
+    assert [r.imgsz for r in rows] == [224, None, 640]
+    assert "GFLOPs@224/640" in render(rows, "table", imgsz=None, batch=2).splitlines()[0]
+    assert "GFLOPs@64 " in render(rows, "table", imgsz=64, batch=2).splitlines()[0]

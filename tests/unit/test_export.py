@@ -243,3 +243,17 @@ def test_whole_model_error_points_at_the_checkouts_code_not_at_the_library_below
     assert export_runner.where_in_checkout(info.value, root) == f"{root / 'pkg' / 'block.py'}:5"
     outside = export_runner.where_in_checkout(info.value, tmp_path / "elsewhere")  # no frame in it: the deepest
     assert outside.startswith(str(Path(json.__file__).parent))
+
+
+def test_every_onnx_output_is_compared_with_the_pytorch_output_of_its_shape():
+    """Boxes and mask prototypes of a segmenter: PyTorch's extra outputs (feature maps, mask coefficients) are
+    skipped, and a difference in the second output is the check's worst."""
+    np = pytest.importorskip("numpy")
+    boxes, prototypes = np.zeros((1, 116, 84)), np.ones((1, 32, 16, 16))
+    references = [boxes, np.zeros((1, 64, 8, 8)), np.zeros((1, 32, 84)), prototypes]
+    first = export_runner.compare_output("output0", boxes.copy(), references)
+    second = export_runner.compare_output("output1", prototypes + 0.5, references)
+    assert (first["torch_shape"], first["max_abs_diff"]) == ([1, 116, 84], 0.0)
+    assert (second["torch_shape"], second["max_abs_diff"]) == ([1, 32, 16, 16], 0.5)
+    missing = export_runner.compare_output("output2", np.zeros((1, 3)), references)
+    assert missing["max_abs_diff"] is None and missing["unmatched"] == [[1, 64, 8, 8], [1, 32, 84]]

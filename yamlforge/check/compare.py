@@ -1,7 +1,8 @@
 """``yamlforge compare``: measures model YAMLs side by side, one compare_runner.py subprocess per model.
 
 A YAML that does not build is one failed row; the others are still measured. Differences are to the first
-model (the first row that measured), in the order given.
+model (the first row that measured), in the order given. Without ``--imgsz`` each model is measured at the size its
+task's own trainer trains at (640; 224 for classification), which its row carries.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Measurement:
 
     model: str
     yaml: str
+    imgsz: int | None = None
     layers: int | None = None
     parameters: int | None = None
     gflops: float | None = None
@@ -53,10 +55,11 @@ def check_output_format(fmt: str) -> None:
         raise YamlforgeError(f"--format {fmt} is not one of {', '.join(FORMATS)}", where="--format")
 
 
-def compare(yamls: list[Path], target: Target, *, imgsz: int = 640, batch: int = MEMORY_BATCH, runs: int = 10,
+def compare(yamls: list[Path], target: Target, *, imgsz: int | None = None, batch: int = MEMORY_BATCH, runs: int = 10,
             python: str | None = None, progress: Callable[[str], None] = lambda line: None) -> list[Measurement]:
-    """Measure each YAML in its own subprocess; bad input (a missing file, --imgsz) raises before any runs."""
-    check_options(imgsz=imgsz, batch=batch)
+    """Measure each YAML in its own subprocess (``imgsz`` None: at its task's usual size); bad input (a missing file,
+    --imgsz) raises before any runs."""
+    check_options(imgsz=32 if imgsz is None else imgsz, batch=batch)
     if runs < 1:
         raise YamlforgeError(f"--runs {runs} must be at least 1", where="--runs")
     if not yamls:
@@ -71,10 +74,10 @@ def compare(yamls: list[Path], target: Target, *, imgsz: int = 640, batch: int =
     return rows
 
 
-def measure_one(given: str, yaml: str, target: Target, *, imgsz: int, batch: int, runs: int,
+def measure_one(given: str, yaml: str, target: Target, *, imgsz: int | None, batch: int, runs: int,
                 python: str) -> Measurement:
-    args = ["--mode", "compare", "--yaml", yaml,
-            "--imgsz", str(imgsz), "--batch", str(batch), "--runs", str(runs)]
+    size = ["--usual-imgsz"] if imgsz is None else ["--imgsz", str(imgsz)]
+    args = ["--mode", "compare", "--yaml", yaml, *size, "--batch", str(batch), "--runs", str(runs)]
     answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT, target=target)
     row = Measurement(model=Path(given).stem, yaml=yaml)
     if not answer.ok:
@@ -84,6 +87,7 @@ def measure_one(given: str, yaml: str, target: Target, *, imgsz: int, batch: int
         row.error = f"{answer.failed_check['name']}: {answer.failed_check['message']}"
         return row
     totals = answer.data.get("totals") or {}
+    row.imgsz = answer.data.get("imgsz")
     for name in ("layers", "parameters", "gflops", "latency_ms", "latency_runs", "peak_mib", "memory_method"):
         setattr(row, name, totals.get(name))
     return row
@@ -92,7 +96,7 @@ def measure_one(given: str, yaml: str, target: Target, *, imgsz: int, batch: int
 def summary(row: Measurement) -> str:
     if not row.ok:
         return f"failed: {row.error}"
-    return (f"{row.parameters:,} parameters, {row.gflops:.2f} GFLOPs, {row.latency_ms:.1f} ms, "
+    return (f"{row.parameters:,} parameters, {row.gflops:.2f} GFLOPs at {row.imgsz}, {row.latency_ms:.1f} ms, "
             f"{row.peak_mib:.0f} MiB")
 
 
@@ -130,9 +134,14 @@ def _cell(value, delta, digits: str) -> str:
 COLUMNS = (("layers", "0"), ("parameters", "0"), ("gflops", "2"), ("latency_ms", "1"), ("peak_mib", "0"))
 
 
-def table_cells(rows: list[Measurement], imgsz: int, batch: int) -> tuple[list[str], list[list[str]]]:
+def sizes(rows: list[Measurement], imgsz: int | None) -> str:
+    """The size(s) measured at: ``--imgsz``, else each task's own (``224/640`` when the models' tasks differ)."""
+    return str(imgsz) if imgsz is not None else "/".join(str(s) for s in sorted({r.imgsz for r in rows if r.imgsz}))
+
+
+def table_cells(rows: list[Measurement], imgsz: int | None, batch: int) -> tuple[list[str], list[list[str]]]:
     runs = next((r.latency_runs for r in rows if r.ok), None)
-    header = ["model", "layers", "parameters", f"GFLOPs@{imgsz}", f"latency ms (b1, median of {runs})",
+    header = ["model", "layers", "parameters", f"GFLOPs@{sizes(rows, imgsz)}", f"latency ms (b1, median of {runs})",
               f"peak MiB (fwd+bwd, b{batch})"]
     body = []
     for row, delta in zip(rows, differences(rows)):
@@ -143,7 +152,7 @@ def table_cells(rows: list[Measurement], imgsz: int, batch: int) -> tuple[list[s
     return header, body
 
 
-def render(rows: list[Measurement], fmt: str, *, imgsz: int, batch: int) -> str:
+def render(rows: list[Measurement], fmt: str, *, imgsz: int | None, batch: int) -> str:
     """The rows as ``table`` (plain, aligned), ``markdown`` (a GitHub table), ``csv`` or ``json``."""
     if fmt == "json":
         return json.dumps({"schema": SCHEMA_ID, "imgsz": imgsz, "batch": batch,
@@ -160,7 +169,7 @@ def render(rows: list[Measurement], fmt: str, *, imgsz: int, batch: int) -> str:
 
 def _csv(rows: list[Measurement]) -> str:
     out = io.StringIO()
-    names = ["model", "yaml", *METRICS, "latency_runs", "memory_method", "error", *(f"d_{m}" for m in METRICS)]
+    names = ["model", "yaml", "imgsz", *METRICS, "latency_runs", "memory_method", "error", *(f"d_{m}" for m in METRICS)]
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row, delta in zip(rows, differences(rows)):

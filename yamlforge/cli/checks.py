@@ -44,7 +44,8 @@ def verify_command(
 def compare_command(
     models: list[Path] = typer.Argument(..., help="Model YAMLs (or stock names), the first is the baseline."),
     repo: Path = RepoOption,
-    imgsz: int = typer.Option(640, "--imgsz", help="Image size of GFLOPs, latency and memory."),
+    imgsz: int | None = typer.Option(None, "--imgsz", help="Image size of GFLOPs, latency and memory (default: "
+                                     "the size each model's task trains at, 640, classification 224)."),
     fmt: str = typer.Option("table", "--format", help="table, markdown, csv or json."),
     runs: int = typer.Option(10, "--runs", help="Timed batch-1 forwards per model (after 2 warm-up runs)."),
     python: str | None = typer.Option(None, "--python", help="Python to run the models in (your training venv)."),

@@ -5,10 +5,11 @@ a sibling), it imports nothing from yamlforge. ``python export_runner.py --mode 
 --imgsz N`` builds the model, hands it to the exporter the facts name (the package's model wrapper
 ``.export(format="onnx")``, or the checkout's ``export.py`` run with ``include=("onnx",)``), runs the ``.onnx``
 file with onnxruntime on CPU on the same random image as PyTorch and reports the largest absolute difference of
-the first output. Where the target's exporter is known to choose a wrong opset (the facts' ``export_opset_fix``), it
-is given the fix's opset, with a note. When the exporter fails, each layer is exported alone, with the exporter's
-opset, on a clean copy of the input it received in a forward pass, in model order, and the first one that fails is
-named; when none does, the whole-model error is reported with the line of the checkout's code it came through.
+each of its outputs (boxes, and a segmenter's mask prototypes) to the PyTorch output of its shape. Where the target's
+exporter is known to choose a wrong opset (the facts' ``export_opset_fix``), it is given the fix's opset, with a
+note. When the exporter fails, each layer is exported alone, with the exporter's opset, on a clean copy of the input
+it received in a forward pass, in model order, and the first one that fails is named; when none does, the
+whole-model error is reported with the line of the checkout's code it came through.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import functools
 import importlib.util
 import inspect
 import io
+import math
 import os
 import re
 import sys
@@ -172,25 +174,43 @@ def exporter_of(facts: dict) -> str:
 
 
 def compare_with_torch(onnx_file: Path, model, imgsz: int) -> dict:
-    """The first output of the ONNX file (onnxruntime, CPU) and of PyTorch on one random image."""
-    import numpy as np
+    """Every output of the ONNX file (onnxruntime, CPU) against PyTorch's on one random image; ``outputs`` holds one
+    comparison per ONNX output, and the top-level fields are those of the worst one (the first without a match)."""
     import onnxruntime
     import torch
 
     x = yf_facts.random_images(1, imgsz)
     model.eval()
     with torch.no_grad():
-        reference = next(yf_facts.tensors(model(x))).float().numpy()
+        references = [t.float().numpy() for t in yf_facts.tensors(model(x))]
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-    exported = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    result = {"torch_shape": list(reference.shape), "onnx_shape": list(exported.shape), "max_abs_diff": None,
+    names = [output.name for output in session.get_outputs()]
+    exported = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    outputs = [compare_output(name, array, references) for name, array in zip(names, exported)]
+    worst = max(outputs, key=lambda o: math.inf if o["max_abs_diff"] is None else o["max_abs_diff"] / o["tolerance"])
+    return {**{key: value for key, value in worst.items() if key != "name"}, "output": worst["name"],
+            "outputs": outputs}
+
+
+def compare_output(name: str, exported, references: list) -> dict:
+    """One ONNX output against the first PyTorch output of its shape, which it then takes: the exporters drop what
+    PyTorch also returns for training and loss (a detector's raw feature maps, a segmenter's mask coefficients)
+    and keep the order of the rest (boxes before mask prototypes)."""
+    import numpy as np
+
+    index = next((i for i, r in enumerate(references) if r is not None and r.shape == exported.shape), None)
+    result = {"name": name, "onnx_shape": list(exported.shape), "torch_shape": [], "max_abs_diff": None,
               "tolerance": None, "unordered": False}
-    if exported.shape == reference.shape:
-        result["max_abs_diff"] = float(np.abs(exported - reference).max())
-        result["tolerance"] = ATOL + RTOL * float(np.abs(reference).max())
-        if result["max_abs_diff"] > result["tolerance"] and exported.size <= UNORDERED_MAX:
-            result["ordered_diff"] = result["max_abs_diff"]
-            result["max_abs_diff"], result["unordered"] = unordered_diff(exported, reference), True
+    if index is None:
+        result["unmatched"] = [list(r.shape) for r in references if r is not None]
+        return result
+    result["torch_shape"] = list(references[index].shape)
+    reference, references[index] = references[index], None
+    result["max_abs_diff"] = float(np.abs(exported - reference).max())
+    result["tolerance"] = ATOL + RTOL * float(np.abs(reference).max())
+    if result["max_abs_diff"] > result["tolerance"] and exported.size <= UNORDERED_MAX:
+        result["ordered_diff"] = result["max_abs_diff"]
+        result["max_abs_diff"], result["unordered"] = unordered_diff(exported, reference), True
     return result
 
 
@@ -336,14 +356,17 @@ def check_export(report, facts: dict, cfg: str, cfg_dict: dict, model, imgsz: in
                             where=yf_facts.where_in_traceback(exc))
     diff, tolerance = result["max_abs_diff"], result["tolerance"]
     details = {"exporter": exporter, "onnx_file": onnx_file.name, "opset": opsets[-1] if opsets else None, **result}
+    count = len(result["outputs"])
+    which = f"ONNX output {result['output']!r}" if count > 1 else "ONNX output"
     if diff is None:
-        return report.check("export", "fail", f"ONNX output {result['onnx_shape']} has another shape than "
-                            f"PyTorch's {result['torch_shape']}", **details)
+        return report.check("export", "fail", f"{which} {result['onnx_shape']} has no PyTorch output of that shape "
+                            f"(PyTorch's left: {result['unmatched']})", **details)
     verdict = "pass" if diff <= tolerance else "fail"
     unordered = (f" with rows matched regardless of order (in order: {result['ordered_diff']:.2e}; tied scores "
                  "sort either way)") if result["unordered"] else ""
-    return report.check("export", verdict, f"{onnx_file.name} ({exporter} exporter): onnxruntime vs PyTorch max "
-                        f"|diff| {diff:.2e} ({'within' if verdict == 'pass' else 'above'} {tolerance:.2e}) at "
+    outputs = f"all {count} outputs, worst {result['output']!r}: " if count > 1 else ""
+    return report.check("export", verdict, f"{onnx_file.name} ({exporter} exporter): {outputs}onnxruntime vs PyTorch "
+                        f"max |diff| {diff:.2e} ({'within' if verdict == 'pass' else 'above'} {tolerance:.2e}) at "
                         f"{imgsz}x{imgsz}{unordered}", **details)
 
 

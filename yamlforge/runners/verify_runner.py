@@ -65,7 +65,8 @@ def mode_verify(args, facts: dict) -> dict:
     yf_facts.put_checkout_on_path(facts["path_entry"])
     if not yf_facts.import_torch(report):
         return report.data
-    for trap in yf_traps.environment_traps(facts, root) if yf_facts.check_import(report, facts, root) else ():
+    imports = yf_facts.check_import(report, facts, root)
+    for trap in yf_traps.environment_traps(facts, root, thop=False) if imports else ():  # thop: check_flops's
         report.note(f"{trap['message']}; fix: {trap['fix']}")
     imported = report.data["imported"] is not None
     model, cfg_dict = yf_build.build(report, facts, args.yaml, root) if imported else (None, None)

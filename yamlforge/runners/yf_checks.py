@@ -119,6 +119,14 @@ def first_undeepcopyable_layer(model):
     return None, None
 
 
+def deepcopy_or_culprit(model):
+    """(None, None, a deep copy of ``model``), or (the first layer that cannot be deep-copied, its error, ``model``)."""
+    try:
+        return None, None, copy.deepcopy(model)
+    except Exception:
+        return (*first_undeepcopyable_layer(model), model)
+
+
 def check_flops(report: yf_facts.Report, facts: dict, model, imgsz: int) -> bool:
     """GFLOPs with thop at imgsz (the number must be > 0), and the target's own figure where it has one."""
     import torch
@@ -134,11 +142,10 @@ def check_flops(report: yf_facts.Report, facts: dict, model, imgsz: int) -> bool
     if facts["flops_function"]:
         with contextlib.suppress(Exception):  # releases without get_flops: thop's figure below is what counts
             totals["target_gflops"] = round(float(yf_facts.load_callable(facts["flops_function"])(model, imgsz)), 3)
-    layer, deepcopy_error = first_undeepcopyable_layer(model)
+    layer, deepcopy_error, profiled = deepcopy_or_culprit(model)
     x = torch.zeros(1, 3, imgsz, imgsz)
     model.eval()
     try:
-        profiled = model if deepcopy_error else copy.deepcopy(model)
         macs = thop.profile(profiled, inputs=(x,), verbose=False)[0]
         gflops = macs * 2 / 1e9
     except Exception as exc:
@@ -156,6 +163,8 @@ def check_flops(report: yf_facts.Report, facts: dict, model, imgsz: int) -> bool
             hint="keep derived tensors out of module attributes: compute them in forward() or register_buffer() "
                  "them from a detached value", layer=layer)
     cause = yf_traps.thop_trap(facts) if 0 in (gflops, totals["target_gflops"]) else None
+    if cause:
+        report.note(f"{cause['message']}; fix: {cause['fix']}")
     return flops_verdict(report, gflops, totals["target_gflops"], imgsz, cause)
 
 

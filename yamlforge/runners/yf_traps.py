@@ -116,8 +116,26 @@ def thop_trap(facts: dict) -> dict | None:
                    f"{sys.executable} -m pip install --force-reinstall --no-deps {wanted}"}
 
 
+def torchvision_ops_load() -> bool:
+    """torchvision's compiled ops load into this torch and define ``nms`` (what a torchvision built for another torch
+    fails at): known in milliseconds, where ``import torchvision`` costs seconds (it imports torch._dynamo)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.find_spec("torchvision")
+    library = next(Path(spec.origin).parent.glob("_C*.so"), None) if spec and spec.origin else None
+    try:
+        torch.ops.load_library(str(library))
+        return hasattr(torch.ops.torchvision, "nms")
+    except Exception:  # no library (Windows' .pyd, a source tree) or one built for another torch: import it
+        return False
+
+
 def torchvision_trap() -> dict | None:
     """The targets import torchvision lazily: one built for another torch fails only when a model is built."""
+    if torchvision_ops_load():
+        return None
     try:
         import torchvision  # noqa: F401
     except Exception as exc:  # RuntimeError: operator torchvision::nms does not exist
@@ -126,9 +144,11 @@ def torchvision_trap() -> dict | None:
     return None
 
 
-def environment_traps(facts: dict, root: Path) -> list[dict]:
-    """What breaks after a clean apply because of the environment (call once the checkout imports)."""
-    return [trap for trap in (ddp_trap(facts, root), thop_trap(facts), torchvision_trap()) if trap]
+def environment_traps(facts: dict, root: Path, thop: bool = True) -> list[dict]:
+    """What breaks after a clean apply because of the environment (call once the checkout imports). ``thop=False``
+    leaves out the thop trap (reading every installed distribution's file list): verify names it when GFLOPs are 0,
+    the one thing it breaks."""
+    return [trap for trap in (ddp_trap(facts, root), thop_trap(facts) if thop else None, torchvision_trap()) if trap]
 
 
 def missing_requirements(requires: list[str]) -> list[dict]:

@@ -112,10 +112,16 @@ def wrapper_class(facts: dict, cfg: str, cfg_dict: dict):
 def builds_models(wrapper) -> bool:
     """The wrapper's ``task_map`` names a model class for some task: 8.0's ``SAM`` and ``NAS`` only predict (their
     branch catches any file name with "sam" or "nas" in it), so a YAML built with them is the head's to decide."""
-    task_map = getattr(wrapper, "task_map", None)
-    try:  # a property of the class that reads nothing of the instance, in every release
-        tasks = task_map.fget(None) if isinstance(task_map, property) else task_map
+    try:
+        tasks = class_task_map(wrapper)
     except Exception:
         return True  # a fork's own map that needs its instance: it is the fork's choice
     return not isinstance(tasks, dict) or any("model" in parts for parts in tasks.values() if isinstance(parts, dict))
 
+
+
+def class_task_map(wrapper):
+    """The wrapper class's ``task_map``: a property of the class that reads nothing of the instance, in every
+    release (a fork's own map that needs its instance raises)."""
+    task_map = getattr(wrapper, "task_map", None)
+    return task_map.fget(None) if isinstance(task_map, property) else task_map
