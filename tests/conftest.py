@@ -33,9 +33,13 @@ LONGEST_FIRST = (
     "test_weights_base_e2e.py",  # six base trainings, then a training from each carried checkpoint
     "test_timm_backbone_e2e.py",  # fifteen trainings, the 34-model sweep, an ONNX export
     "test_scenarios_e2e.py",  # nine trainings, three of them RT-DETR at 128 on 8.0.227
-    "test_tasks_e2e.py",
+    "test_tasks_e2e.py",  # ten verify --train runs, one per task and release
+    "test_script_tasks_e2e.py",
     "test_ablate_e2e.py",
+    "test_ablate_tasks_e2e.py",
+    "test_ablate_ray_e2e.py",
     "test_adopt_e2e.py",  # six trainings
+    "test_ablate_variants_e2e.py",
     "test_verify_e2e.py",
     "test_apply_e2e.py",
     "test_backbone_e2e.py",
