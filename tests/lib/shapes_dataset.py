@@ -3,7 +3,7 @@
 Learnable in a few epochs from scratch: one fixed, high-contrast colour per class on a plain grey background, and
 large objects (a quarter to a half of the image side) that never overlap. ``train`` and ``val`` are drawn with
 different seeds, so a study's metric measures something learned rather than memorised. The labels are those of the
-smoke-training set (``yf_tasks.DATASET_LABELS``): boxes for ``detect``, the drawn outlines for ``segment``.
+smoke-training set (``yf_tasks.DATASETS``): boxes for ``detect``, the drawn outlines for ``segment``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from yamlforge.runners.yf_tasks import DATASET_LABELS
+from yamlforge.runners.yf_tasks import DATASETS
 
 BACKGROUND = (128, 128, 128)
 COLOURS = ((40, 40, 230), (230, 60, 30))  # BGR: class 0 red, class 1 blue
@@ -45,7 +45,7 @@ def _image(rng, imgsz: int, task: str) -> tuple:
         else:
             cv2.ellipse(img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, COLOURS[1], -1)
         boxes.append(box)
-        lines.append(DATASET_LABELS[task](cls, box, imgsz, {}))
+        lines.append(DATASETS[task].label(cls, box, imgsz, {}))
     return img, lines
 
 
