@@ -79,9 +79,11 @@ def run_study(request: StudyRequest, *, engine: Engine = Engine(), retry_failed:
         if variant.refused is not None:
             progress(f"refused  {variant.name}: {variant.refused}")
     write_carried_weights(plan, out, python=python, progress=progress)
-    measure_models(plan, out, python=python, progress=progress)
-    with Watcher(plan, out, progress, live=sys.stderr.isatty()) as watcher:
+    # compare's parameters and GFLOPs (one process of the target's Python) beside the trials, not before them
+    with ThreadPoolExecutor(max_workers=1) as aside, Watcher(plan, out, progress, live=sys.stderr.isatty()) as watcher:
+        measured = aside.submit(measure_models, plan, out, python=python, progress=watcher.say)
         run_trials(plan, out, engine, retry_failed=retry_failed, python=python, progress=watcher.say)
+        measured.result()
     rows = study_rows(out, plan)
     written, why_not = draw_plots(rows, plan, out, python=python)
     for path in written:
