@@ -87,7 +87,7 @@ def test_a_segmentation_study_reports_mask_map(ultralytics, tmp_path):
         epochs = results_csv(out, f"{row['variant']}-s0")
         best = max(epochs, key=lambda epoch: float(epoch["metrics/mAP50-95(M)"]))
         assert (row["metric"], row["map50"]) == (float(best["metrics/mAP50-95(M)"]), float(best["metrics/mAP50(M)"]))
-    assert json.loads((out / "plan.json").read_text())["task"] == "segment"
+    assert json.loads((out / "plan.json").read_text())["task"] == "segment" == rows[0]["task"]
 
 
 def test_a_diverging_variant_is_a_failed_row_and_the_base_finishes(ultralytics, tmp_path):

@@ -17,6 +17,7 @@ from yamlforge.runners.train_runner import script_hyp
 from yamlforge.runners.yf_train import SCRIPT_HYP
 from yamlforge.scratch import pristine_checkout
 from yamlforge.study.plan import Hyper, Plan, Variant, parse_options
+from yamlforge.study.report import StudyRow, render, table_cells
 from yamlforge.study.tasks import METRIC_COLUMNS, check_data_task, metric_columns, model_task
 from yamlforge.study.trial import read_results
 
@@ -164,3 +165,12 @@ def test_a_train_py_trial_refuses_an_option_its_hyperparameters_lack(tmp_path, m
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="have no nbs"):
         script_hyp({"root": str(tmp_path), "train_hyp": None}, {"nbs": 4})
+
+
+@pytest.mark.parametrize(("task", "labels"), [("segment", ["mask mAP50-95", "mask mAP50"]),
+                                              ("classify", ["top-1", "top-5"]), (None, ["mAP50-95", "mAP50"])])
+def test_the_table_names_the_figures_of_the_studys_task(task, labels):
+    row = StudyRow("base", [], "done", 1, 1, metric=0.5, map50=0.7, task=task)
+    header, body = table_cells([row])
+    assert header[1:3] == labels and body[0][1:3] == ["0.5000", "0.7000"]
+    assert render([row], "markdown").splitlines()[0].startswith(f"| variant | {labels[0]} | {labels[1]} |")

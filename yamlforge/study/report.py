@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..tables import aligned_lines, markdown_lines
 from .plan import BASE_ROW, Plan, Variant, read_plan
+from .tasks import metric_labels
 from .trial import Trial, TrialResult, read_results
 
 MEASURED_FILE = "models/measured.json"  # compare's parameters and GFLOPs of each row's model
@@ -41,6 +42,7 @@ class StudyRow:
     seconds: float | None = None
     parameters: int | None = None
     gflops: float | None = None
+    task: str | None = None  # the plan's: what metric and map50 are (study/tasks.py)
 
 
 def within_noise(difference: float, spread_a: float | None, spread_b: float | None) -> bool | None:
@@ -105,7 +107,7 @@ def study_rows(out: Path, plan: Plan | None = None) -> list[StudyRow]:
         results = [read_results(t.results_csv, plan.task) for t in trials]
         row = variant_row(variant, [t.state() for t in trials], results)
         size = measured.get(variant.name, {})
-        rows.append(replace(row, parameters=size.get("parameters"), gflops=size.get("gflops")))
+        rows.append(replace(row, parameters=size.get("parameters"), gflops=size.get("gflops"), task=plan.task))
     return with_differences(rows)
 
 
@@ -127,8 +129,8 @@ def _ints(values: list[int] | None) -> str:
 
 
 def table_cells(rows: list[StudyRow]) -> tuple[list[str], list[list[str]]]:
-    header = ["variant", "mAP50-95", "mAP50", "diff", "noise", "params", "GFLOPs", "epochs", "best epoch", "time s",
-              "status"]
+    header = ["variant", *metric_labels(rows[0].task if rows else None), "diff", "noise", "params", "GFLOPs",
+              "epochs", "best epoch", "time s", "status"]
     body = [[row.variant, _value(row.metric, row.metric_std), _value(row.map50, row.map50_std),
              "" if row.difference is None else f"{row.difference:+.4f}", row.noise or "",
              "" if row.parameters is None else f"{row.parameters:,}", "" if row.gflops is None else f"{row.gflops:.2f}",

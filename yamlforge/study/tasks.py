@@ -52,6 +52,16 @@ def model_task(name: str, yaml_text: str) -> str | None:
     return next((task for word, task in HEAD_WORDS if word in head), None)
 
 
+# The table's names of each task's two figures (the columns above, without the trainers' prefixes and suffixes)
+METRIC_LABELS = {"detect": ("mAP50-95", "mAP50"), "segment": ("mask mAP50-95", "mask mAP50"),
+                 "pose": ("pose mAP50-95", "pose mAP50"), "obb": ("mAP50-95", "mAP50"), "classify": ("top-1", "top-5"),
+                 "semantic": ("mIoU", "pixel acc"), "depth": ("delta1", "delta2")}
+
+
+def metric_labels(task: str | None) -> tuple[str, str]:
+    return METRIC_LABELS.get(task or DEFAULT_TASK, METRIC_LABELS[DEFAULT_TASK])
+
+
 def metric_columns(task: str | None, header: list[str]) -> tuple[str, str] | None:
     """The (metric, mAP50) columns of ``task`` in a results.csv with ``header`` (names stripped); None: it has
     neither pair."""
