@@ -106,6 +106,27 @@ def trained(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="module")
+def carried(trained, tmp_path_factory):
+    """``carried(kind, version, base, after)`` -> (repo, BASE.pt, the model with ZeroResidual after row ``after``,
+    OUT.pt that ``weights --base`` wrote for it, its report), once: the identity and the training tests share it."""
+    made: dict = {}
+
+    def get(kind: str, version: str, base, after: int):
+        key = (kind, version, str(base), after)
+        if key not in made:
+            repo, base_pt = trained(kind, version, base)
+            folder = tmp_path_factory.mktemp(f"carried-{kind}-{version}-{Path(str(base)).stem}")
+            model = edited(repo, base, after, folder / "edited.yaml", "--nc", NC)
+            out = folder / "edited.pt"
+            result = cli("weights", model, "--repo", repo, "--base", base_pt, "-o", out, "--json")
+            assert result.exit_code == 0, result.output
+            made[key] = repo, base_pt, model, out, json.loads(result.stdout)["base"]
+        return made[key]
+
+    return get
+
+
 def edited(repo: Path, base, after: int, out: Path, *options) -> Path:
     result = cli("gen-yaml", base, "--repo", repo, "--insert-after", f"{after}=ZeroResidual", "--spec", SPEC,
                  "-o", out, *options)
@@ -115,14 +136,9 @@ def edited(repo: Path, base, after: int, out: Path, *options) -> Path:
 
 @pytest.mark.parametrize("kind,version,base,after,base_rows,new_rows", CASES,
                          ids=[f"{k}-{v}-{Path(str(b)).stem}" for k, v, b, *_ in CASES])
-def test_edited_model_from_out_pt_computes_what_the_base_computed(trained, tmp_path, kind, version, base, after,
-                                                                  base_rows, new_rows):
-    repo, base_pt = trained(kind, version, base)
-    model = edited(repo, base, after, tmp_path / "edited.yaml", "--nc", NC)
-    out = tmp_path / "edited.pt"
-    result = cli("weights", model, "--repo", repo, "--base", base_pt, "-o", out, "--json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)["base"]
+def test_edited_model_from_out_pt_computes_what_the_base_computed(carried, kind, version, base, after, base_rows,
+                                                                  new_rows):
+    repo, base_pt, _, out, report = carried(kind, version, base, after)
     rows = {row["index"]: row for row in report["rows"]}
     assert len(rows) == new_rows and report["map"]["base_rows"] == base_rows and report["map_note"] is None
     assert [i for i, row in rows.items() if row["status"] != "carried"] == [after + 1]
@@ -146,28 +162,24 @@ TRAINERS = [case for case in CASES if case[2] != "rtdetr-l"]
 
 @pytest.mark.parametrize("kind,version,base,after,base_rows,new_rows", TRAINERS,
                          ids=[f"{k}-{v}-{Path(str(b)).stem}" for k, v, b, *_ in TRAINERS])
-def test_training_from_out_pt_transfers_every_carried_tensor(trained, tmp_path, kind, version, base, after,
-                                                             base_rows, new_rows):
+def test_training_from_out_pt_transfers_every_carried_tensor(carried, kind, version, base, after, base_rows,
+                                                             new_rows):
     """``verify --train --weights OUT.pt``: one epoch with the target's own trainer started from OUT.pt
     (Ultralytics ``YOLO(yaml).load(OUT.pt).train()``, ``train.py --cfg yaml --weights OUT.pt``), whose own
     "Transferred N/M items" must count every tensor of the model; only what the trainer itself rebuilds from
     the YAML is left out (train.py --cfg drops the anchors)."""
-    repo, base_pt = trained(kind, version, base)
-    model = edited(repo, base, after, tmp_path / "edited.yaml", "--nc", NC)
-    out = tmp_path / "edited.pt"
-    result = cli("weights", model, "--repo", repo, "--base", base_pt, "-o", out, "--json")
-    assert result.exit_code == 0, result.output
-    carried = [key for row in json.loads(result.stdout)["base"]["rows"] for key in row["carried"]]
+    repo, _, model, out, report = carried(kind, version, base, after)
+    keys = [key for row in report["rows"] for key in row["carried"]]
     run = cli("verify", model, "--repo", repo, "--imgsz", IMGSZ.get((version, base), 32), "--train", "--weights",
               out, "--json")
     report = json.loads(run.stdout)
     assert report["ok"], [c for c in report["checks"] if c["status"] == "fail"]
     moved = report["train"]["transferred"]
     print(f"{kind} {version} {Path(str(base)).stem}: transferred {moved['items']}/{moved['of']}, "
-          f"carried {len(carried)}")
-    rebuilt = [key for key in carried if "anchor" in key] if kind != "ultralytics" else []
-    assert moved["from"] == str(out.resolve()) and len(carried) > 300
-    assert moved["items"] == moved["of"] - len(rebuilt) >= len(carried) - len(rebuilt)
+          f"carried {len(keys)}")
+    rebuilt = [key for key in keys if "anchor" in key] if kind != "ultralytics" else []
+    assert moved["from"] == str(out.resolve()) and len(keys) > 300
+    assert moved["items"] == moved["of"] - len(rebuilt) >= len(keys) - len(rebuilt)
     train = next(c for c in report["checks"] if c["name"] == "train")
     assert f"from edited.pt it transferred {moved['items']}/{moved['of']} items" in train["message"]
 

@@ -46,7 +46,7 @@ def test_detection_images_and_labels_do_not_depend_on_the_task_layouts(tmp_path)
     """The same seed draws the same shapes for every label-line task (studies compare runs on this set)."""
     make_dataset(tmp_path / "detect", IMGSZ, task="detect")
     make_dataset(tmp_path / "segment", IMGSZ, task="segment")
-    for stem in ("im0", "im5"):
+    for stem in ("im0", f"im{SMOKE_IMAGES - 1}"):
         boxes = [line.split()[0] for line in (tmp_path / "detect/labels/train" / f"{stem}.txt").read_text().split("\n")
                  if line]
         polygons = [line.split()[0] for line in (tmp_path / "segment/labels/train" / f"{stem}.txt").read_text()

@@ -16,16 +16,16 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.train_runner (the tests)
-    from . import verify_runner, yf_build, yf_facts, yf_train
+    from . import verify_runner, yf_build, yf_facts, yf_scripts, yf_train
 else:  # a script in the target's Python: its own folder is sys.path[0]
     import verify_runner
     import yf_build
     import yf_facts
+    import yf_scripts
     import yf_train
 
 SCHEMA = "yamlforge.train/1"
@@ -89,27 +89,20 @@ def train_with_wrapper(args, facts: dict, save_dir: Path, resumed: bool) -> None
 
 
 def train_with_script(args, facts: dict, save_dir: Path, resumed: bool) -> str | None:
-    """The checkout's train.py chosen by the head (``segment/train.py`` for a Segment head), in a subprocess with
-    its output on stderr; with ``resumed``, its own ``--resume last.pt``. Returns why it failed (its last line)."""
+    """The checkout's train.py chosen by the head (``segment/train.py`` for a Segment head), run in this process with
+    its output on stderr (:func:`yf_scripts.run_script`); with ``resumed``, its own ``--resume last.pt``. Returns why
+    it failed in one line."""
     script = Path(facts["root"]) / yf_facts.by_head(facts["train_scripts"], yf_build.load_yaml_dict(facts, args.yaml))
     if resumed:
-        cmd = [sys.executable, str(script), "--resume", str(save_dir / "weights" / "last.pt")]
+        options = ["--resume", str(save_dir / "weights" / "last.pt")]
     else:
-        cmd = [sys.executable, str(script), "--cfg", str(Path(args.yaml).resolve()), "--data", args.data,
-               "--hyp", str(script_hyp(facts, json.loads(args.options))), "--weights", args.pretrained or "",
-               "--epochs", str(args.epochs), "--batch-size", str(args.batch), "--img", str(args.imgsz),
-               "--seed", str(args.seed), "--project", str(save_dir.parent), "--name", save_dir.name, "--exist-ok",
-               *facts["train_flags"]]
-        cmd += ["--workers", str(args.workers)] if args.workers is not None else []
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=yf_train.script_env(facts, Path.cwd())) as process:
-        last = "no output"
-        for line in process.stdout:  # the trial's train.log, and its reason when it fails: the last line
-            sys.stderr.write(line)
-            last = line.strip() or last
-    if process.returncode:
-        return f"{script.name} exited with {process.returncode}: {last}"
-    return None
+        options = ["--cfg", str(Path(args.yaml).resolve()), "--data", args.data,
+                   "--hyp", str(script_hyp(facts, json.loads(args.options))), "--weights", args.pretrained or "",
+                   "--epochs", str(args.epochs), "--batch-size", str(args.batch), "--img", str(args.imgsz),
+                   "--seed", str(args.seed), "--project", str(save_dir.parent), "--name", save_dir.name,
+                   "--exist-ok", *facts["train_flags"]]
+        options += ["--workers", str(args.workers)] if args.workers is not None else []
+    return yf_scripts.run_script(facts, script, options)[1]
 
 
 def script_hyp(facts: dict, options: dict) -> Path:

@@ -84,11 +84,12 @@ def mode_verify(args, facts: dict) -> dict:
     return report.data
 
 
-def mode_predict(args, facts: dict) -> dict:
+def mode_reload(args, facts: dict) -> dict:
+    """For verify's restricted reload (its flag set in this fresh process): the checkpoint loaded and run forward."""
     yf_facts.put_checkout_on_path(facts["path_entry"])
     try:
-        return {"predicted": yf_train.predict_with_wrapper(facts["package"], args.wrapper, Path(args.weights),
-                                                       Path(args.image), args.imgsz)}
+        return {"output": yf_train.forward_with_wrapper(facts["package"], args.wrapper, Path(args.weights),
+                                                        args.imgsz)}
     except Exception as exc:
         return {"error": yf_facts.one_line(exc)}
 
@@ -109,7 +110,7 @@ def mode_environment(args, facts: dict) -> dict:
     return answer
 
 
-MODES = {"verify": mode_verify, "predict": mode_predict, "environment": mode_environment}
+MODES = {"verify": mode_verify, "reload": mode_reload, "environment": mode_environment}
 
 
 def parse_args(argv, modes=MODES):
@@ -122,7 +123,6 @@ def parse_args(argv, modes=MODES):
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--weights")
     parser.add_argument("--pretrained", help="with --train: the checkpoint the smoke training starts from")
-    parser.add_argument("--image")
     parser.add_argument("--wrapper", default="YOLO")
     parser.add_argument("--requires", nargs="*", default=[])
     return parser.parse_args(argv)

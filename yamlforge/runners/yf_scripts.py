@@ -8,6 +8,12 @@ class it imports (``script_losses``: ``utils/segment/loss.py``'s ``ComputeLoss``
 
 from __future__ import annotations
 
+import contextlib
+import os
+import runpy
+import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 if __package__:  # imported as yamlforge.runners.yf_scripts (the tests)
@@ -17,6 +23,8 @@ else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_tasks
 
 MASK_RATIO = 4  # the scripts' default --mask-ratio: their masks are a quarter of the image's side
+# What numpy removed (np.int, np.float in 1.24; np.trapz in 2.4) and YOLOv5/v7's training code still calls
+NUMPY_ALIASES = (("int", int), ("float", float))
 
 
 def head_task(facts: dict, cfg_dict: dict) -> str | None:
@@ -102,3 +110,55 @@ def start_checkpoint(facts: dict, script: str, cfg: str, path: Path) -> Path | N
     model.model, model.save, model.nc, model.yaml = built.model, built.save, built.yaml["nc"], built.yaml
     torch.save({"model": model, "epoch": -1}, path)
     return path
+
+
+def run_script(facts: dict, script: Path, args: list[str], *, capture: bool = False) -> tuple[int, str | None, str]:
+    """``python SCRIPT ARGS`` in this process: the checkout's own script run as ``__main__`` (its folder first on
+    ``sys.path``, ``sys.argv`` its arguments), where the runner has already imported torch and the checkout's modules:
+    a second interpreter would import them all again, half of a smoke training's time. Returns (its exit status, why
+    it failed in one line or None, what it printed when ``capture``; else it prints to this process's stderr)."""
+    if facts["legacy_numpy"]:  # the training code calls names numpy removed: put them back
+        import numpy
+
+        for name, value in NUMPY_ALIASES:
+            setattr(numpy, name, getattr(numpy, name, value))
+        numpy.trapz = getattr(numpy, "trapz", None) or numpy.trapezoid
+    saved = sys.argv, list(sys.path), os.getcwd()
+    sys.argv, sys.path[:0] = [str(script), *args], [str(script.parent)]
+    with captured_output() if capture else contextlib.nullcontext([""]) as printed:
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+            status, reason = 0, None
+        except SystemExit as exc:  # argparse, or the script's own exit
+            status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            reason = f"{script.name} exited with {exc.code}" if status else None
+        except Exception as exc:  # the script's crash, printed as the interpreter would
+            traceback.print_exc()
+            status, reason = 1, yf_facts.one_line(exc)
+        finally:
+            sys.argv, sys.path[:] = saved[0], saved[1]
+            os.chdir(saved[2])
+    return status, reason, printed[0]
+
+
+@contextlib.contextmanager
+def captured_output():
+    """Everything written to file descriptors 1 and 2 while inside (Python's streams, the targets' loggers, C code)
+    into a temporary file; the list it yields holds that text once outside."""
+    printed: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield printed
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, kept in zip((1, 2), saved):
+                os.dup2(kept, fd)
+                os.close(kept)
+            sink.seek(0)
+            printed.append(sink.read().decode(errors="replace"))

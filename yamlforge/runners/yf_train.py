@@ -20,12 +20,10 @@ else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_wrappers
 
 
-# What numpy removed (np.int, np.float in 1.24; np.trapz in 2.4) and YOLOv5/v7's training code still calls.
-NUMPY_ALIASES = "numpy.int = int; numpy.float = float; numpy.trapz = getattr(numpy, 'trapz', None) or numpy.trapezoid"
 # check_safe_reload reloads the checkpoint in a fresh process: the runner script in its predict mode
 VERIFY_RUNNER = Path(__file__).with_name("verify_runner.py")
 TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
-SMOKE_IMAGES = 6  # nor does the number of images: a few batches of the smallest batch size
+SMOKE_IMAGES = 4  # nor does the number of images: two batches of the smallest batch size, two of each class
 # What every target's trainer logs when it starts from a checkpoint (Ultralytics' BaseModel.load, the train.py scripts)
 TRANSFERRED = re.compile(r"Transferred (\d+)/(\d+) items")
 
@@ -199,17 +197,32 @@ def train_with_wrapper(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict:
                             f"{yf_facts.one_line(exc)}", where=yf_facts.where_in_traceback(exc))
     report.check("reload", "pass", f"{wrapper_name}('{weights.name}') reloaded and predicted ({predicted})")
     if facts["safe_load_env"] and yf_facts.version_at_least(facts["version"], facts["safe_load_since"]):
-        return check_safe_reload(report, facts, wrapper_spec, weights, image, imgsz)
+        return check_safe_reload(report, facts, wrapper_spec, weights, imgsz)
     return True
 
 
 def predict_with_wrapper(package: str, wrapper: str, weights: Path, image: Path, imgsz: int) -> str:
     """What the reloaded model predicts for ``image`` (:func:`prediction`). ``wrapper``: a class of the package
     (``YOLO``) or ``"module:Class"`` (a fork's own, wherever it lives)."""
-    spec = wrapper if ":" in wrapper else f"{package}:{wrapper}"
-    model = yf_facts.load_callable(spec)(str(weights))
+    model = load_with_wrapper(package, wrapper, weights)
     results = model.predict(str(image), imgsz=imgsz, device="cpu", verbose=False, save=False)
     return prediction(results[0] if results else None)
+
+
+def forward_with_wrapper(package: str, wrapper: str, weights: Path, imgsz: int) -> str:
+    """The shape of what the reloaded model's network computes for a blank image: the load and the layers it built,
+    without the predictor (whose NMS imports torchvision, 2 s, and ran in :func:`predict_with_wrapper` already)."""
+    import torch
+
+    model = load_with_wrapper(package, wrapper, weights).model
+    with torch.no_grad():
+        out = model.float().eval()(torch.zeros(1, 3, imgsz, imgsz))
+    return "x".join(str(n) for n in yf_facts.shape_of(next(yf_facts.tensors(out))))
+
+
+def load_with_wrapper(package: str, wrapper: str, weights: Path):
+    """``Wrapper(weights)``; ``wrapper``: a class of the package (``YOLO``) or ``"module:Class"`` (a fork's own)."""
+    return yf_facts.load_callable(wrapper if ":" in wrapper else f"{package}:{wrapper}")(str(weights))
 
 
 def prediction(result) -> str:
@@ -223,12 +236,12 @@ def prediction(result) -> str:
     return ", ".join(shown) or "nothing"
 
 
-def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper: str, weights: Path, image: Path,
-                      imgsz: int) -> bool:
-    """A restricted loader only accepts classes from the target's own module files: reload in a fresh process."""
+def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper: str, weights: Path, imgsz: int) -> bool:
+    """A restricted loader only accepts classes from the target's own module files: reload in a fresh process (the
+    flag is read when the target is imported) and run the network it built."""
     env_name = facts["safe_load_env"]
-    cmd = [sys.executable, str(VERIFY_RUNNER), "--mode", "predict", "--target", json.dumps(facts),
-           "--weights", str(weights), "--image", str(image), "--imgsz", str(imgsz), "--wrapper", wrapper]
+    cmd = [sys.executable, str(VERIFY_RUNNER), "--mode", "reload", "--target", json.dumps(facts),
+           "--weights", str(weights), "--imgsz", str(imgsz), "--wrapper", wrapper]
     result = subprocess.run(cmd, env=dict(os.environ, **{env_name: "1"}), capture_output=True, text=True, check=False)
     try:
         answer = json.loads(result.stdout)
@@ -238,7 +251,7 @@ def check_safe_reload(report: yf_facts.Report, facts: dict, wrapper: str, weight
         return report.check("safe_reload", "fail",
                             f"with {env_name}=1 the checkpoint does not reload: {answer['error']}",
                             hint=f"place the module's file directly in {facts['modules_dir']}/ (yamlforge apply does)")
-    return report.check("safe_reload", "pass", f"reloaded with {env_name}=1 and predicted ({answer['predicted']})")
+    return report.check("safe_reload", "pass", f"reloaded with {env_name}=1 and ran forward ({answer['output']})")
 
 
 def start_from_checkpoint(output: str, pretrained: str | None) -> tuple[str, dict | None, str]:
@@ -255,19 +268,19 @@ def start_from_checkpoint(output: str, pretrained: str | None) -> tuple[str, dic
 
 
 def run_train_script(facts: dict, script: str, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int, batch: int,
-                     pretrained: str | None = None):
+                     pretrained: str | None = None) -> tuple[str | None, str, Path | None]:
     """The checkout's own training script for one epoch (``--weights pretrained``) on a synthetic dataset of the
-    head's task; returns (its CompletedProcess, the checkpoint or None)."""
+    head's task, in this process (:func:`yf_scripts.run_script`); returns (why it failed or None, what it printed,
+    the checkpoint or None)."""
     data = make_dataset(workdir / "data", imgsz, task=yf_scripts.head_task(facts, cfg_dict) or "detect",
                         model_yaml=cfg_dict)
-    cmd = [sys.executable, str(Path(facts["root"]) / script), "--data", str(data), "--epochs", "1",
-           "--device", "cpu", "--workers", "0", "--project", str(workdir / "runs"), "--name", "train", "--exist-ok",
-           *script_arguments(facts, script, cfg, workdir, imgsz, batch, pretrained)]
-    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=script_env(facts, workdir),
-                            check=False)
-    sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
+    args = ["--data", str(data), "--epochs", "1", "--device", "cpu", "--workers", "0", "--project",
+            str(workdir / "runs"), "--name", "train", "--exist-ok",
+            *script_arguments(facts, script, cfg, workdir, imgsz, batch, pretrained)]
+    _, failed, printed = yf_scripts.run_script(facts, Path(facts["root"]) / script, args, capture=True)
+    sys.stderr.write(printed[-12000:])
     weights_dir = workdir / "runs" / "train" / "weights"
-    return result, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
+    return failed, printed, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
 
 
 CHECKPOINT_MIN_BATCH = 4  # classify/train.py plots its first batch in a grid that fails for 2-3 images
@@ -295,19 +308,6 @@ def script_hyperparameters(facts: dict) -> dict:
     return dict(SCRIPT_HYP)
 
 
-def script_env(facts: dict, workdir: Path) -> dict:
-    """The training script's environment: the checkout importable (a packaged one imports ``yolov5.models...``),
-    and numpy's removed names (``np.int``, ``np.trapz``) restored for targets whose training code still uses them."""
-    paths = [facts["path_entry"]]
-    if facts["legacy_numpy"]:
-        shim = workdir / "numpy-aliases"
-        shim.mkdir(exist_ok=True)
-        (shim / "sitecustomize.py").write_text(f"import numpy\n{NUMPY_ALIASES}\n")
-        paths.insert(0, str(shim))
-    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
-
-
 def train_with_script(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: dict, workdir: Path, imgsz: int,
                       batch: int, pretrained: str | None = None) -> bool:
     """The checkout's training script (chosen by the head) for one epoch, then its checkpoint loader + a forward."""
@@ -318,14 +318,13 @@ def train_with_script(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: 
         return report.check("train", "fail", refusal, where=where,
                             hint=f"train it from a checkout that has {script} (the upstream repository's layout)")
     started = time.perf_counter()
-    result, weights = run_train_script(facts, script, cfg, cfg_dict, workdir, imgsz, batch, pretrained)
-    if result.returncode or weights is None:
-        tail = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        missing = re.search(r"No module named '([\w.]+)'", tail[-1] if tail else "")
+    failed, printed, weights = run_train_script(facts, script, cfg, cfg_dict, workdir, imgsz, batch, pretrained)
+    if failed or weights is None:
+        missing = re.search(r"No module named '([\w.]+)'", failed or "")
         hint = yf_facts.hint_for(ModuleNotFoundError(name=missing.group(1)), facts["package"]) if missing else None
-        return report.check("train", "fail", f"{script} (1 epoch) failed: {tail[-1] if tail else 'no checkpoint'}",
+        return report.check("train", "fail", f"{script} (1 epoch) failed: {failed or 'no checkpoint'}",
                             hint=hint, where=where)
-    status, moved, start = start_from_checkpoint(result.stdout + result.stderr, pretrained)
+    status, moved, start = start_from_checkpoint(printed, pretrained)
     report.data["train"] = {"weights": str(weights), "imgsz": imgsz, "seconds": round(time.perf_counter() - started, 1),
                             "transferred": moved}
     report.check("train", status, f"1 epoch on synthetic images at {imgsz} with {script} in "
