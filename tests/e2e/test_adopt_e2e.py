@@ -9,7 +9,7 @@ import pytest
 from cli_tools import invoke
 
 from yamlforge.adopt import engine as adopt
-from yamlforge.check.verify import verify
+from yamlforge.check.verify import verify, verify_many
 from yamlforge.resources import SPECS_DIR
 from yamlforge.scratch import YOLOV9_RELEASE
 from yamlforge.specs import SpecRegistry
@@ -62,15 +62,17 @@ def adopted(tmp_path_factory) -> list[Path]:
             for source, name, sets, *_ in [*LAYERS, BACKBONE, STRIDE32_BACKBONE]]
 
 
-def gen_verify(repo: Path, base: str, edits: list[str], specs: list[Path], out: Path, *, train: bool = True,
-               imgsz: int = 64):
-    """gen-yaml ``base`` with ``edits`` into ``out``, then verify (--train) it; the report."""
+def generate(repo: Path, base: str, edits: list[str], specs: list[Path], out: Path) -> Path:
+    """gen-yaml ``base`` with ``edits`` into the folder ``out``; the model YAML."""
     out.mkdir()
     invoke("gen-yaml", base, *edits, "--repo", repo, "-o", out, *(a for s in specs for a in ("--spec", s)))
     (model,) = out.glob("*.yaml")
-    report = verify(model, detect_target(repo), imgsz=imgsz, batch=2, train=train)
+    return model
+
+
+def modules(report) -> set[str]:
     assert report.ok, [(c.name, c.message) for c in report.checks if c.status == "fail"]
-    return report
+    return {row["module"].rsplit(".", 1)[-1] for row in report.layers}
 
 
 @pytest.mark.parametrize(("kind", "version", "base", "detr_base"), BASES, ids=[b[1] for b in BASES])
@@ -79,15 +81,14 @@ def test_every_adopted_fixture_applies_generates_and_trains(checkout_factory, ad
     repo = checkout_factory(kind, version)
     invoke("apply", "--repo", repo, *(arg for spec in adopted for arg in ("--spec", spec)))
     edits = [arg for *_, option, edit in LAYERS for arg in (option, edit)]
-    report = gen_verify(repo, base, edits, adopted[:-2], tmp_path / "layers")
-    assert {row["module"].rsplit(".", 1)[-1] for row in report.layers} >= {layer[3] for layer in LAYERS}
-    report = gen_verify(repo, base, ["--backbone", BACKBONE[3]], adopted[-2:-1], tmp_path / "backbone")
-    assert BACKBONE[3] in {row["module"].rsplit(".", 1)[-1] for row in report.layers}
+    layers = generate(repo, base, edits, adopted[:-2], tmp_path / "layers")
+    backbone = generate(repo, base, ["--backbone", BACKBONE[3]], adopted[-2:-1], tmp_path / "backbone")
+    trained = verify_many([layers, backbone], detect_target(repo), imgsz=64, batch=2, train=True)  # one process
+    assert modules(trained[0]) >= {layer[3] for layer in LAYERS} and BACKBONE[3] in modules(trained[1])
     # built, run forward and backward (its head's training is not what this is about); 160: RT-DETR's 300 queries
     # need as many anchors (8.0.227's top-k fails on the 84 of a 64 x 64 image)
-    report = gen_verify(repo, detr_base, ["--backbone", STRIDE32_BACKBONE[3]], adopted[-1:], tmp_path / "stride32",
-                        train=False, imgsz=160)
-    assert STRIDE32_BACKBONE[3] in {row["module"].rsplit(".", 1)[-1] for row in report.layers}
+    stride32 = generate(repo, detr_base, ["--backbone", STRIDE32_BACKBONE[3]], adopted[-1:], tmp_path / "stride32")
+    assert STRIDE32_BACKBONE[3] in modules(verify(stride32, detect_target(repo), imgsz=160, batch=2))
 
 
 BUNDLED = [("shsa.py", "SHSA"), ("biformer.py", "BiLevelRoutingAttention"), ("bhvit.py", "token_mixer"),

@@ -42,8 +42,9 @@ def test_compare_columns_equal_what_verify_reports(rtdetr_models):
     assert [r["model"] for r in rows] == ["rtdetr-l", "rtdetr-l-residual-SHSA", "rtdetr-l-token_mixer",
                                           "rtdetr-l-revcol_tiny"]
     assert all(r["ok"] and r["latency_runs"] == 1 and r["latency_ms"] > 0 and r["peak_mib"] > 0 for r in rows)
-    for model, row in zip(models, rows):
-        totals = json.loads(invoke("verify", model, "--repo", repo, "--imgsz", IMGSZ, "--batch", 1, "--json"))["totals"]
+    reports = json.loads(invoke("verify", *models, "--repo", repo, "--imgsz", IMGSZ, "--batch", 1, "--json"))
+    for model, row, report in zip(models, rows, reports, strict=True):
+        totals = report["totals"]
         assert (row["layers"], row["parameters"], row["gflops"]) == (
             totals["layers"], totals["parameters"], totals["gflops"]), model
     assert rows[1]["difference"]["parameters"] == rows[1]["parameters"] - rows[0]["parameters"]

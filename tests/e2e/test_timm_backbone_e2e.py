@@ -2,7 +2,8 @@
 
 Per target a CNN, a mobile model and a hierarchical transformer or hybrid, each ``gen-yaml`` -> ``verify --train``
 (build, GFLOPs, backward, one epoch with the target's own trainer, reload; on 8.4 also ``ULTRALYTICS_SAFE_LOAD=1``).
-On Ultralytics the three are spread over yolov8n and rtdetr-l, so both heads' trainers run a timm backbone.
+On Ultralytics the three are spread over yolov8n and rtdetr-l, so both heads' trainers run a timm backbone. The
+models of one image size are verified by one ``verify A B C``, one run of the target's Python.
 """
 
 from __future__ import annotations
@@ -77,21 +78,33 @@ def verify(yaml: Path, repo: Path, imgsz: int, *extra: str) -> dict:
     return report
 
 
+def verify_all(yamls: list[Path], repo: Path, imgsz: int, *extra: str) -> list[dict]:
+    """``verify A B ... --json``: the reports of the models, verified in one run of the target's Python."""
+    result = CliRunner().invoke(app, ["verify", *map(str, yamls), "--repo", str(repo), "--imgsz", str(imgsz),
+                                      "--json", *extra])
+    reports = json.loads(result.stdout)
+    return reports if isinstance(reports, list) else [reports]
+
+
 @pytest.mark.parametrize("target", sorted(MATRIX))
 def test_cnn_mobile_and_hierarchical_timm_backbones_train(applied, tmp_path, target):
     repo = applied(target)
-    for base, model, imgsz in MATRIX[target][2]:
-        out = tmp_path / f"{model}.yaml"
-        gen(repo, base, model, out)
-        row = out.read_text().split("backbone:")[1].split("head:")[0]
-        assert f"TimmBackbone, [{model}, [8, 16, 32], {{}}]" in row  # one row, the three strides the head reads
-        report = verify(out, repo, imgsz, "--train")
-        checks = {c["name"] for c in report["checks"] if c["status"] == "pass"}
-        assert {"build", "forward", "backward", "train", "reload"} <= checks, (model, report["checks"])
-        first = report["layers"][0]
-        assert first["module"] == "TimmBackbone" and first["params"] > 0
-        if target == "ultralytics-8.4.190":
-            assert "safe_reload" in checks  # ULTRALYTICS_SAFE_LOAD=1: the layer pickles without timm's classes
+    for size in sorted({imgsz for *_, imgsz in MATRIX[target][2]}):
+        outs = []
+        for base, model, _ in [row for row in MATRIX[target][2] if row[2] == size]:
+            outs.append(tmp_path / f"{model}.yaml")
+            gen(repo, base, model, outs[-1])
+            row = outs[-1].read_text().split("backbone:")[1].split("head:")[0]
+            assert f"TimmBackbone, [{model}, [8, 16, 32], {{}}]" in row  # one row, the three strides the head reads
+        reports = verify_all(outs, repo, size, "--train")
+        assert [Path(report["yaml"]).name for report in reports] == [out.name for out in outs]
+        for report in reports:
+            checks = {c["name"] for c in report["checks"] if c["status"] == "pass"}
+            assert report["ok"] and {"build", "forward", "backward", "train", "reload"} <= checks, report["checks"]
+            first = report["layers"][0]
+            assert first["module"] == "TimmBackbone" and first["params"] > 0
+            if target == "ultralytics-8.4.190":
+                assert "safe_reload" in checks  # ULTRALYTICS_SAFE_LOAD=1: the layer pickles without timm's classes
 
 
 def test_a_timm_backbone_exports_to_onnx(applied, tmp_path):

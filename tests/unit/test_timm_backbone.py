@@ -146,3 +146,27 @@ def test_timm_weights_map_timm_keys_onto_the_features_only_names():
                               "body.stages_0.blocks.0.conv_dw.weight": "stages.0.blocks.0.conv_dw.weight"}
     revcol = SpecRegistry().get("RevCol").official
     assert not revcol.flat_stages and revcol.match({"a.0.w": (1,)}, {"a_0.w": (1,)}).unexpected == ("a.0.w",)
+
+
+def test_timm_answers_are_kept_while_the_python_and_its_timm_are_unchanged(tmp_path, monkeypatch):
+    """gen-yaml asks the target's timm once per model and options; a changed timm (its file) asks again."""
+    from yamlforge.modelyaml import timm as timm_yaml
+    from yamlforge.target_python import RunnerAnswer
+
+    monkeypatch.setenv("YAMLFORGE_CACHE", str(tmp_path / "cache"))
+    timm_file = tmp_path / "timm" / "__init__.py"
+    timm_file.parent.mkdir()
+    timm_file.write_text("__version__ = '1.0'\n")
+    asked = []
+
+    def runner(args, python, timeout):
+        asked.append(args)
+        return RunnerAnswer({"channels": [64, 128, 256], "reductions": [8, 16, 32], "options": {},
+                             "timm_file": str(timm_file)}, "")
+
+    monkeypatch.setattr(timm_yaml, "_run_timm", runner)
+    first = timm_yaml.ask_timm("resnet18", {}, None, "--backbone")
+    assert timm_yaml.ask_timm("resnet18", {}, None, "--backbone") == first and len(asked) == 1
+    timm_yaml.ask_timm("resnet18", {"dynamic_img_size": True}, None, "--backbone")  # other options: asked
+    timm_file.write_text("__version__ = '1.1'\n")  # timm upgraded in that Python
+    assert timm_yaml.ask_timm("resnet18", {}, None, "--backbone") == first and len(asked) == 3

@@ -367,6 +367,16 @@ def test_verify_bad_option_exits_2(pristine, option, message):
     assert message in result.output
 
 
+def test_several_models_with_one_models_checkpoint_are_refused(pristine, tmp_path):
+    out = tmp_path / "OUT.pt"
+    out.write_bytes(b"")
+    repo = pristine("ultralytics", "8.4.190")
+    result = cli.invoke(app, ["verify", "yolov8n.yaml", "yolov8s.yaml", "--repo", str(repo), "--train", "--weights",
+                              str(out)])
+    assert result.exit_code == 2 and result.output.count("error:") == 1
+    assert "--weights is one model's checkpoint" in result.output
+
+
 def test_stock_name_resolves_only_when_the_target_has_it(pristine):
     from yamlforge.check.verify import resolve_yaml
     from yamlforge.targets import detect_target

@@ -172,17 +172,30 @@ def verify(yaml_path: Path, target: Target, *, imgsz=640, batch=2, train=False, 
 
     Raises YamlforgeError for bad input: missing YAML or checkpoint, unusable --imgsz/--batch, unknown --python.
     """
+    return verify_many([yaml_path], target, imgsz=imgsz, batch=batch, train=train, python=python, log=log,
+                       weights=weights)[0]
+
+
+def verify_many(yaml_paths: list[Path], target: Target, *, imgsz=640, batch=2, train=False, python: str | None = None,
+                log: bool = False, weights: Path | None = None) -> list[VerifyReport]:
+    """:func:`verify` of each model, in one subprocess (torch, the checkout and its trainer imported once); their
+    reports in order. Several models with ``weights`` (one model's checkpoint) are refused."""
     check_options(imgsz=imgsz, batch=batch)
-    yaml = resolve_yaml(yaml_path, target)
+    if weights is not None and len(yaml_paths) > 1:
+        raise YamlforgeError("--weights is one model's checkpoint", where="--weights",
+                             hint="verify the model it was written for alone")
+    yamls = [resolve_yaml(path, target) for path in yaml_paths]
     python = resolve_python(python)
-    args = ["--mode", "verify", "--yaml", yaml,
+    args = ["--mode", "verify", "--yaml", *yamls,
             "--imgsz", str(imgsz), "--batch", str(batch), *check_pretrained(weights, train)]
     if train:
         args.append("--train")
-    answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT[bool(train)], target=target, log=log)
+    answer = run_runner(RUNNER, args, python=python, timeout=TIMEOUT[bool(train)] * len(yamls), target=target,
+                        log=log)
     if not answer.ok:  # no answer, a crash (with its traceback), or target facts the runner does not understand
-        return _runner_failure(target, yaml, imgsz, batch, python, answer.failure("verify"), answer.diagnostic(15))
-    return VerifyReport.from_runner(answer.data)
+        return [_runner_failure(target, yaml, imgsz, batch, python, answer.failure("verify"), answer.diagnostic(15))
+                for yaml in yamls]
+    return [VerifyReport.from_runner(raw) for raw in answer.data.get("reports", [answer.data])]
 
 
 # ------------------------------------------------------------------ rendering

@@ -1,5 +1,6 @@
 """``verify``, ``compare``, ``doctor`` and ``graph``: the commands that run a model in the target's Python."""
 
+import json
 from pathlib import Path
 
 import typer
@@ -9,7 +10,8 @@ from .common import RepoOption, VerifyLogFlag, handle_errors, stderr
 
 @handle_errors
 def verify_command(
-    model: Path = typer.Argument(..., help="Model YAML (or a stock name like yolov8n.yaml)."),
+    models: list[Path] = typer.Argument(..., help="Model YAMLs (or stock names like yolov8n.yaml): each verified, "
+                                        "all in one run of the target's Python."),
     repo: Path = RepoOption,
     imgsz: int = typer.Option(640, "--imgsz", help="Image size of the forward pass and GFLOPs."),
     batch: int = typer.Option(2, "--batch", help="Batch of the forward/backward pass and the smoke training."),
@@ -22,21 +24,25 @@ def verify_command(
     export: str | None = typer.Option(None, "--export", help="Also export with the target's exporter (onnx) and "
                                       "compare onnxruntime with PyTorch."),
 ):
-    """Build the model in the checkout's own code: imports, layer table, GFLOPs, gradients, optional smoke training."""
+    """Build the model in the checkout's own code: imports, layer table, GFLOPs, gradients, optional smoke training.
+    With several models, a report for each (``--json``: a list of the objects)."""
     from ..check.export import add_export_check, check_export_format
-    from ..check.verify import render_report, verify
+    from ..check.verify import render_report, verify_many
     from ..targets import detect_target
 
     check_export_format(export)
     target = detect_target(repo)
-    report = verify(model, target, imgsz=imgsz, batch=batch, train=train, python=python, log=log, weights=weights)
-    if export:
+    reports = verify_many(models, target, imgsz=imgsz, batch=batch, train=train, python=python, log=log,
+                          weights=weights)
+    for report in reports if export else ():
         add_export_check(report, target, imgsz=imgsz, log=log)
     if as_json:
-        typer.echo(report.to_json())
+        typer.echo(reports[0].to_json() if len(reports) == 1 else
+                   json.dumps([report.to_dict() for report in reports], indent=2))
     else:
-        render_report(report)
-    if not report.ok:
+        for report in reports:
+            render_report(report)
+    if not all(report.ok for report in reports):
         raise typer.Exit(1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from ..errors import YamlforgeError
@@ -50,16 +51,30 @@ def _run_timm(args: list[str], python: str | None, timeout: float):
 
 
 def ask_timm(name: str, options: dict[str, Any], python: str | None, option: str) -> TimmStages:
-    """Run timm_runner.py in the target's Python; a model timm refuses is one error naming ``option``."""
+    """Run timm_runner.py in the target's Python (or take its answer from the cache, kept while that Python, its
+    timm and a ``pretrained_file`` are unchanged); a model timm refuses is one error naming ``option``."""
+    from .. import stamped_cache
+
+    entry = stamped_cache.entry_file("timm-info", json.dumps([_python(python), name, options], sort_keys=True))
+    raw = stamped_cache.read(entry)
+    if raw is None:
+        raw = _timm_info(name, options, python, option)
+        read_from = [_python(python), raw.get("timm_file"), options.get("pretrained_file")]
+        if raw.get("timm_file"):
+            stamped_cache.write(entry, raw, [Path(f) for f in read_from if f])
+    return stages_of(raw, name, option)
+
+
+def _timm_info(name: str, options: dict[str, Any], python: str | None, option: str) -> dict:
+    """timm_runner.py's ``info`` answer for ``name``; no answer, or no timm, is one error naming ``option``."""
     answer = _run_timm(["info", "--model", name, "--options", json.dumps(options)], python, TIMEOUT)
     raw = answer.data
     if raw is None:
-        tail = answer.tail(2, sep=" ")
-        raise YamlforgeError(f"the timm subprocess gave no answer: {tail}", where=option)
+        raise YamlforgeError(f"the timm subprocess gave no answer: {answer.tail(2, sep=' ')}", where=option)
     if raw.get("missing"):
         raise YamlforgeError(f"timm is not installed in {_python(python)}", where=option,
                              hint="pip install timm (in the Python that trains the model; --python names it)")
-    return stages_of(raw, name, option)
+    return raw
 
 
 def stages_of(raw: dict, name: str, option: str) -> TimmStages:

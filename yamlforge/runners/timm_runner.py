@@ -196,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     try:
-        import timm  # noqa: F401 - the one requirement
+        import timm  # the one requirement
     except ImportError:
         answer = {"schema": SCHEMA, "missing": "timm"}
-    else:
-        body = info(args.model, json.loads(args.options), args.sizes) if args.command == "info" else \
-            survey(args.pattern, args.cache)
+    else:  # an info answer names timm's file: yamlforge keeps it while that file is unchanged
+        body = {**info(args.model, json.loads(args.options), args.sizes), "timm_file": timm.__file__} \
+            if args.command == "info" else survey(args.pattern, args.cache)
         answer = {"schema": SCHEMA, **body}
     sys.stdout.write("\n" + json.dumps(answer) + "\n")
     return 0

@@ -102,7 +102,7 @@ def train_with_script(args, facts: dict, save_dir: Path, resumed: bool) -> str |
                    "--seed", str(args.seed), "--project", str(save_dir.parent), "--name", save_dir.name,
                    "--exist-ok", *facts["train_flags"]]
         options += ["--workers", str(args.workers)] if args.workers is not None else []
-    return yf_scripts.run_script(facts, script, options)[1]
+    return yf_scripts.run_script(facts, script, options)[0]
 
 
 def script_hyp(facts: dict, options: dict) -> Path:

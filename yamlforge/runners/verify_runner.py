@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,9 +59,28 @@ def read_facts(text: str) -> dict:
 
 
 def mode_verify(args, facts: dict) -> dict:
+    """The report of ``--yaml``; of several (``--yaml A B ...``): each verified in a folder of its own in this one
+    process (torch, the checkout and the trainer are imported once), ``{"reports": [...]}`` in their order."""
+    if len(args.yamls) < 2:
+        return verify_model(args, facts, args.yaml)
+    here, reports = Path.cwd(), []
+    for number, yaml in enumerate(args.yamls):
+        folder = here / f"model-{number}"
+        folder.mkdir()
+        os.chdir(folder)
+        try:
+            reports.append(verify_model(args, facts, yaml))
+        finally:
+            os.chdir(here)
+    return {"schema": yf_facts.VERIFY_SCHEMA, "reports": reports}
+
+
+def verify_model(args, facts: dict, yaml: str) -> dict:
+    """Import, build, forward, GFLOPs and backward of ``yaml`` (with ``--train`` the smoke training and reloads), in
+    the working directory."""
     root = Path(facts["root"]).resolve()
     report = yf_facts.Report(target={"kind": facts["kind"], "version": facts["version"], "root": str(root)},
-                             yaml=args.yaml, imgsz=args.imgsz, batch=args.batch, python=sys.executable, imported=None,
+                             yaml=yaml, imgsz=args.imgsz, batch=args.batch, python=sys.executable, imported=None,
                              gradients=None, train=None, settings=None)
     yf_facts.put_checkout_on_path(facts["path_entry"])
     if not yf_facts.import_torch(report):
@@ -69,7 +89,7 @@ def mode_verify(args, facts: dict) -> dict:
     for trap in yf_traps.environment_traps(facts, root, thop=False) if imports else ():  # thop: check_flops's
         report.note(f"{trap['message']}; fix: {trap['fix']}")
     imported = report.data["imported"] is not None
-    model, cfg_dict = yf_build.build(report, facts, args.yaml, root) if imported else (None, None)
+    model, cfg_dict = yf_build.build(report, facts, yaml, root) if imported else (None, None)
     if model is not None and yf_checks.check_forward(report, model, args.imgsz, args.batch):
         yf_checks.check_flops(report, facts, model, args.imgsz)
         yf_checks.check_backward(report, facts, model, args.imgsz, args.batch)
@@ -78,7 +98,7 @@ def mode_verify(args, facts: dict) -> dict:
         report.data["text_encoder"] = encoder
         report.note(yf_tasks.open_vocabulary_note(model, encoder, (report.data.get("task") or {}).get("trainer")))
     if args.train:
-        yf_train.check_train(report, facts, args.yaml, cfg_dict, args.imgsz, args.batch, args.pretrained)
+        yf_train.check_train(report, facts, yaml, cfg_dict, args.imgsz, args.batch, args.pretrained)
     report.data["settings"] = yf_facts.settings_state(facts, report.data.get("settings"))
     report.data["ok"] = not report.failed()
     return report.data
@@ -117,7 +137,7 @@ def parse_args(argv, modes=MODES):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=tuple(modes), default=next(iter(modes)))
     parser.add_argument("--target", required=True, help="the facts JSON of yamlforge's Target.runner_facts")
-    parser.add_argument("--yaml")
+    parser.add_argument("--yaml", nargs="+", default=[], help="the model YAML (verify: one or more)")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--train", action="store_true")
@@ -125,7 +145,9 @@ def parse_args(argv, modes=MODES):
     parser.add_argument("--pretrained", help="with --train: the checkpoint the smoke training starts from")
     parser.add_argument("--wrapper", default="YOLO")
     parser.add_argument("--requires", nargs="*", default=[])
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.yamls, args.yaml = args.yaml, (args.yaml or [None])[0]  # every mode but verify reads one
+    return args
 
 
 def serve(target: str, compute, schema: str) -> int:

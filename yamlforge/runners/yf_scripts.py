@@ -112,11 +112,11 @@ def start_checkpoint(facts: dict, script: str, cfg: str, path: Path) -> Path | N
     return path
 
 
-def run_script(facts: dict, script: Path, args: list[str], *, capture: bool = False) -> tuple[int, str | None, str]:
+def run_script(facts: dict, script: Path, args: list[str], *, capture: bool = False) -> tuple[str | None, str]:
     """``python SCRIPT ARGS`` in this process: the checkout's own script run as ``__main__`` (its folder first on
     ``sys.path``, ``sys.argv`` its arguments), where the runner has already imported torch and the checkout's modules:
-    a second interpreter would import them all again, half of a smoke training's time. Returns (its exit status, why
-    it failed in one line or None, what it printed when ``capture``; else it prints to this process's stderr)."""
+    a second interpreter would import them all again, half of a smoke training's time. Returns (why it failed, in one
+    line, or None; what it printed when ``capture``, else it prints to this process's stderr)."""
     if facts["legacy_numpy"]:  # the training code calls names numpy removed: put them back
         import numpy
 
@@ -128,17 +128,16 @@ def run_script(facts: dict, script: Path, args: list[str], *, capture: bool = Fa
     with captured_output() if capture else contextlib.nullcontext([""]) as printed:
         try:
             runpy.run_path(str(script), run_name="__main__")
-            status, reason = 0, None
+            reason = None
         except SystemExit as exc:  # argparse, or the script's own exit
-            status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-            reason = f"{script.name} exited with {exc.code}" if status else None
+            reason = f"{script.name} exited with {exc.code}" if exc.code not in (None, 0) else None
         except Exception as exc:  # the script's crash, printed as the interpreter would
             traceback.print_exc()
-            status, reason = 1, yf_facts.one_line(exc)
+            reason = yf_facts.one_line(exc)
         finally:
             sys.argv, sys.path[:] = saved[0], saved[1]
             os.chdir(saved[2])
-    return status, reason, printed[0]
+    return reason, printed[0]
 
 
 @contextlib.contextmanager

@@ -277,7 +277,7 @@ def run_train_script(facts: dict, script: str, cfg: str, cfg_dict: dict, workdir
     args = ["--data", str(data), "--epochs", "1", "--device", "cpu", "--workers", "0", "--project",
             str(workdir / "runs"), "--name", "train", "--exist-ok",
             *script_arguments(facts, script, cfg, workdir, imgsz, batch, pretrained)]
-    _, failed, printed = yf_scripts.run_script(facts, Path(facts["root"]) / script, args, capture=True)
+    failed, printed = yf_scripts.run_script(facts, Path(facts["root"]) / script, args, capture=True)
     sys.stderr.write(printed[-12000:])
     weights_dir = workdir / "runs" / "train" / "weights"
     return failed, printed, next((w for w in (weights_dir / "best.pt", weights_dir / "last.pt") if w.is_file()), None)
