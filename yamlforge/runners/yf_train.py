@@ -20,7 +20,7 @@ else:  # a script in the target's Python: its own folder is sys.path[0]
     import yf_wrappers
 
 
-# check_safe_reload reloads the checkpoint in a fresh process: the runner script in its predict mode
+# check_safe_reload reloads the checkpoint in a fresh process: the runner script in its reload mode
 VERIFY_RUNNER = Path(__file__).with_name("verify_runner.py")
 TRAIN_IMGSZ_MAX = 160  # the smoke training proves the loop works; image size does not matter for that
 SMOKE_IMAGES = 4  # nor does the number of images: two batches of the smallest batch size, two of each class
