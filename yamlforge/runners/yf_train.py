@@ -212,12 +212,16 @@ def predict_with_wrapper(package: str, wrapper: str, weights: Path, image: Path,
 def forward_with_wrapper(package: str, wrapper: str, weights: Path, imgsz: int) -> str:
     """The shape of what the reloaded model's network computes for a blank image: the load and the layers it built,
     without the predictor (whose NMS imports torchvision, 2 s, and ran in :func:`predict_with_wrapper` already)."""
+    model = load_with_wrapper(package, wrapper, weights).model
+    return "x".join(str(n) for n in blank_output_shape(model.float().eval(), imgsz))
+
+
+def blank_output_shape(model, imgsz: int) -> list[int]:
+    """The shape of ``model``'s first output for one blank ``imgsz`` image (what a reload check shows)."""
     import torch
 
-    model = load_with_wrapper(package, wrapper, weights).model
     with torch.no_grad():
-        out = model.float().eval()(torch.zeros(1, 3, imgsz, imgsz))
-    return "x".join(str(n) for n in yf_facts.shape_of(next(yf_facts.tensors(out))))
+        return yf_facts.shape_of(next(yf_facts.tensors(model(torch.zeros(1, 3, imgsz, imgsz)))))
 
 
 def load_with_wrapper(package: str, wrapper: str, weights: Path):
@@ -334,9 +338,7 @@ def train_with_script(report: yf_facts.Report, facts: dict, cfg: str, cfg_dict: 
         import torch
 
         model = yf_facts.load_callable(facts["checkpoint_loader"])(str(weights), torch.device("cpu"))
-        with torch.no_grad():
-            out = model(torch.zeros(1, 3, imgsz, imgsz))
-        boxes = yf_facts.shape_of(next(yf_facts.tensors(out)))
+        boxes = blank_output_shape(model, imgsz)
     except Exception as exc:
         return report.check("reload", "fail", f"{loader}('{weights.name}') + predict failed: {yf_facts.one_line(exc)}",
                             where=yf_facts.where_in_traceback(exc))
